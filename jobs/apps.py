@@ -1,0 +1,17 @@
+from django.apps import AppConfig
+from django.db.models.signals import post_migrate
+
+
+class JobsConfig(AppConfig):
+    name = "jobs"
+    default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from django.utils.module_loading import autodiscover_modules
+
+        from . import checks  # noqa: F401  (registers the django-q2 safety checks)
+        from .periodic import ensure_schedules
+
+        post_migrate.connect(ensure_schedules, sender=self, dispatch_uid="jobdeck-periodic")
+        # Each app registers its job types in a `jobtypes` module.
+        autodiscover_modules("jobtypes")

@@ -1,0 +1,51 @@
+"""Start-up checks refusing django-q2 settings that would break Jobdeck's guarantees."""
+
+from django.conf import settings
+from django.core import checks
+
+
+@checks.register(checks.Tags.compatibility)
+def check_q_cluster(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
+    conf = getattr(settings, "Q_CLUSTER", {})
+    errors: list[checks.CheckMessage] = []
+
+    def error(msg: str, hint: str, n: int) -> None:
+        errors.append(checks.Error(msg, hint=hint, id=f"jobdeck.E00{n}"))
+
+    timeout, retry = conf.get("timeout"), conf.get("retry", 60)
+    if timeout is None or timeout <= 0:
+        error("Q_CLUSTER['timeout'] must be set.", "A worker without a timeout can hang.", 1)
+    elif retry < timeout * 1.1 + 5:
+        # retry is a visibility timeout: a message still running after `retry`
+        # seconds is delivered again, so it must outlive the worker timeout.
+        error(
+            f"Q_CLUSTER['retry'] ({retry}s) must exceed 'timeout' ({timeout}s) with margin.",
+            "Set retry to at least timeout * 1.1 + 5 seconds.",
+            2,
+        )
+    if conf.get("max_attempts") != 1:
+        error(
+            "Q_CLUSTER['max_attempts'] must be 1.",
+            "Retries are Jobdeck's, counted on the job row.",
+            3,
+        )
+    if not conf.get("ack_failures"):
+        error(
+            "Q_CLUSTER['ack_failures'] must be True.",
+            "A failed message is acknowledged; Jobdeck's sweep recovers the job.",
+            4,
+        )
+    if not conf.get("recycle") and not conf.get("max_rss"):
+        error(
+            "Set Q_CLUSTER['recycle'] or 'max_rss'.",
+            "Workers must be recycled against memory growth.",
+            5,
+        )
+    queue_limit = conf.get("queue_limit")
+    if queue_limit is not None and queue_limit > 4 * int(conf.get("workers") or 1) + 4:
+        error(
+            "Q_CLUSTER['queue_limit'] is too large.",
+            "Messages held in memory are lost with the cluster; keep it small.",
+            6,
+        )
+    return errors

@@ -1,0 +1,286 @@
+"""Job, Task, JobLog and the audit trail of human actions."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Exists, OuterRef, Q
+from django.utils import timezone
+
+
+class JobStatus(models.TextChoices):
+    DRAFT = "draft"  # planned, analysed, not yet submitted; never runs
+    PENDING = "pending"  # waiting for a worker (maybe delayed by run_after)
+    RUNNING = "running"  # claimed by exactly one worker
+    COMPLETED = "completed"  # every task succeeded
+    FAILED = "failed"  # a task failed, the worker was lost, or attempts ran out
+    CANCELLED = "cancelled"  # cancelled by a person before or while running
+
+
+class TaskStatus(models.TextChoices):
+    PENDING = "pending"  # not run yet in this attempt
+    RUNNING = "running"  # its handler is executing
+    SUCCEEDED = "succeeded"  # done; a retry skips it
+    FAILED = "failed"  # its handler raised; the job stopped here
+    SKIPPED = "skipped"  # never reached because the job was cancelled
+    CANCELLED = "cancelled"  # was running when the job was cancelled
+
+
+class LogLevel(models.IntegerChoices):
+    DEBUG = 10
+    INFO = 20
+    WARNING = 30
+    ERROR = 40
+
+
+ACTIVE_STATUSES = (JobStatus.PENDING, JobStatus.RUNNING)
+FINISHED_STATUSES = (JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED)
+
+# The one table of legal transitions; services.transition() enforces it.
+TRANSITIONS: dict[str, frozenset[str]] = {
+    JobStatus.DRAFT: frozenset({JobStatus.PENDING}),
+    JobStatus.PENDING: frozenset({JobStatus.RUNNING, JobStatus.CANCELLED}),
+    JobStatus.RUNNING: frozenset(
+        {JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED, JobStatus.PENDING}
+    ),
+    JobStatus.COMPLETED: frozenset(),
+    JobStatus.FAILED: frozenset({JobStatus.PENDING}),
+    JobStatus.CANCELLED: frozenset({JobStatus.PENDING}),
+}
+
+
+def _max_length(choices: type[models.TextChoices]) -> int:
+    return max(len(value) for value in choices.values)
+
+
+class JobQuerySet(models.QuerySet):
+    def active(self) -> JobQuerySet:
+        return self.filter(status__in=ACTIVE_STATUSES)
+
+    def finished(self) -> JobQuerySet:
+        return self.filter(status__in=FINISHED_STATUSES)
+
+    def runnable(self, now=None) -> JobQuerySet:
+        """Pending jobs a worker may start now.
+
+        Due (`run_after` passed) and, for a release's jobs, FIFO: nothing of the same
+        release is running and no older job of it is still pending.
+        """
+        now = now or timezone.now()
+        blocking = Job.objects.filter(release=OuterRef("release")).filter(
+            Q(status=JobStatus.RUNNING) | Q(status=JobStatus.PENDING, pk__lt=OuterRef("pk"))
+        )
+        return (
+            self.filter(status=JobStatus.PENDING)
+            .filter(Q(run_after__isnull=True) | Q(run_after__lte=now))
+            .filter(Q(release__isnull=True) | ~Exists(blocking))
+        )
+
+    def visible_to(self, user) -> JobQuerySet:
+        """Jobs `user` may see: their own, or all with `view_all_jobs`."""
+        if user is None or not user.is_authenticated:
+            return self.none()
+        if user.has_perm("jobs.view_all_jobs") or user.has_perm("jobs.manage_all_jobs"):
+            return self
+        return self.filter(created_by=user)
+
+
+class Job(models.Model):
+    job_type = models.CharField(max_length=100, db_index=True)
+    status = models.CharField(
+        max_length=_max_length(JobStatus), choices=JobStatus.choices, default=JobStatus.PENDING
+    )
+    config = models.JSONField(default=dict, blank=True)
+    result = models.JSONField(null=True, blank=True)
+    error = models.TextField(blank=True)
+    release = models.ForeignKey(
+        "releases.Release", null=True, blank=True, on_delete=models.CASCADE, related_name="jobs"
+    )
+    schedule = models.ForeignKey(
+        "scheduler.Schedule", null=True, blank=True, on_delete=models.SET_NULL, related_name="jobs"
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="jobs",
+    )
+    # Higher runs first; the same range as django.tasks (-100..100).
+    priority = models.SmallIntegerField(default=0)
+    run_after = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    max_attempts = models.PositiveIntegerField(default=1)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    queued_at = models.DateTimeField(null=True, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    cancel_requested_at = models.DateTimeField(null=True, blank=True)
+    worker = models.CharField(max_length=255, blank=True)
+    progress_done = models.PositiveIntegerField(default=0)
+    progress_total = models.PositiveIntegerField(default=0)
+    analysis = models.JSONField(null=True, blank=True)
+
+    objects = JobQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-id"]
+        permissions = [
+            ("view_all_jobs", "Can see every user's jobs"),
+            ("manage_all_jobs", "Can cancel, retry and submit every user's jobs"),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(status__in=JobStatus.values), name="job_status_valid"
+            ),
+            models.CheckConstraint(
+                condition=Q(priority__gte=-100, priority__lte=100), name="job_priority_range"
+            ),
+            # One running job per release, enforced by the database, not by luck.
+            models.UniqueConstraint(
+                fields=["release"],
+                condition=Q(status=JobStatus.RUNNING),
+                name="one_running_job_per_release",
+            ),
+        ]
+        indexes = [
+            # The claim: pending jobs by priority then FIFO.
+            models.Index(
+                "status",
+                models.F("priority").desc(),
+                "id",
+                condition=Q(status=JobStatus.PENDING),
+                name="job_pending_claim_idx",
+            ),
+            models.Index(
+                fields=["heartbeat_at"],
+                condition=Q(status=JobStatus.RUNNING),
+                name="job_running_heartbeat_idx",
+            ),
+            models.Index(fields=["status", "-id"], name="job_status_id_idx"),
+            models.Index(fields=["created_by", "-id"], name="job_owner_id_idx"),
+            models.Index(fields=["release", "status", "id"], name="job_release_status_idx"),
+            models.Index(fields=["schedule", "-id"], name="job_schedule_id_idx"),
+            models.Index(fields=["status", "finished_at"], name="job_status_finished_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"#{self.pk} {self.job_type}"
+
+    @property
+    def progress(self) -> int:
+        """Percent of tasks done; a job without tasks is at 0 %."""
+        if not self.progress_total:
+            return 0
+        return min(100, round(100 * self.progress_done / self.progress_total))
+
+    @property
+    def duration(self) -> timedelta | None:
+        """Started → finished, or → now while running; None before it starts."""
+        if self.started_at is None:
+            return None
+        end = self.finished_at or (timezone.now() if self.status == JobStatus.RUNNING else None)
+        return (end - self.started_at) if end else None
+
+    @property
+    def duration_seconds(self) -> float | None:
+        duration = self.duration
+        return round(duration.total_seconds(), 3) if duration is not None else None
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in FINISHED_STATUSES
+
+
+class Task(models.Model):
+    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="tasks")
+    position = models.PositiveIntegerField()
+    name = models.CharField(max_length=200)
+    status = models.CharField(
+        max_length=_max_length(TaskStatus), choices=TaskStatus.choices, default=TaskStatus.PENDING
+    )
+    result = models.JSONField(null=True, blank=True)
+    error = models.TextField(blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    # Progress inside the task (e.g. files hashed), reported by its handler.
+    progress_done = models.PositiveIntegerField(default=0)
+    progress_total = models.PositiveIntegerField(default=0)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["job", "position"]
+        constraints = [
+            models.UniqueConstraint(fields=["job", "position"], name="task_position_unique"),
+            models.CheckConstraint(
+                condition=Q(status__in=TaskStatus.values), name="task_status_valid"
+            ),
+            models.CheckConstraint(condition=Q(position__gte=1), name="task_position_positive"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.position}. {self.name}"
+
+    @property
+    def duration_seconds(self) -> float | None:
+        if self.started_at is None or self.finished_at is None:
+            return None
+        return round((self.finished_at - self.started_at).total_seconds(), 3)
+
+
+class JobLog(models.Model):
+    """One log line; its id is the follow cursor."""
+
+    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="logs", db_index=False)
+    task = models.ForeignKey(
+        Task, null=True, blank=True, on_delete=models.CASCADE, related_name="logs", db_index=False
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    level = models.PositiveSmallIntegerField(choices=LogLevel.choices, default=LogLevel.INFO)
+    message = models.TextField()
+
+    class Meta:
+        ordering = ["id"]
+        indexes = [
+            # Tail (last N by id) and follow (id > cursor) both walk this index.
+            models.Index(fields=["job", "id"], name="joblog_job_id_idx"),
+            models.Index(fields=["task"], name="joblog_task_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"[{self.get_level_display()}] {self.message[:80]}"
+
+
+class AuditAction(models.TextChoices):
+    CREATED = "created"
+    SUBMITTED = "submitted"
+    CANCELLED = "cancelled"
+    RETRIED = "retried"
+    DELETED = "deleted"
+    CLEANUP = "cleanup"
+
+
+class AuditEvent(models.Model):
+    """Who did what to which job, and through which front door."""
+
+    job = models.ForeignKey(
+        Job, null=True, blank=True, on_delete=models.CASCADE, related_name="events"
+    )
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    via = models.CharField(max_length=20, default="system")  # admin, api, cli, tasks, ...
+    action = models.CharField(max_length=_max_length(AuditAction), choices=AuditAction.choices)
+    detail = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-id"]
+        indexes = [models.Index(fields=["job", "-id"], name="audit_job_id_idx")]
+
+    def __str__(self) -> str:
+        who = self.actor or "system"
+        return f"{self.action} by {who} via {self.via}"

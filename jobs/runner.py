@@ -1,0 +1,318 @@
+"""The django-q2 entry points: run jobs, analyse drafts, the periodic tick.
+
+A broker message is a wake-up. The worker runs the job it names if that job is
+still runnable, then keeps claiming runnable jobs straight from the Job table
+(`SELECT … FOR UPDATE SKIP LOCKED`, priority then FIFO) until none is left or its
+time budget is spent. A redelivered message for a job already claimed is a no-op.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+import traceback
+from typing import Any
+
+from django.conf import settings
+from django.db import IntegrityError, close_old_connections, connection, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from . import registry, services
+from .context import JobContext
+from .exceptions import IllegalTransition, JobCancelled
+from .models import Job, JobStatus, LogLevel, Task, TaskStatus
+
+logger = logging.getLogger(__name__)
+
+
+def worker_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+# --- heartbeat ------------------------------------------------------------------
+
+
+class Heartbeat:
+    """One daemon thread per worker process beating for the job it is running.
+
+    The thread has its own database connection. A worker killed with SIGKILL stops
+    beating and the sweep recovers its job.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._current: tuple[int, int] | None = None
+        self._thread: threading.Thread | None = None
+        self._pid = 0
+
+    def watch(self, job_id: int, attempts: int) -> None:
+        interval = settings.JOBDECK_HEARTBEAT_SECONDS
+        if interval <= 0:
+            return
+        with self._lock:
+            self._current = (job_id, attempts)
+            if self._thread is None or self._pid != os.getpid() or not self._thread.is_alive():
+                self._pid = os.getpid()
+                self._thread = threading.Thread(
+                    target=self._beat, args=(interval,), name="jobdeck-heartbeat", daemon=True
+                )
+                self._thread.start()
+
+    def clear(self) -> None:
+        with self._lock:
+            self._current = None
+
+    def _beat(self, interval: float) -> None:
+        while True:
+            time.sleep(interval)
+            with self._lock:
+                current = self._current
+            if current is None:
+                continue
+            job_id, attempts = current
+            try:
+                Job.objects.filter(pk=job_id, status=JobStatus.RUNNING, attempts=attempts).update(
+                    heartbeat_at=timezone.now()
+                )
+            except Exception:  # the database may be restarting; beat again later
+                logger.warning("heartbeat for job %s failed", job_id, exc_info=True)
+                close_old_connections()
+                connection.close()
+
+
+heartbeat = Heartbeat()
+
+
+# --- claiming ---------------------------------------------------------------------
+
+
+def claim(*, worker: str, job_id: int | None = None) -> Job | None:
+    """Claim one runnable job (the given one, or the next by priority then FIFO).
+
+    The row is locked with SKIP LOCKED so concurrent claimers take different jobs,
+    and the UPDATE is conditional on `pending`, so a job is claimed at most once
+    even where row locks do not exist (SQLite serialises writers instead). The
+    partial unique index on (release) WHERE running refuses a second running job
+    of one release; losing that race means "not now", never an error.
+    """
+    now = timezone.now()
+    with transaction.atomic():
+        candidates = Job.objects.runnable(now).order_by("-priority", "pk")
+        if job_id is not None:
+            candidates = candidates.filter(pk=job_id)
+        job = candidates.select_for_update(skip_locked=True, of=("self",)).first()
+        if job is None:
+            return None
+        fields = dict(
+            status=JobStatus.RUNNING,
+            attempts=F("attempts") + 1,
+            started_at=now,
+            heartbeat_at=now,
+            worker=worker,
+            finished_at=None,
+        )
+        claimed = Job.objects.filter(pk=job.pk, status=JobStatus.PENDING)
+        try:
+            if job.release_id is None:
+                won = claimed.update(**fields)
+            else:
+                with transaction.atomic():  # savepoint: the release may be busy
+                    won = claimed.update(**fields)
+        except IntegrityError:
+            return None
+    if not won:
+        return None
+    job.status = JobStatus.RUNNING
+    job.attempts += 1
+    job.started_at = job.heartbeat_at = now
+    job.worker = worker
+    job.finished_at = None
+    return job
+
+
+# --- execution --------------------------------------------------------------------
+
+
+def execute(job: Job) -> str:
+    """Run a claimed job's unfinished tasks in order; return its final status."""
+    try:
+        job_type = registry.get(job.job_type)
+    except Exception:
+        return _finish_failed(job, f"unknown job type {job.job_type!r}")
+    heartbeat.watch(job.pk, job.attempts)
+    try:
+        return _run_tasks(job, job_type)
+    finally:
+        heartbeat.clear()
+
+
+def _run_tasks(job: Job, job_type: registry.JobType) -> str:
+    ctx = JobContext(job)
+    tasks = list(Task.objects.filter(job_id=job.pk).order_by("position"))
+    results: list[Any] = []
+    first = True
+    for task in tasks:
+        if task.status == TaskStatus.SUCCEEDED:
+            results.append(task.result)
+            continue
+        # Between tasks, honour a cancel request (the claim itself is fresh).
+        if not first and services.job_cancel_requested(job_id=job.pk):
+            return _finish_cancelled(job, None)
+        first = False
+        now = timezone.now()
+        if not Task.objects.filter(pk=task.pk, status=TaskStatus.PENDING).update(
+            status=TaskStatus.RUNNING, started_at=now, attempts=F("attempts") + 1
+        ):
+            return _finish_failed(job, f"task {task.position} was not pending")
+        ctx.task = task
+        try:
+            result = job_type.run_task(ctx, task)
+        except JobCancelled:
+            return _finish_cancelled(job, task)
+        except Exception as exc:
+            return _task_failed(job, job_type, task, exc)
+        task.result = result
+        finished = timezone.now()
+        Task.objects.filter(pk=task.pk, status=TaskStatus.RUNNING).update(
+            status=TaskStatus.SUCCEEDED, result=result, finished_at=finished
+        )
+        results.append(result)
+        if task is not tasks[-1]:
+            Job.objects.filter(pk=job.pk).update(progress_done=F("progress_done") + 1)
+    return _finish(
+        job,
+        JobStatus.COMPLETED,
+        result=job_type.result(results),
+        progress_done=len(tasks),
+    )
+
+
+def _finish(job: Job, status: str, **fields: Any) -> str:
+    """The final conditional UPDATE; a lost race (sweep, redelivery) is logged, not raised."""
+    try:
+        services.transition(
+            job.pk,
+            action=f"finish as {status}",
+            expected=[JobStatus.RUNNING],
+            to=status,
+            finished_at=timezone.now(),
+            heartbeat_at=None,
+            **fields,
+        )
+    except IllegalTransition as exc:
+        logger.warning("%s", exc)
+    return status
+
+
+def _finish_failed(job: Job, error: str) -> str:
+    services.job_log(job_id=job.pk, message=error, level=LogLevel.ERROR)
+    return _finish(job, JobStatus.FAILED, error=error)
+
+
+def _finish_cancelled(job: Job, task: Task | None) -> str:
+    with transaction.atomic():
+        now = timezone.now()
+        if task is not None:
+            Task.objects.filter(pk=task.pk, status=TaskStatus.RUNNING).update(
+                status=TaskStatus.CANCELLED, finished_at=now
+            )
+        Task.objects.filter(job_id=job.pk, status=TaskStatus.PENDING).update(
+            status=TaskStatus.SKIPPED
+        )
+        services.job_log(job_id=job.pk, message="cancelled", level=LogLevel.WARNING)
+        return _finish(job, JobStatus.CANCELLED)
+
+
+def _task_failed(job: Job, job_type: registry.JobType, task: Task, exc: BaseException) -> str:
+    trace = "".join(traceback.format_exception(exc))
+    summary = f"task {task.position} ({task.name}) failed: {type(exc).__name__}: {exc}"
+    now = timezone.now()
+    Task.objects.filter(pk=task.pk, status=TaskStatus.RUNNING).update(
+        status=TaskStatus.FAILED, error=trace, finished_at=now
+    )
+    services.job_log(job_id=job.pk, task_id=task.pk, message=summary, level=LogLevel.ERROR)
+    error = f"{summary}\n\n{trace}"
+    if job.attempts < job.max_attempts:
+        delay = services.retry_delay(job, job_type.retry_backoff)
+        try:
+            services.transition(
+                job.pk,
+                action="re-queue",
+                expected=[JobStatus.RUNNING],
+                to=JobStatus.PENDING,
+                error=error,
+                worker="",
+                heartbeat_at=None,
+                run_after=now + delay,
+            )
+        except IllegalTransition as exc2:
+            logger.warning("%s", exc2)
+            return JobStatus.FAILED
+        services.job_log(
+            job_id=job.pk,
+            message=f"attempt {job.attempts} of {job.max_attempts} failed; "
+            f"retrying in {delay.total_seconds():.1f}s",
+            level=LogLevel.WARNING,
+        )
+        return JobStatus.PENDING
+    return _finish(job, JobStatus.FAILED, error=error)
+
+
+# --- django-q2 entry points ---------------------------------------------------------
+
+
+def run_job(job_id: int | None = None) -> dict[str, int]:
+    """Broker entry point: run `job_id` if still runnable, then drain runnable jobs."""
+    worker = worker_name()
+    deadline = time.monotonic() + settings.JOBDECK_DRAIN_SECONDS
+    ran = 0
+    job = claim(worker=worker, job_id=job_id) if job_id is not None else None
+    while True:
+        if job is not None:
+            execute(job)
+            ran += 1
+        if time.monotonic() >= deadline:
+            break
+        job = claim(worker=worker)
+        if job is None and not _wait_for_due_job(deadline):
+            break
+    # Work left that this worker did not take (budget spent): wake another worker.
+    if time.monotonic() >= deadline and Job.objects.runnable().exists():
+        services.enqueue_wakeup(None)
+    return {"ran": ran}
+
+
+def _wait_for_due_job(deadline: float) -> bool:
+    """If a delayed job falls due before `deadline`, sleep until then and say so."""
+    next_due = (
+        Job.objects.filter(status=JobStatus.PENDING, run_after__gt=timezone.now())
+        .order_by("run_after")
+        .values_list("run_after", flat=True)
+        .first()
+    )
+    if next_due is None:
+        return False
+    wait = (next_due - timezone.now()).total_seconds()
+    if time.monotonic() + wait >= deadline:
+        return False
+    time.sleep(max(0.0, min(wait, 1.0)))
+    return True
+
+
+def analyze_job(job_id: int) -> dict:
+    """Broker entry point: analyse a draft."""
+    return services.job_analyze(job_id=job_id)
+
+
+def tick() -> dict[str, Any]:
+    """Periodic maintenance (a django-q2 schedule): recover stale jobs, wake workers for
+    delayed jobs that fell due."""
+    swept = services.sweep_stale_jobs()
+    due = Job.objects.runnable().count()
+    for _ in range(min(due, int(settings.Q_CLUSTER.get("workers") or 1))):
+        services.enqueue_wakeup(None)
+    return {**swept, "woken": min(due, int(settings.Q_CLUSTER.get("workers") or 1))}

@@ -1,0 +1,469 @@
+"""Writes and workflows on jobs: the one place for their rules.
+
+Admin actions, API views, management commands, schedules and the django.tasks
+backend all call these functions. Every status change is a conditional UPDATE
+(`filter(pk=…, status__in=expected)`), so two workers, a redelivered broker
+message and a person clicking cancel can never both win.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.db.models import F, Value
+from django.db.models.functions import Coalesce
+from django.utils import timezone
+
+from . import registry
+from .exceptions import IllegalTransition
+from .models import (
+    FINISHED_STATUSES,
+    AuditAction,
+    AuditEvent,
+    Job,
+    JobLog,
+    JobStatus,
+    LogLevel,
+    Task,
+    TaskStatus,
+)
+
+logger = logging.getLogger(__name__)
+
+RUNNER = "jobs.runner.run_job"
+
+
+# --- transitions --------------------------------------------------------------
+
+
+def transition(
+    job_id: int, *, action: str, expected: Iterable[str], to: str, **fields: Any
+) -> None:
+    """Move job `job_id` from one of `expected` to `to` in one conditional UPDATE.
+
+    Raises IllegalTransition (naming the current status) when the job was not in
+    an expected status, i.e. when another actor won the race or the move is illegal.
+    """
+    expected = tuple(expected)
+    updated = Job.objects.filter(pk=job_id, status__in=expected).update(status=to, **fields)
+    if not updated:
+        current = Job.objects.filter(pk=job_id).values_list("status", flat=True).first()
+        raise IllegalTransition(job_id, action, current, allowed=expected)
+
+
+def audit(
+    *, job: Job | None, user, via: str, action: str, detail: dict | None = None
+) -> AuditEvent:
+    actor = user if user is not None and user.is_authenticated else None
+    return AuditEvent.objects.create(
+        job=job, actor=actor, via=via, action=action, detail=detail or {}
+    )
+
+
+# --- enqueueing -----------------------------------------------------------------
+
+
+def enqueue_wakeup(job_id: int | None = None) -> None:
+    """Send one broker message asking a worker to run `job_id` (or any runnable job).
+
+    The payload is the job id only, never user data; the message is a wake-up,
+    a worker then claims jobs from the Job table itself.
+    """
+    from django_q.tasks import async_task
+
+    async_task(RUNNER, job_id, save=False, task_name=f"job-{job_id or 'any'}")
+
+
+def _enqueue_on_commit(job_id: int) -> None:
+    transaction.on_commit(lambda: enqueue_wakeup(job_id))
+
+
+# --- creation -------------------------------------------------------------------
+
+
+def _validate_scheduling(
+    *, priority: int, run_after: datetime | None, max_attempts: int | None
+) -> None:
+    errors: dict[str, list[str]] = {}
+    if not isinstance(priority, int) or isinstance(priority, bool) or not -100 <= priority <= 100:
+        errors["priority"] = ["Priority must be an integer between -100 and 100."]
+    if run_after is not None and timezone.is_naive(run_after):
+        errors["run_after"] = ["run_after must be timezone-aware."]
+    if max_attempts is not None and not (
+        isinstance(max_attempts, int) and 1 <= max_attempts <= 100
+    ):
+        errors["max_attempts"] = ["max_attempts must be an integer between 1 and 100."]
+    if errors:
+        raise ValidationError(errors)
+
+
+def job_build(
+    *,
+    job_type: str,
+    config: Any = None,
+    user=None,
+    release=None,
+    schedule=None,
+    priority: int = 0,
+    run_after: datetime | None = None,
+    max_attempts: int | None = None,
+    draft: bool = False,
+    allow_internal: bool = False,
+    now: datetime | None = None,
+) -> tuple[Job, list[str]]:
+    """Validate everything and return an unsaved Job with its task names.
+
+    Raises ValidationError naming the field; nothing is written.
+    """
+    jt = registry.get(job_type)
+    if not jt.user_creatable and not allow_internal:
+        raise ValidationError(
+            {"job_type": [f"Jobs of type {job_type!r} can only be created by Jobdeck itself."]}
+        )
+    clean_config = registry.validate_config(jt, config)
+    _validate_scheduling(priority=priority, run_after=run_after, max_attempts=max_attempts)
+    if jt.requires_release and release is None:
+        raise ValidationError({"release": [f"Job type {job_type!r} needs a release."]})
+    names = jt.tasks(clean_config)
+    now = now or timezone.now()
+    job = Job(
+        job_type=jt.name,
+        status=JobStatus.DRAFT if draft else JobStatus.PENDING,
+        config=clean_config,
+        release=release,
+        schedule=schedule,
+        created_by=user if user is not None and user.is_authenticated else None,
+        priority=priority,
+        run_after=run_after,
+        max_attempts=max_attempts or jt.max_attempts,
+        created_at=now,
+        queued_at=None if draft else now,
+        progress_total=len(names),
+        analysis={"state": "pending"} if draft else None,
+    )
+    return job, names
+
+
+@transaction.atomic
+def job_create(*, draft: bool = False, **kwargs: Any) -> Job:
+    """Create a job (pending, or a draft to analyse first) with its ordered tasks.
+
+    A pending job is enqueued once the transaction commits; a rolled-back job never runs.
+    """
+    job, names = job_build(draft=draft, **kwargs)
+    job.save()
+    Task.objects.bulk_create(
+        [Task(job=job, position=i, name=name) for i, name in enumerate(names, start=1)]
+    )
+    if draft:
+        transaction.on_commit(lambda: enqueue_analysis(job.pk))
+    else:
+        _enqueue_on_commit(job.pk)
+    return job
+
+
+def enqueue_analysis(job_id: int) -> None:
+    from django_q.tasks import async_task
+
+    async_task("jobs.runner.analyze_job", job_id, save=False, task_name=f"analyze-{job_id}")
+
+
+def job_analyze(*, job_id: int) -> dict:
+    """Run the job type's analysis of a draft and store it on the job."""
+    job = Job.objects.select_related("release").get(pk=job_id)
+    try:
+        analysis = registry.get(job.job_type).analyze(job.config, job.release)
+        state = {"state": "ready", "analysis": analysis}
+    except Exception as exc:  # an analysis that crashes is reported, not raised
+        logger.exception("analysis of job %s failed", job_id)
+        state = {"state": "failed", "analysis": {}, "error": f"{type(exc).__name__}: {exc}"}
+    Job.objects.filter(pk=job_id).update(analysis=state)
+    return state
+
+
+# --- human actions ------------------------------------------------------------
+
+
+@transaction.atomic
+def job_submit(*, job: Job, user=None, via: str = "system") -> Job:
+    """Turn a draft into a pending job that runs."""
+    now = timezone.now()
+    transition(
+        job.pk, action="submit", expected=[JobStatus.DRAFT], to=JobStatus.PENDING, queued_at=now
+    )
+    audit(job=job, user=user, via=via, action=AuditAction.SUBMITTED)
+    _enqueue_on_commit(job.pk)
+    job.refresh_from_db()
+    return job
+
+
+@transaction.atomic
+def job_cancel(*, job: Job, user=None, via: str = "system") -> Job:
+    """Cancel a job: a pending one at once, a running one at its next task boundary."""
+    now = timezone.now()
+    if Job.objects.filter(pk=job.pk, status=JobStatus.PENDING).update(
+        status=JobStatus.CANCELLED, cancel_requested_at=now, finished_at=now
+    ):
+        Task.objects.filter(job_id=job.pk, status=TaskStatus.PENDING).update(
+            status=TaskStatus.SKIPPED
+        )
+        detail = {"was": JobStatus.PENDING}
+    elif Job.objects.filter(pk=job.pk, status=JobStatus.RUNNING).update(
+        # A second cancel keeps the first request's time.
+        cancel_requested_at=Coalesce(F("cancel_requested_at"), Value(now))
+    ):
+        detail = {"was": JobStatus.RUNNING}
+    else:
+        current = Job.objects.filter(pk=job.pk).values_list("status", flat=True).first()
+        raise IllegalTransition(
+            job.pk, "cancel", current, allowed=[JobStatus.PENDING, JobStatus.RUNNING]
+        )
+    audit(job=job, user=user, via=via, action=AuditAction.CANCELLED, detail=detail)
+    job.refresh_from_db()
+    return job
+
+
+@transaction.atomic
+def job_retry(*, job: Job, user=None, via: str = "system", config: Any = None) -> Job:
+    """Run a failed or cancelled job again: succeeded tasks are kept and skipped.
+
+    With `config`, the job runs with that corrected config (validated; the change
+    is recorded in the audit trail).
+    """
+    fields: dict[str, Any] = {}
+    detail: dict[str, Any] = {}
+    names: list[str] | None = None
+    if config is not None:
+        jt = registry.get(job.job_type)
+        clean = registry.validate_config(jt, config)
+        if clean != job.config:
+            fields["config"] = clean
+            detail["config"] = {
+                "old": registry.redact(job.job_type, job.config),
+                "new": registry.redact(job.job_type, clean),
+            }
+            names = jt.tasks(clean)
+    now = timezone.now()
+    transition(
+        job.pk,
+        action="retry",
+        expected=[JobStatus.FAILED, JobStatus.CANCELLED],
+        to=JobStatus.PENDING,
+        error="",
+        result=None,
+        finished_at=None,
+        cancel_requested_at=None,
+        heartbeat_at=None,
+        run_after=None,
+        worker="",
+        queued_at=now,
+        **fields,
+    )
+    if names is not None:
+        _replace_unfinished_tasks(job.pk, names)
+    Task.objects.filter(job_id=job.pk).exclude(status=TaskStatus.SUCCEEDED).update(
+        status=TaskStatus.PENDING,
+        error="",
+        result=None,
+        started_at=None,
+        finished_at=None,
+        progress_done=0,
+        progress_total=0,
+    )
+    audit(job=job, user=user, via=via, action=AuditAction.RETRIED, detail=detail)
+    _enqueue_on_commit(job.pk)
+    job.refresh_from_db()
+    return job
+
+
+def _replace_unfinished_tasks(job_id: int, names: list[str]) -> None:
+    """Keep succeeded tasks whose (position, name) still match; rebuild the rest."""
+    kept = set(
+        Task.objects.filter(job_id=job_id, status=TaskStatus.SUCCEEDED).values_list(
+            "position", "name"
+        )
+    )
+    wanted = set(enumerate(names, start=1))
+    Task.objects.filter(job_id=job_id).exclude(
+        position__in=[p for p, n in kept if (p, n) in wanted]
+    ).delete()
+    keep_positions = {p for p, n in kept if (p, n) in wanted}
+    Task.objects.bulk_create(
+        [
+            Task(job_id=job_id, position=p, name=n)
+            for p, n in sorted(wanted)
+            if p not in keep_positions
+        ]
+    )
+    Job.objects.filter(pk=job_id).update(
+        progress_total=len(names), progress_done=len(keep_positions)
+    )
+
+
+@transaction.atomic
+def job_delete(*, job: Job, user=None, via: str = "system") -> None:
+    """Delete a finished job or a draft with its tasks and logs; active jobs are refused."""
+    deletable = (*FINISHED_STATUSES, JobStatus.DRAFT)
+    locked = Job.objects.select_for_update().filter(pk=job.pk, status__in=deletable)
+    if not locked.exists():
+        current = Job.objects.filter(pk=job.pk).values_list("status", flat=True).first()
+        raise IllegalTransition(job.pk, "delete", current, allowed=deletable)
+    audit(
+        job=None,
+        user=user,
+        via=via,
+        action=AuditAction.DELETED,
+        detail={"job": job.pk, "job_type": job.job_type},
+    )
+    _delete_jobs([job.pk])
+
+
+# --- logs and progress ------------------------------------------------------------
+
+
+def clean_log_message(message: str) -> str:
+    """Bounded, and storable everywhere (PostgreSQL text cannot hold NUL)."""
+    limit = settings.JOBDECK_LOG_MESSAGE_MAX
+    message = message.replace("\x00", "\\x00")
+    if len(message) > limit:
+        message = message[: limit - 1] + "…"
+    return message
+
+
+def job_log(
+    *, job_id: int, message: str, level: int = LogLevel.INFO, task_id: int | None = None
+) -> JobLog:
+    """Append one log line (one INSERT; the id is the follow cursor)."""
+    return JobLog.objects.create(
+        job_id=job_id, task_id=task_id, level=level, message=clean_log_message(message)
+    )
+
+
+def job_task_progress(*, job_id: int, task: Task | None, done: int, total: int) -> None:
+    if task is None:
+        return
+    Task.objects.filter(pk=task.pk, job_id=job_id).update(
+        progress_done=max(0, done), progress_total=max(0, total)
+    )
+
+
+def job_cancel_requested(*, job_id: int) -> bool:
+    return Job.objects.filter(pk=job_id, cancel_requested_at__isnull=False).exists()
+
+
+# --- cleanup and recovery -----------------------------------------------------------
+
+
+def _delete_jobs(ids: list[int]) -> dict[str, int]:
+    """Delete jobs `ids` and their logs, tasks and audit events; returns the counts."""
+    logs = JobLog.objects.filter(job_id__in=ids)._raw_delete(JobLog.objects.db)
+    tasks = Task.objects.filter(job_id__in=ids)._raw_delete(Task.objects.db)
+    AuditEvent.objects.filter(job_id__in=ids)._raw_delete(AuditEvent.objects.db)
+    _, per_model = Job.objects.filter(pk__in=ids).delete()
+    return {"jobs": per_model.get(Job._meta.label, 0), "tasks": tasks, "logs": logs}
+
+
+def job_cleanup(
+    *,
+    older_than: timedelta,
+    dry_run: bool = False,
+    user=None,
+    via: str = "system",
+    batch_size: int | None = None,
+) -> dict[str, Any]:
+    """Delete finished jobs (with tasks and logs) that finished before now - `older_than`.
+
+    Never touches draft, pending or running jobs. Works in batches, each in its own
+    transaction with the batch's rows locked, so a concurrent retry either happens
+    first (and the job is kept) or finds the job gone.
+    """
+    if older_than < timedelta(0):
+        raise ValidationError({"older_than_days": ["Must be zero or more."]})
+    cutoff = timezone.now() - older_than
+    candidates = Job.objects.filter(status__in=FINISHED_STATUSES, finished_at__lt=cutoff)
+    if dry_run:
+        return {
+            "dry_run": True,
+            "cutoff": cutoff.isoformat(),
+            "jobs": candidates.count(),
+            "tasks": Task.objects.filter(job__in=candidates).count(),
+            "logs": JobLog.objects.filter(job__in=candidates).count(),
+        }
+    batch_size = batch_size or settings.JOBDECK_CLEANUP_BATCH_SIZE
+    totals = {"jobs": 0, "tasks": 0, "logs": 0}
+    while True:
+        with transaction.atomic():
+            ids = list(
+                candidates.select_for_update(skip_locked=True)
+                .order_by("pk")
+                .values_list("pk", flat=True)[:batch_size]
+            )
+            if not ids:
+                break
+            for key, value in _delete_jobs(ids).items():
+                totals[key] += value
+    summary = {"dry_run": False, "cutoff": cutoff.isoformat(), **totals}
+    audit(job=None, user=user, via=via, action=AuditAction.CLEANUP, detail=summary)
+    return summary
+
+
+def retry_delay(job: Job, base: float | None = None) -> timedelta:
+    """Exponential backoff with jitter: base * 2^(attempt-1), ±50 %."""
+    base = settings.JOBDECK_RETRY_BACKOFF_SECONDS if base is None else base
+    seconds = base * (2 ** max(0, job.attempts - 1)) * random.uniform(0.5, 1.5)
+    return timedelta(seconds=min(seconds, 3600))
+
+
+def sweep_stale_jobs(*, now: datetime | None = None) -> dict[str, int]:
+    """Recover running jobs whose worker stopped heartbeating (killed, machine lost).
+
+    Each is re-queued while attempts remain, else failed with a clear error. The
+    UPDATE re-checks staleness, so a worker that heartbeats meanwhile keeps its job.
+    """
+    now = now or timezone.now()
+    cutoff = now - timedelta(seconds=settings.JOBDECK_STALE_SECONDS)
+    stale = Job.objects.filter(status=JobStatus.RUNNING, heartbeat_at__lt=cutoff)
+    counts = {"requeued": 0, "failed": 0}
+    for job in stale.only("pk", "attempts", "max_attempts", "worker", "heartbeat_at", "job_type"):
+        reason = (
+            f"worker lost: no heartbeat from {job.worker or 'its worker'} "
+            f"since {job.heartbeat_at.isoformat()}"
+        )
+        with transaction.atomic():
+            requeue = job.attempts < job.max_attempts
+            still_stale = Job.objects.filter(
+                pk=job.pk, status=JobStatus.RUNNING, attempts=job.attempts, heartbeat_at__lt=cutoff
+            )
+            if requeue:
+                won = still_stale.update(
+                    status=JobStatus.PENDING,
+                    error=reason,
+                    worker="",
+                    heartbeat_at=None,
+                    run_after=now + retry_delay(job),
+                )
+            else:
+                won = still_stale.update(
+                    status=JobStatus.FAILED, error=reason, finished_at=now, heartbeat_at=None
+                )
+            if not won:
+                continue
+            Task.objects.filter(job_id=job.pk, status=TaskStatus.RUNNING).update(
+                status=TaskStatus.FAILED, error=reason, finished_at=now
+            )
+            JobLog.objects.create(
+                job_id=job.pk,
+                level=LogLevel.ERROR,
+                message=reason + (" — re-queued" if requeue else " — attempts exhausted"),
+            )
+            counts["requeued" if requeue else "failed"] += 1
+            if requeue:
+                _enqueue_on_commit(job.pk)
+    return counts
