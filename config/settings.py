@@ -189,6 +189,8 @@ REST_FRAMEWORK = {
         "anon": env_str("JOBDECK_THROTTLE_ANON", "60/minute"),
         "user": env_str("JOBDECK_THROTTLE_USER", "6000/minute"),
     },
+    "DEFAULT_PAGINATION_CLASS": "jobs.api.pagination.JobdeckCursorPagination",
+    "PAGE_SIZE": 50,
     "EXCEPTION_HANDLER": "jobs.api.errors.exception_handler",
     "DATETIME_FORMAT": "iso-8601",
 }
