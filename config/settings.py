@@ -218,6 +218,8 @@ JOBDECK_LOG_MESSAGE_MAX = env_int("JOBDECK_LOG_MESSAGE_MAX", 4000)
 # Base of the exponential backoff between automatic retries, in seconds.
 JOBDECK_RETRY_BACKOFF_SECONDS = env_float("JOBDECK_RETRY_BACKOFF_SECONDS", 2.0)
 JOBDECK_CLEANUP_BATCH_SIZE = env_int("JOBDECK_CLEANUP_BATCH_SIZE", 2000)
+# Extra modules registering job types, comma-separated (beyond each app's jobtypes.py).
+JOBDECK_JOBTYPE_MODULES = env_list("JOBDECK_JOBTYPE_MODULES", "")
 
 # --- django-q2 ----------------------------------------------------------------
 # django-q2 is plain at-least-once delivery here: Jobdeck owns job state and

@@ -1,4 +1,7 @@
+from importlib import import_module
+
 from django.apps import AppConfig
+from django.conf import settings
 from django.db.models.signals import post_migrate
 
 
@@ -13,5 +16,8 @@ class JobsConfig(AppConfig):
         from .periodic import ensure_schedules
 
         post_migrate.connect(ensure_schedules, sender=self, dispatch_uid="jobdeck-periodic")
-        # Each app registers its job types in a `jobtypes` module.
+        # Each app registers its job types in a `jobtypes` module; deployments (and
+        # the test suites' qcluster processes) may name more in JOBDECK_JOBTYPE_MODULES.
         autodiscover_modules("jobtypes")
+        for module in settings.JOBDECK_JOBTYPE_MODULES:
+            import_module(module)
