@@ -1,0 +1,320 @@
+"""`manage.py jobs list|status|logs|cancel|retry|run|cleanup|sweep` — the shell's front door."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from datetime import timedelta
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from django.core.exceptions import ValidationError
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.serializers.json import DjangoJSONEncoder
+
+from jobs import selectors, services
+from jobs.exceptions import JobError
+from jobs.models import Job, JobLog, JobStatus
+
+VIA = "cli"
+
+
+def non_negative_int(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not an integer") from None
+    if number < 0:
+        raise argparse.ArgumentTypeError(f"{value!r} must be zero or more")
+    return number
+
+
+def json_object(value: str) -> dict:
+    try:
+        data = json.loads(value)
+    except json.JSONDecodeError as exc:
+        raise argparse.ArgumentTypeError(f"malformed JSON: {exc.msg} at char {exc.pos}") from None
+    if not isinstance(data, dict):
+        raise argparse.ArgumentTypeError("the config must be a JSON object")
+    return data
+
+
+class OneLineParser(CommandParser):
+    """Bad arguments give one readable line (no usage dump) and exit 2."""
+
+    def error(self, message: str):
+        if self.called_from_command_line:
+            sys.stderr.write(f"{self.prog}: error: {message}\n")
+            sys.exit(2)
+        raise CommandError(f"Error: {message}")
+
+
+def one_line(exc: ValidationError) -> str:
+    if hasattr(exc, "error_dict"):
+        return "; ".join(f"{k}: {' '.join(v)}" for k, v in exc.message_dict.items())
+    return " ".join(exc.messages)
+
+
+class Command(BaseCommand):
+    help = (
+        "Inspect and act on jobs: list, status, logs, cancel, retry, run, cleanup, sweep. "
+        "--json gives machine-readable output."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--json", action="store_true", help="machine-readable output")
+        parser.add_argument("--user", help="act as this username (recorded in the audit trail)")
+        sub = parser.add_subparsers(dest="action", required=True, parser_class=OneLineParser)
+
+        p = sub.add_parser("list", help="list jobs, newest first")
+        p.add_argument("--status", help="comma-separated statuses")
+        p.add_argument("--type", dest="job_type")
+        p.add_argument("--release", help="release slug")
+        p.add_argument("--owner", help="username of the creator")
+        p.add_argument("--limit", type=non_negative_int, default=50)
+
+        p = sub.add_parser("status", help="status, progress, duration and tasks of a job")
+        p.add_argument("id", type=non_negative_int)
+        p.add_argument("--logs", action="store_true", help="also print the last log lines")
+        p.add_argument("--tail", type=non_negative_int, default=20)
+
+        p = sub.add_parser("logs", help="print a job's log")
+        p.add_argument("id", type=non_negative_int)
+        p.add_argument("--tail", type=non_negative_int, default=100)
+        p.add_argument("--follow", action="store_true", help="keep printing until it finishes")
+
+        for name, text in (("cancel", "cancel a job"), ("retry", "retry a failed/cancelled job")):
+            p = sub.add_parser(name, help=text)
+            p.add_argument("id", type=non_negative_int)
+            if name == "retry":
+                p.add_argument("--config", type=json_object, help="corrected config (JSON)")
+
+        p = sub.add_parser("run", help="create a job of TYPE")
+        p.add_argument("job_type", metavar="TYPE")
+        p.add_argument("--config", type=json_object, default={}, help="config as a JSON object")
+        p.add_argument("--priority", type=int, default=0)
+        p.add_argument("--max-attempts", type=int, default=None)
+        p.add_argument("--draft", action="store_true", help="create a draft to analyse first")
+        p.add_argument(
+            "--wait", action="store_true", help="stream logs; exit 0 only if it completes"
+        )
+        p.add_argument("--timeout", type=non_negative_int, default=0, help="seconds (0 = none)")
+
+        p = sub.add_parser("cleanup", help="delete finished jobs older than N days")
+        p.add_argument("--older-than", type=non_negative_int, required=True, metavar="DAYS")
+        p.add_argument("--dry-run", action="store_true")
+
+        sub.add_parser("sweep", help="recover running jobs whose worker stopped heartbeating")
+
+    # --- plumbing ------------------------------------------------------------
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        self.as_json = options["json"]
+        self.user = self._user(options.get("user"))
+        try:
+            getattr(self, f"do_{options['action']}")(options)
+        except ValidationError as exc:
+            raise CommandError(one_line(exc)) from None
+        except JobError as exc:
+            raise CommandError(str(exc)) from None
+
+    def _user(self, username: str | None):
+        if not username:
+            return None
+        try:
+            return get_user_model().objects.get(username=username)
+        except get_user_model().DoesNotExist:
+            raise CommandError(f"no user named {username!r}") from None
+
+    def _job(self, pk: int) -> Job:
+        try:
+            return Job.objects.select_related("created_by", "release").get(pk=pk)
+        except Job.DoesNotExist:
+            raise CommandError(f"no job with id {pk}") from None
+
+    def emit(self, data: Any, text: str) -> None:
+        if self.as_json:
+            self.stdout.write(json.dumps(data, cls=DjangoJSONEncoder))
+        else:
+            self.stdout.write(text)
+
+    @staticmethod
+    def job_data(job: Job) -> dict:
+        return {
+            "id": job.pk,
+            "job_type": job.job_type,
+            "status": job.status,
+            "progress": job.progress,
+            "progress_done": job.progress_done,
+            "progress_total": job.progress_total,
+            "attempts": job.attempts,
+            "max_attempts": job.max_attempts,
+            "created_by": job.created_by.username if job.created_by else None,
+            "created_at": job.created_at,
+            "started_at": job.started_at,
+            "finished_at": job.finished_at,
+            "duration_seconds": job.duration_seconds,
+            "error": job.error.split("\n\n", 1)[0] if job.error else "",
+        }
+
+    def print_logs(self, lines: list[JobLog]) -> None:
+        for line in lines:
+            if self.as_json:
+                self.stdout.write(
+                    json.dumps(
+                        {
+                            "id": line.pk,
+                            "created_at": line.created_at,
+                            "level": line.get_level_display(),
+                            "task": line.task_id,
+                            "message": line.message,
+                        },
+                        cls=DjangoJSONEncoder,
+                    )
+                )
+            else:
+                stamp = line.created_at.strftime("%H:%M:%S")
+                self.stdout.write(f"{stamp} {line.get_level_display():<7} {line.message}")
+
+    # --- actions ---------------------------------------------------------------
+
+    def do_list(self, o: dict) -> None:
+        qs = Job.objects.select_related("created_by").order_by("-pk")
+        if o["status"]:
+            statuses = [s.strip() for s in o["status"].split(",") if s.strip()]
+            unknown = set(statuses) - set(JobStatus.values)
+            if unknown:
+                raise CommandError(
+                    f"unknown status {', '.join(sorted(unknown))}; "
+                    f"use {', '.join(JobStatus.values)}"
+                )
+            qs = qs.filter(status__in=statuses)
+        if o["job_type"]:
+            qs = qs.filter(job_type=o["job_type"])
+        if o["release"]:
+            qs = qs.filter(release__slug=o["release"])
+        if o["owner"]:
+            qs = qs.filter(created_by__username=o["owner"])
+        jobs = list(qs[: o["limit"]])
+        if self.as_json:
+            self.stdout.write(json.dumps([self.job_data(j) for j in jobs], cls=DjangoJSONEncoder))
+            return
+        self.stdout.write(f"{'ID':>7}  {'TYPE':<24} {'STATUS':<10} {'PROG':>5}  CREATED")
+        for j in jobs:
+            self.stdout.write(
+                f"{j.pk:>7}  {j.job_type:<24} {j.status:<10} {j.progress:>4}%  "
+                f"{j.created_at:%Y-%m-%d %H:%M:%S}"
+            )
+
+    def do_status(self, o: dict) -> None:
+        job = self._job(o["id"])
+        tasks = list(job.tasks.order_by("position"))
+        data = self.job_data(job)
+        data["tasks"] = [
+            {
+                "position": t.position,
+                "name": t.name,
+                "status": t.status,
+                "duration_seconds": t.duration_seconds,
+            }
+            for t in tasks
+        ]
+        if self.as_json:
+            if o["logs"]:
+                data["logs"] = [
+                    {"id": x.pk, "level": x.get_level_display(), "message": x.message}
+                    for x in selectors.log_tail(job.pk, o["tail"])
+                ]
+            self.stdout.write(json.dumps(data, cls=DjangoJSONEncoder))
+            return
+        duration = f"{job.duration_seconds:.1f}s" if job.duration_seconds is not None else "-"
+        self.stdout.write(
+            f"job #{job.pk} {job.job_type}: {job.status}, {job.progress}% "
+            f"({job.progress_done}/{job.progress_total} tasks), duration {duration}, "
+            f"attempt {job.attempts}/{job.max_attempts}"
+        )
+        if data["error"]:
+            self.stdout.write(f"error: {data['error']}")
+        for t in data["tasks"]:
+            d = f"{t['duration_seconds']:.1f}s" if t["duration_seconds"] is not None else "-"
+            self.stdout.write(f"  {t['position']:>3}. {t['name']:<30} {t['status']:<10} {d}")
+        if o["logs"]:
+            self.print_logs(selectors.log_tail(job.pk, o["tail"]))
+
+    def do_logs(self, o: dict) -> None:
+        job = self._job(o["id"])
+        lines = selectors.log_tail(job.pk, o["tail"])
+        self.print_logs(lines)
+        if o["follow"]:
+            cursor = lines[-1].pk if lines else 0
+            self.follow(job.pk, cursor)
+
+    def follow(self, job_id: int, cursor: int, timeout: float = 0) -> str:
+        """Print new lines until the job is finished; return its final status."""
+        deadline = time.monotonic() + timeout if timeout else None
+        while True:
+            status = Job.objects.values_list("status", flat=True).get(pk=job_id)
+            lines = selectors.log_after(job_id, cursor)
+            self.print_logs(lines)
+            if lines:
+                cursor = lines[-1].pk
+            if status in (JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED) and not lines:
+                return status
+            if deadline and time.monotonic() > deadline:
+                raise CommandError(f"job #{job_id} still {status} after {timeout}s")
+            if not lines:
+                time.sleep(0.2)
+
+    def do_cancel(self, o: dict) -> None:
+        job = services.job_cancel(job=self._job(o["id"]), user=self.user, via=VIA)
+        verb = "cancel requested" if job.status == JobStatus.RUNNING else job.status
+        self.emit(self.job_data(job), f"job #{job.pk}: {verb}")
+
+    def do_retry(self, o: dict) -> None:
+        job = services.job_retry(
+            job=self._job(o["id"]), user=self.user, via=VIA, config=o.get("config")
+        )
+        self.emit(self.job_data(job), f"job #{job.pk}: {job.status} (retry)")
+
+    def do_run(self, o: dict) -> None:
+        job = services.job_create(
+            job_type=o["job_type"],
+            config=o["config"],
+            user=self.user,
+            priority=o["priority"],
+            max_attempts=o["max_attempts"],
+            draft=o["draft"],
+        )
+        if not o["wait"]:
+            self.emit(self.job_data(job), f"job #{job.pk} {job.job_type}: {job.status}")
+            return
+        if not self.as_json:
+            self.stdout.write(f"job #{job.pk} {job.job_type}: {job.status}; following its log")
+        status = self.follow(job.pk, 0, timeout=o["timeout"])
+        job.refresh_from_db()
+        self.emit(self.job_data(job), f"job #{job.pk}: {status}")
+        if status != JobStatus.COMPLETED:
+            raise CommandError(
+                f"job #{job.pk} ended {status}"
+                + (f": {self.job_data(job)['error']}" if job.error else "")
+            )
+
+    def do_cleanup(self, o: dict) -> None:
+        summary = services.job_cleanup(
+            older_than=timedelta(days=o["older_than"]),
+            dry_run=o["dry_run"],
+            user=self.user,
+            via=VIA,
+        )
+        verb = "would delete" if summary["dry_run"] else "deleted"
+        self.emit(
+            summary,
+            f"{verb} {summary['jobs']} jobs, {summary['tasks']} tasks, "
+            f"{summary['logs']} log lines (finished before {summary['cutoff']})",
+        )
+
+    def do_sweep(self, o: dict) -> None:
+        counts = services.sweep_stale_jobs()
+        self.emit(counts, f"re-queued {counts['requeued']}, failed {counts['failed']}")

@@ -1,0 +1,89 @@
+"""Log tail/follow read only what they return; cleanup touches only old finished jobs."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from jobs import selectors, services
+from jobs.models import AuditEvent, Job, JobLog, JobStatus, Task
+from tests.jobs.factories import make_job
+
+pytestmark = pytest.mark.django_db
+
+
+def test_tail_returns_the_last_n_lines_oldest_first_in_one_query(django_assert_num_queries):
+    job = make_job()
+    for i in range(50):
+        services.job_log(job_id=job.pk, message=f"line {i}")
+    with django_assert_num_queries(1):
+        lines = selectors.log_tail(job.pk, 3)
+    assert [line.message for line in lines] == ["line 47", "line 48", "line 49"]
+    assert selectors.log_tail(job.pk, 0) == []
+
+
+def test_follow_returns_only_lines_after_the_cursor():
+    job, other = make_job(), make_job()
+    first = [services.job_log(job_id=job.pk, message=f"a{i}") for i in range(3)]
+    services.job_log(job_id=other.pk, message="not mine")
+    later = [services.job_log(job_id=job.pk, message=f"b{i}") for i in range(2)]
+    assert [x.message for x in selectors.log_after(job.pk, first[-1].pk)] == ["b0", "b1"]
+    assert selectors.log_after(job.pk, later[-1].pk) == []
+    assert [x.message for x in selectors.log_after(job.pk, 0, limit=2)] == ["a0", "a1"]
+
+
+def test_the_log_query_plan_uses_the_job_id_index():
+    job = make_job()
+    plan = JobLog.objects.filter(job_id=job.pk, id__gt=0).order_by("id")[:10].explain()
+    assert "joblog_job_id_idx" in plan
+
+
+def test_log_messages_are_bounded_and_nul_bytes_are_made_storable(settings):
+    settings.JOBDECK_LOG_MESSAGE_MAX = 20
+    job = make_job()
+    line = services.job_log(job_id=job.pk, message="x" * 100)
+    assert len(line.message) == 20 and line.message.endswith("…")
+    line = services.job_log(job_id=job.pk, message="a\x00b<script>\x1b[31m")
+    line.refresh_from_db()
+    assert line.message == "a\\x00b<script>\x1b[31m"
+
+
+def finished_days_ago(status: str, days: int) -> Job:
+    job = make_job(status)
+    services.job_log(job_id=job.pk, message="hello")
+    Job.objects.filter(pk=job.pk).update(finished_at=timezone.now() - timedelta(days=days))
+    return job
+
+
+def test_cleanup_deletes_only_old_finished_jobs_with_their_tasks_and_logs(user):
+    old = [
+        finished_days_ago(s, 40)
+        for s in (JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED)
+    ]
+    recent = finished_days_ago(JobStatus.COMPLETED, 5)
+    active = [make_job(JobStatus.PENDING), make_job(JobStatus.RUNNING), make_job(JobStatus.DRAFT)]
+    Job.objects.filter(pk__in=[j.pk for j in active]).update(
+        created_at=timezone.now() - timedelta(days=90)
+    )
+
+    preview = services.job_cleanup(older_than=timedelta(days=30), dry_run=True)
+    assert (preview["jobs"], preview["tasks"], preview["logs"]) == (3, 6, 3)
+    assert Job.objects.count() == 7
+
+    summary = services.job_cleanup(
+        older_than=timedelta(days=30), user=user, via="test", batch_size=2
+    )
+    assert (summary["jobs"], summary["tasks"], summary["logs"]) == (3, 6, 3)
+    remaining = set(Job.objects.values_list("pk", flat=True))
+    assert remaining == {recent.pk, *(j.pk for j in active)}
+    assert not Task.objects.filter(job_id__in=[j.pk for j in old]).exists()
+    assert not JobLog.objects.filter(job_id__in=[j.pk for j in old]).exists()
+    event = AuditEvent.objects.get(action="cleanup")
+    assert (event.actor, event.via, event.detail["jobs"]) == (user, "test", 3)
+
+
+def test_cleanup_refuses_a_negative_age():
+    with pytest.raises(Exception, match="zero or more"):
+        services.job_cleanup(older_than=timedelta(days=-1))
