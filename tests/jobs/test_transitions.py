@@ -15,14 +15,14 @@ S = JobStatus
 
 
 def test_the_transition_table_matches_the_design():
-    assert TRANSITIONS == {
+    assert {
         S.DRAFT: {S.PENDING},
         S.PENDING: {S.RUNNING, S.CANCELLED},
         S.RUNNING: {S.COMPLETED, S.FAILED, S.CANCELLED, S.PENDING},
         S.COMPLETED: set(),
         S.FAILED: {S.PENDING},
         S.CANCELLED: {S.PENDING},
-    }
+    } == TRANSITIONS
 
 
 def test_submitting_a_draft_makes_it_pending_and_records_who_did_it(user):
