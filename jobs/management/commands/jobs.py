@@ -286,6 +286,7 @@ class Command(BaseCommand):
             priority=o["priority"],
             max_attempts=o["max_attempts"],
             draft=o["draft"],
+            via=VIA,
         )
         if not o["wait"]:
             self.emit(self.job_data(job), f"job #{job.pk} {job.job_type}: {job.status}")
