@@ -33,7 +33,7 @@ def test_serve_runs_the_web_server_and_a_cluster_and_sigint_stops_both():
     proc = subprocess.Popen(
         [sys.executable, "manage.py", "serve", "--addr", f"127.0.0.1:{port}"],
         cwd=ROOT,
-        env=cluster_env(),
+        env=cluster_env(DEBUG="1"),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
