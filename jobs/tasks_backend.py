@@ -1,0 +1,262 @@
+"""Jobdeck as a django.tasks backend: `@task` functions run as `tasks.call` jobs.
+
+`enqueue` validates the Task as Django specifies, then creates a job of the carrier
+type `tasks.call` (config: the task's import path, its JSON arguments, queue and
+backend alias) through `services.job_create`, so the job gets Jobdeck's admin, API,
+logs, cancel and retry. The TaskResult id is the job id; `get_result` rebuilds the
+TaskResult from the job row, its task row and its log.
+
+Queues: every name in QUEUES is accepted (others raise InvalidTask). A queue named
+in OPTIONS["QUEUE_CLUSTERS"] also wakes the django-q2 cluster of that name (the
+`cluster` option of `async_task`; the cluster process runs with Q_CLUSTER_NAME set
+to it). The claim itself is not queue-aware yet, so any cluster may run any queue.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import fields
+from datetime import datetime
+from typing import Any
+
+from django.core import checks
+from django.db import transaction
+from django.tasks import Task, TaskResult, TaskResultStatus
+from django.tasks.backends.base import BaseTaskBackend
+from django.tasks.base import TaskError
+from django.tasks.exceptions import InvalidTask, TaskResultDoesNotExist
+from django.tasks.signals import task_enqueued
+from django.utils.json import normalize_json
+from django.utils.module_loading import import_string
+
+from . import services
+from .models import AuditAction, Job, JobLog, JobStatus, TaskStatus
+from .models import Task as JobTask
+
+CARRIER = "tasks.call"
+
+# The carrier writes one such line when an attempt starts: the worker history.
+ATTEMPT_LINE = "attempt {attempt} started on worker {worker}"
+_ATTEMPT_RE = re.compile(r"^attempt (\d+) started on worker (\S+)$")
+
+# Where the carrier keeps each attempt's structured error on the task row.
+ERROR_KEY = "task_errors"
+
+STATUS_MAP: dict[str, TaskResultStatus] = {
+    JobStatus.DRAFT: TaskResultStatus.READY,
+    JobStatus.PENDING: TaskResultStatus.READY,
+    JobStatus.RUNNING: TaskResultStatus.RUNNING,
+    JobStatus.COMPLETED: TaskResultStatus.SUCCESSFUL,
+    JobStatus.FAILED: TaskResultStatus.FAILED,
+    JobStatus.CANCELLED: TaskResultStatus.FAILED,
+}
+
+_FINISHED = (TaskResultStatus.SUCCESSFUL, TaskResultStatus.FAILED)
+
+_KNOWN_OPTIONS = {"QUEUE_CLUSTERS", "MAX_ATTEMPTS"}
+
+
+def resolve_task(path: str) -> Task:
+    """The django.tasks Task at import path `path`; InvalidTask for anything else.
+
+    Only a Task instance whose own module path is `path` is accepted, so a job can
+    never make a worker call an arbitrary callable.
+    """
+    try:
+        obj = import_string(path)
+    except ImportError as exc:
+        raise InvalidTask(f"{path!r} cannot be imported: {exc}") from exc
+    if not isinstance(obj, Task):
+        raise InvalidTask(f"{path!r} is not a django.tasks.Task")
+    if obj.module_path != path:
+        raise InvalidTask(f"{path!r} is an alias of the task {obj.module_path!r}")
+    return obj
+
+
+def exception_class_path(exc: BaseException) -> str:
+    return f"{type(exc).__module__}.{type(exc).__qualname__}"
+
+
+def worker_history(job_id: int) -> list[tuple[datetime, str]]:
+    """(start time, worker) of each attempt that reached the carrier, oldest first."""
+    lines = JobLog.objects.filter(
+        job_id=job_id, message__startswith="attempt ", message__contains=" started on worker "
+    ).order_by("id")
+    history = []
+    for created_at, message in lines.values_list("created_at", "message"):
+        if match := _ATTEMPT_RE.match(message):
+            history.append((created_at, match.group(2)))
+    return history
+
+
+def _errors(job: Job, task_row: JobTask | None) -> list[TaskError]:
+    """Failures of the task: structured (kept by the carrier) or derived from Job.error."""
+    if job.status == JobStatus.COMPLETED:
+        return []
+    if task_row is not None and task_row.status != TaskStatus.SUCCEEDED:
+        recorded = task_row.result.get(ERROR_KEY) if isinstance(task_row.result, dict) else None
+        errors = [
+            TaskError(
+                exception_class_path=str(info["exception_class_path"]),
+                traceback=str(info["traceback"]),
+            )
+            for info in recorded or []
+            if isinstance(info, dict) and {"exception_class_path", "traceback"} <= info.keys()
+        ]
+        if errors:
+            return errors
+    if job.status == JobStatus.CANCELLED:
+        return [
+            TaskError(
+                exception_class_path="jobs.exceptions.JobCancelled",
+                traceback=job.error or f"job #{job.pk} was cancelled",
+            )
+        ]
+    if job.error:
+        # Failed outside the task function (worker lost, unknown task path, …).
+        return [TaskError(exception_class_path="jobs.exceptions.JobError", traceback=job.error)]
+    return []
+
+
+def _with_options(task: Task, changes: dict[str, Any]) -> Task:
+    """`task` with the job's options, not validated again: the job was validated at
+    enqueue, and its result must stay readable if QUEUES changes later."""
+    clone = object.__new__(type(task))
+    for f in fields(task):
+        object.__setattr__(clone, f.name, changes.get(f.name, getattr(task, f.name)))
+    return clone
+
+
+def result_from_job(
+    job: Job,
+    *,
+    alias: str,
+    task: Task | None = None,
+    task_row: JobTask | None = None,
+    history: list[tuple[datetime, str]] | None = None,
+) -> TaskResult:
+    """The TaskResult a `tasks.call` job stands for (its id is the job id)."""
+    config = job.config
+    if task is None:
+        task = resolve_task(config["task_path"])
+    changes: dict[str, Any] = {"priority": job.priority, "backend": alias}
+    if config.get("queue_name"):
+        changes["queue_name"] = config["queue_name"]
+    if job.run_after is not None:
+        changes["run_after"] = job.run_after
+    task = _with_options(task, changes)
+    status = STATUS_MAP[job.status]
+    if task_row is None and status != TaskResultStatus.SUCCESSFUL and job.attempts:
+        task_row = JobTask.objects.filter(job_id=job.pk).order_by("position").first()
+    if history is None:
+        history = worker_history(job.pk) if job.attempts else []
+    worker_ids = [worker for _, worker in history]
+    if job.worker and len(worker_ids) < job.attempts:
+        worker_ids.append(job.worker)  # claimed; the carrier has not logged yet
+    result = TaskResult(
+        task=task,
+        id=str(job.pk),
+        status=status,
+        enqueued_at=job.queued_at or job.created_at,
+        started_at=history[0][0] if history else job.started_at,
+        finished_at=job.finished_at if status in _FINISHED else None,
+        last_attempted_at=job.started_at,
+        args=config.get("args", []),
+        kwargs=config.get("kwargs", {}),
+        backend=alias,
+        errors=_errors(job, task_row),
+        worker_ids=worker_ids,
+    )
+    if status == TaskResultStatus.SUCCESSFUL:
+        object.__setattr__(result, "_return_value", job.result)
+    return result
+
+
+class JobdeckBackend(BaseTaskBackend):
+    """Runs django.tasks Tasks as Jobdeck jobs on django-q2 clusters."""
+
+    supports_defer = True
+    supports_async_task = True
+    supports_get_result = True
+    supports_priority = True
+
+    def __init__(self, alias: str, params: dict) -> None:
+        super().__init__(alias, params)
+        self.queue_clusters: dict[str, str] = dict(self.options.get("QUEUE_CLUSTERS") or {})
+        self.max_attempts: int | None = self.options.get("MAX_ATTEMPTS")
+
+    def enqueue(self, task: Task, args: Any, kwargs: Any) -> TaskResult:
+        """Create a `tasks.call` job; it runs once the surrounding transaction commits."""
+        self.validate_task(task)
+        # Django requires JSON arguments: normalise (TypeError/ValueError as Django's
+        # own backends raise) and round-trip so the result shows what the worker gets.
+        args = json.loads(json.dumps(normalize_json(list(args)), allow_nan=False))
+        kwargs = json.loads(json.dumps(normalize_json(dict(kwargs)), allow_nan=False))
+        config = {
+            "task_path": task.module_path,
+            "args": args,
+            "kwargs": kwargs,
+            "queue_name": task.queue_name,
+            "backend": self.alias,
+            "takes_context": task.takes_context,
+        }
+        with transaction.atomic():
+            job = services.job_create(
+                job_type=CARRIER,
+                config=config,
+                priority=task.priority,
+                run_after=task.run_after,
+                max_attempts=self.max_attempts,
+                allow_internal=True,
+            )
+            services.audit(
+                job=job,
+                user=None,
+                via="tasks",
+                action=AuditAction.CREATED,
+                detail={"task": task.module_path, "queue": task.queue_name},
+            )
+            cluster = self.queue_clusters.get(task.queue_name)
+            if cluster:
+                transaction.on_commit(lambda: _wake_cluster(job.pk, cluster))
+        result = result_from_job(job, alias=self.alias, task=task, history=[])
+        task_enqueued.send(type(self), task_result=result)
+        return result
+
+    def get_result(self, result_id: str) -> TaskResult:
+        """The TaskResult of job `result_id`; TaskResultDoesNotExist if no such task job."""
+        try:
+            pk = int(result_id)
+        except (TypeError, ValueError):
+            raise TaskResultDoesNotExist(result_id) from None
+        job = Job.objects.filter(pk=pk, job_type=CARRIER).first()
+        if job is None:
+            raise TaskResultDoesNotExist(result_id)
+        return result_from_job(job, alias=self.alias)
+
+    def check(self, **kwargs: Any) -> list[checks.CheckMessage]:
+        messages: list[checks.CheckMessage] = []
+        for name in sorted(set(self.options) - _KNOWN_OPTIONS):
+            messages.append(
+                checks.Warning(
+                    f"TASKS[{self.alias!r}]['OPTIONS'] has an unknown key {name!r}.",
+                    hint=f"Known keys: {', '.join(sorted(_KNOWN_OPTIONS))}.",
+                    id="jobdeck.W101",
+                )
+            )
+        for queue in sorted(set(self.queue_clusters) - self.queues):
+            messages.append(
+                checks.Error(
+                    f"QUEUE_CLUSTERS names queue {queue!r}, which is not in QUEUES.",
+                    id="jobdeck.E101",
+                )
+            )
+        return messages
+
+
+def _wake_cluster(job_id: int, cluster: str) -> None:
+    """Send the job's wake-up message to the django-q2 cluster serving its queue."""
+    from django_q.tasks import async_task
+
+    async_task(services.RUNNER, job_id, save=False, cluster=cluster, task_name=f"job-{job_id}")
