@@ -26,6 +26,12 @@ class OverlapPolicy(models.TextChoices):
 
 
 class Schedule(models.Model):
+    """Recurring work: what to run (job type, config, release) and when (kind, timezone).
+
+    Written only through scheduler.services, which validates the timing and keeps
+    `next_run_at` computed; fired by scheduler.services.fire_due_schedules.
+    """
+
     name = models.CharField(max_length=200, unique=True)
     job_type = models.CharField(max_length=100)
     config = models.JSONField(default=dict, blank=True)
@@ -66,6 +72,18 @@ class Schedule(models.Model):
         constraints = [
             models.CheckConstraint(
                 condition=Q(kind__in=ScheduleKind.values), name="schedule_kind_valid"
+            ),
+            models.CheckConstraint(
+                condition=Q(misfire_policy__in=MisfirePolicy.values),
+                name="schedule_misfire_policy_valid",
+            ),
+            models.CheckConstraint(
+                condition=Q(overlap_policy__in=OverlapPolicy.values),
+                name="schedule_overlap_policy_valid",
+            ),
+            models.CheckConstraint(
+                condition=Q(interval_minutes__isnull=True) | Q(interval_minutes__gte=1),
+                name="schedule_interval_positive",
             ),
         ]
         indexes = [

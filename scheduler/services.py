@@ -1,6 +1,414 @@
-"""Schedule writes and firing (filled by the scheduler work)."""
+"""Schedule writes and firing: the one place for their rules.
+
+Admin actions, API views and the `schedules` command call these functions;
+django-q2's scheduler calls `fire_due_schedules` every minute on every cluster.
+
+Exactly once, with any number of clusters: firing occurrence `fire_at` of a
+schedule is one transaction that (1) inserts `Occurrence(schedule, fire_at)`,
+which the database's UNIQUE(schedule, fire_at) refuses to a second cluster, (2)
+advances `next_run_at` with a conditional UPDATE (`WHERE next_run_at = fire_at
+AND enabled`), which fails if another cluster or a person moved it meanwhile,
+and (3) creates the job. A loser of either race rolls back, so no job is made.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from jobs import registry
+from jobs import services as job_services
+from jobs.models import ACTIVE_STATUSES, Job
+
+from . import timing
+from .models import MisfirePolicy, Occurrence, OverlapPolicy, Schedule, ScheduleKind
+
+logger = logging.getLogger(__name__)
+
+# An occurrence fired later than this after its time counts as missed (the
+# clusters were down); the misfire policy decides what happens to it. Normal
+# lateness is django-q2's scheduler cycle (a minute plus a 30 s guard), well within.
+MISFIRE_GRACE = timedelta(seconds=settings.JOBDECK_SCHEDULE_MISFIRE_GRACE)
+# Upper bound on occurrences one schedule fires in one call (on-time backlog).
+MAX_FIRINGS_PER_CALL = 20
+
+TIMING_FIELDS = ("kind", "interval_minutes", "time", "weekdays", "cron", "timezone")
+EDITABLE_FIELDS = (
+    "name",
+    "job_type",
+    "config",
+    "release",
+    *TIMING_FIELDS,
+    "enabled",
+    "misfire_policy",
+    "overlap_policy",
+    "dry_run",
+)
 
 
-def fire_due_schedules() -> dict:
-    """Fire every due schedule once; called by django-q2's scheduler every minute."""
-    return {"fired": 0}
+class _LostRace(Exception):
+    """Another cluster (or a person) moved the schedule first; roll back this firing."""
+
+
+# --- validation -------------------------------------------------------------------
+
+
+def schedule_values(schedule: Schedule | None) -> dict[str, Any]:
+    """The editable fields of `schedule`, or the defaults of a new one."""
+    if schedule is None:
+        return {
+            "name": "",
+            "job_type": "",
+            "config": {},
+            "release": None,
+            "kind": "",
+            "interval_minutes": None,
+            "time": None,
+            "weekdays": [],
+            "cron": "",
+            "timezone": "UTC",
+            "enabled": True,
+            "misfire_policy": MisfirePolicy.SKIP,
+            "overlap_policy": OverlapPolicy.SKIP,
+            "dry_run": False,
+        }
+    return {name: getattr(schedule, name) for name in EDITABLE_FIELDS}
+
+
+def schedule_clean(data: dict[str, Any], *, instance: Schedule | None = None) -> dict[str, Any]:
+    """Validate a full set of schedule fields; return them cleaned.
+
+    Fields that do not belong to the kind are cleared (e.g. `cron` of a daily
+    schedule). Raises ValidationError naming every bad field.
+    """
+    errors: dict[str, list[str]] = {}
+    clean = dict(data)
+
+    def bad(name: str, message: str) -> None:
+        errors.setdefault(name, []).append(message)
+
+    name = (clean.get("name") or "").strip() if isinstance(clean.get("name"), str) else ""
+    clean["name"] = name
+    if not name:
+        bad("name", "Enter a name.")
+    elif len(name) > 200:
+        bad("name", "At most 200 characters.")
+    else:
+        taken = Schedule.objects.filter(name=name)
+        if instance is not None:
+            taken = taken.exclude(pk=instance.pk)
+        if taken.exists():
+            bad("name", "A schedule with this name already exists.")
+
+    try:
+        jt = registry.get(clean.get("job_type"))
+    except ValidationError as exc:
+        errors.update(exc.message_dict)
+        jt = None
+    if jt is not None:
+        if not jt.user_creatable:
+            bad("job_type", f"Jobs of type {jt.name!r} can only be created by Jobdeck itself.")
+        try:
+            clean["config"] = registry.validate_config(jt, clean.get("config"))
+        except ValidationError as exc:
+            errors.update(exc.message_dict)
+        if jt.requires_release and clean.get("release") is None:
+            bad("release", f"Job type {jt.name!r} needs a release.")
+
+    kind = clean.get("kind")
+    if kind not in ScheduleKind.values:
+        bad("kind", f"Choose one of: {', '.join(ScheduleKind.values)}.")
+
+    if not timing.is_valid_timezone(clean.get("timezone")):
+        bad("timezone", f"Unknown IANA timezone: {clean.get('timezone')!r}.")
+
+    if kind == ScheduleKind.INTERVAL:
+        minutes = clean.get("interval_minutes")
+        if isinstance(minutes, str) and minutes.strip().isdigit():
+            minutes = int(minutes)
+        if isinstance(minutes, bool) or not isinstance(minutes, int) or minutes < 1:
+            bad("interval_minutes", "Enter a whole number of minutes, at least 1.")
+        elif minutes > 525_600:
+            bad("interval_minutes", "At most 525600 (a year).")
+        clean["interval_minutes"] = minutes
+    else:
+        clean["interval_minutes"] = None
+
+    if kind in (ScheduleKind.DAILY, ScheduleKind.WEEKLY):
+        try:
+            clean["time"] = timing.parse_time(clean.get("time"))
+        except ValueError as exc:
+            bad("time", str(exc))
+    else:
+        clean["time"] = None
+
+    if kind == ScheduleKind.WEEKLY:
+        days = clean.get("weekdays")
+        if (
+            not isinstance(days, list | tuple)
+            or not days
+            or any(isinstance(d, bool) or not isinstance(d, int) or not 0 <= d <= 6 for d in days)
+        ):
+            bad("weekdays", "Choose one or more weekdays as numbers 0-6 (Monday = 0).")
+        else:
+            clean["weekdays"] = sorted(set(days))
+    else:
+        clean["weekdays"] = []
+
+    if kind == ScheduleKind.CRON:
+        try:
+            clean["cron"] = timing.check_cron(clean.get("cron"))
+        except ValueError as exc:
+            bad("cron", str(exc))
+    else:
+        clean["cron"] = ""
+
+    for name, choices in (
+        ("misfire_policy", MisfirePolicy),
+        ("overlap_policy", OverlapPolicy),
+    ):
+        if clean.get(name) not in choices.values:
+            bad(name, f"Choose one of: {', '.join(choices.values)}.")
+    for name in ("enabled", "dry_run"):
+        if not isinstance(clean.get(name), bool):
+            bad(name, "Must be true or false.")
+    if errors:
+        raise ValidationError(errors)
+    return clean
+
+
+def _next_from(schedule: Schedule, now: datetime) -> datetime:
+    return timing.next_occurrence(timing.Spec.of(schedule), now)
+
+
+# --- writes ---------------------------------------------------------------------------
+
+
+@transaction.atomic
+def schedule_create(*, user=None, now: datetime | None = None, **fields: Any) -> Schedule:
+    """Create a schedule; its first occurrence is computed from now."""
+    unknown = set(fields) - set(EDITABLE_FIELDS)
+    if unknown:
+        raise TypeError(f"unknown schedule fields: {', '.join(sorted(unknown))}")
+    clean = schedule_clean({**schedule_values(None), **fields})
+    now = now or timezone.now()
+    schedule = Schedule(
+        **clean,
+        created_by=user if user is not None and user.is_authenticated else None,
+        created_at=now,
+    )
+    schedule.next_run_at = _next_from(schedule, now)
+    schedule.save()
+    return schedule
+
+
+@transaction.atomic
+def schedule_update(
+    *, schedule: Schedule, user=None, now: datetime | None = None, **fields: Any
+) -> Schedule:
+    """Change some fields; next_run_at is recomputed from now when the timing changes."""
+    unknown = set(fields) - set(EDITABLE_FIELDS)
+    if unknown:
+        raise TypeError(f"unknown schedule fields: {', '.join(sorted(unknown))}")
+    now = now or timezone.now()
+    # Lock the row: a firing in progress finishes first (or sees our change and
+    # loses its conditional UPDATE).
+    locked = Schedule.objects.select_for_update().get(pk=schedule.pk)
+    before = schedule_values(locked)
+    clean = schedule_clean({**before, **fields}, instance=locked)
+    changed = [name for name in EDITABLE_FIELDS if clean[name] != before[name]]
+    for name in changed:
+        setattr(locked, name, clean[name])
+    timing_changed = any(name in TIMING_FIELDS for name in changed)
+    enabling = "enabled" in changed and clean["enabled"]
+    if timing_changed or enabling or locked.next_run_at is None:
+        locked.next_run_at = _enabled_next(locked, now, enabling=enabling and not timing_changed)
+        changed.append("next_run_at")
+    if changed:
+        locked.save(update_fields=[*changed, "updated_at"])
+    return locked
+
+
+def _enabled_next(schedule: Schedule, now: datetime, *, enabling: bool) -> datetime:
+    """The next occurrence from now; when re-enabling with misfire run_once and an
+    occurrence was missed while disabled, keep it so one catch-up run fires."""
+    if (
+        enabling
+        and schedule.misfire_policy == MisfirePolicy.RUN_ONCE
+        and schedule.next_run_at is not None
+        and schedule.next_run_at <= now
+    ):
+        return schedule.next_run_at
+    return _next_from(schedule, now)
+
+
+def schedule_toggle(
+    *, schedule: Schedule, enabled: bool | None = None, user=None, now: datetime | None = None
+) -> Schedule:
+    """Enable or disable (or flip, with enabled=None). Disabling stops firing at once."""
+    if enabled is None:
+        enabled = not Schedule.objects.values_list("enabled", flat=True).get(pk=schedule.pk)
+    return schedule_update(schedule=schedule, user=user, now=now, enabled=enabled)
+
+
+@transaction.atomic
+def schedule_run_now(
+    *, schedule: Schedule, user=None, via: str = "system", now: datetime | None = None
+) -> Job:
+    """Create the schedule's job immediately; next_run_at does not move.
+
+    The job belongs to the person who asked (or the schedule's owner); a dry-run
+    schedule makes a draft with its analysis.
+    """
+    now = now or timezone.now()
+    owner = user if user is not None and user.is_authenticated else schedule.created_by
+    job = job_services.job_create(
+        job_type=schedule.job_type,
+        config=schedule.config,
+        user=owner,
+        release=schedule.release,
+        schedule=schedule,
+        draft=schedule.dry_run,
+        via=via,
+        now=now,
+    )
+    Schedule.objects.filter(pk=schedule.pk).update(last_job=job, last_run_at=now)
+    schedule.last_job, schedule.last_run_at = job, now
+    logger.info("schedule %s run now by %s via %s: job %s", schedule.pk, owner, via, job.pk)
+    return job
+
+
+@transaction.atomic
+def schedule_delete(*, schedule: Schedule, user=None) -> None:
+    """Delete a schedule and its occurrence ledger; the jobs it created are kept."""
+    Schedule.objects.filter(pk=schedule.pk).delete()
+
+
+# --- firing -------------------------------------------------------------------------------
+
+
+def fire_due_schedules(*, now: datetime | None = None) -> dict[str, Any]:
+    """Fire every due occurrence of every enabled schedule exactly once.
+
+    django-q2's scheduler calls this every minute on every cluster; concurrent
+    calls are safe (see the module docstring). Returns counts (and which worker
+    process made them) for django-q2's task result.
+    """
+    from jobs.runner import worker_name
+
+    now = now or timezone.now()
+    counts: dict[str, Any] = {
+        "fired": 0, "skipped": 0, "missed": 0, "lost": 0, "duplicates": 0, "errors": 0,
+    }  # fmt: skip
+    due = Schedule.objects.filter(enabled=True, next_run_at__lte=now).values_list("pk", flat=True)
+    for pk in list(due):
+        for _ in range(MAX_FIRINGS_PER_CALL):
+            try:
+                outcome = _fire_one(pk, now)
+            except Exception:  # one broken schedule never stops the others
+                logger.exception("firing schedule %s failed", pk)
+                counts["errors"] += 1
+                break
+            if outcome is None:
+                break
+            for key in outcome:
+                counts[key] += 1
+            if "lost" in outcome:
+                break
+    counts["worker"] = worker_name()
+    return counts
+
+
+def _fire_one(pk: int, now: datetime) -> list[str] | None:
+    """Fire the schedule's due occurrence, if any; returns what happened (None: nothing due)."""
+    schedule = (
+        Schedule.objects.select_related("release", "created_by")
+        .filter(pk=pk, enabled=True, next_run_at__lte=now)
+        .first()
+    )
+    if schedule is None:
+        return None
+    fire_at = schedule.next_run_at
+    spec = timing.Spec.of(schedule)
+    outcome: list[str] = []
+    if fire_at >= now - MISFIRE_GRACE:
+        # On time: fire it and move to the following occurrence (which may also be
+        # due already, e.g. a 1-minute interval after a late cycle; the loop fires it).
+        fire = True
+        following = timing.next_occurrence(spec, fire_at)
+    else:
+        # Missed (clusters were down): never a burst. skip → drop every missed
+        # occurrence; run_once → one catch-up run now. Both jump to the future.
+        fire = schedule.misfire_policy == MisfirePolicy.RUN_ONCE
+        following = timing.next_occurrence(spec, now)
+        outcome.append("missed")
+    try:
+        with transaction.atomic():
+            try:
+                # The ledger row: UNIQUE(schedule, fire_at). A second cluster's INSERT
+                # waits for the first's transaction and then fails here.
+                with transaction.atomic():
+                    occurrence = Occurrence.objects.create(
+                        schedule=schedule, fire_at=fire_at, fired_at=now
+                    )
+            except IntegrityError:
+                occurrence = None  # fired already; still make sure next_run_at moves on
+            # Conditional advance: loses if another cluster advanced it or a person
+            # disabled or re-timed the schedule since we read it.
+            if not Schedule.objects.filter(pk=pk, enabled=True, next_run_at=fire_at).update(
+                next_run_at=following
+            ):
+                raise _LostRace
+            if occurrence is None:
+                return [*outcome, "duplicates"]
+            if not fire:
+                occurrence.skipped_reason = "missed (misfire policy: skip)"
+                occurrence.save(update_fields=["skipped_reason"])
+                return outcome
+            active = (
+                Job.objects.filter(schedule_id=pk, status__in=ACTIVE_STATUSES)
+                .order_by("-id")
+                .values_list("pk", flat=True)
+                .first()
+            )
+            if active is not None and schedule.overlap_policy == OverlapPolicy.SKIP:
+                occurrence.skipped_reason = f"overlap: job #{active} still active"
+                occurrence.save(update_fields=["skipped_reason"])
+                return [*outcome, "skipped"]
+            try:
+                with transaction.atomic():
+                    job = job_services.job_create(
+                        job_type=schedule.job_type,
+                        config=schedule.config,
+                        user=schedule.created_by,
+                        release=schedule.release,
+                        schedule=schedule,
+                        draft=schedule.dry_run,
+                        via="schedule",
+                        now=now,
+                    )
+            except ValidationError as exc:
+                # The schedule no longer makes a valid job (e.g. its job type was
+                # removed): record why and move on rather than retry every minute.
+                occurrence.skipped_reason = f"error: {_one_line(exc)}"[:200]
+                occurrence.save(update_fields=["skipped_reason"])
+                logger.warning("schedule %s could not create its job: %s", pk, exc)
+                return [*outcome, "errors"]
+            occurrence.job = job
+            occurrence.save(update_fields=["job"])
+            Schedule.objects.filter(pk=pk).update(last_job=job, last_run_at=now)
+            return [*outcome, "fired"]
+    except _LostRace:
+        return [*outcome, "lost"]
+
+
+def _one_line(exc: ValidationError) -> str:
+    if hasattr(exc, "error_dict"):
+        return "; ".join(f"{k}: {' '.join(v)}" for k, v in exc.message_dict.items())
+    return " ".join(exc.messages)

@@ -1,0 +1,322 @@
+"""Schedules in the admin: toggle in the list, next run in words, run now, history, preview.
+
+Every write goes through scheduler.services, like the API and the command.
+"""
+
+from __future__ import annotations
+
+from django import forms
+from django.contrib import admin, messages
+from django.core.exceptions import ValidationError
+from django.db.models import QuerySet
+from django.http import HttpRequest
+from django.urls import NoReverseMatch, reverse
+from django.utils import timezone
+from django.utils.html import format_html, format_html_join
+from django.utils.timesince import timesince, timeuntil
+from django.utils.translation import ngettext
+
+from jobs import registry
+from jobs.exceptions import JobError
+
+from . import selectors, services, timing
+from .models import Occurrence, Schedule
+
+WEEKDAY_CHOICES = list(enumerate(timing.WEEKDAY_NAMES))
+HISTORY_ROWS = 20
+PREVIEW_ROWS = 10
+
+
+class ScheduleAdminForm(forms.ModelForm):
+    job_type = forms.ChoiceField(choices=())
+    weekdays = forms.TypedMultipleChoiceField(
+        choices=WEEKDAY_CHOICES,
+        coerce=int,
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        help_text="Weekly schedules only.",
+    )
+    time = forms.TimeField(
+        required=False,
+        input_formats=["%H:%M"],
+        widget=forms.TimeInput(format="%H:%M"),
+        help_text="HH:MM in the schedule's timezone (daily and weekly).",
+    )
+    timezone = forms.CharField(
+        max_length=64, initial="UTC", help_text="IANA name, e.g. Europe/Paris."
+    )
+
+    class Meta:
+        model = Schedule
+        fields = list(services.EDITABLE_FIELDS)
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["job_type"].choices = registry.choices()
+        self.fields["cron"].help_text = "Five fields: minute hour day-of-month month day-of-week."
+
+    def validate_unique(self) -> None:
+        """The service checks the name (one message, not two); the database has the last word."""
+
+    def clean(self) -> dict:
+        data = super().clean()
+        if self.errors:
+            return data
+        try:
+            clean = services.schedule_clean(
+                {**services.schedule_values(self.instance if self.instance.pk else None), **data},
+                instance=self.instance if self.instance.pk else None,
+            )
+        except ValidationError as exc:
+            for field, messages_ in exc.message_dict.items():
+                self.add_error(field if field in self.fields else None, messages_)
+            return data
+        data.update({k: v for k, v in clean.items() if k in self.fields})
+        return data
+
+
+@admin.register(Schedule)
+class ScheduleAdmin(admin.ModelAdmin):
+    form = ScheduleAdminForm
+
+    class Media:
+        css = {"all": ("jobs/admin.css",)}  # the jobs admin's status badges
+    list_display = (
+        "name",
+        "job_type",
+        "in_words",
+        "enabled",
+        "next_run",
+        "last_status",
+        "last_run",
+        "dry_run",
+    )
+    list_display_links = ("name",)
+    list_editable = ("enabled",)
+    list_filter = ("enabled", "kind", "job_type", "dry_run", "misfire_policy", "overlap_policy")
+    search_fields = ("name", "job_type", "cron")
+    list_select_related = ("last_job",)
+    actions = ("enable_schedules", "disable_schedules", "run_schedules_now")
+    readonly_fields = (
+        "next_run",
+        "last_run",
+        "last_status",
+        "created_by",
+        "created_at",
+        "updated_at",
+        "preview",
+        "history",
+    )
+    fieldsets = (
+        (None, {"fields": ("name", "job_type", "config", "release", "enabled", "dry_run")}),
+        (
+            "When",
+            {
+                "fields": ("kind", "interval_minutes", "time", "weekdays", "cron", "timezone"),
+                "description": (
+                    "In the schedule's own timezone. A time skipped by a DST change fires "
+                    "at the first valid time after the gap; a repeated time fires once, "
+                    "at its first occurrence. Interval schedules follow elapsed time."
+                ),
+            },
+        ),
+        ("Policies", {"fields": ("misfire_policy", "overlap_policy")}),
+        (
+            "Status",
+            {
+                "fields": (
+                    "next_run",
+                    "last_run",
+                    "last_status",
+                    "created_by",
+                    "created_at",
+                    "updated_at",
+                )
+            },
+        ),
+        ("Next occurrences", {"fields": ("preview",)}),
+        ("History", {"fields": ("history",)}),
+    )
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Schedule]:
+        return selectors.schedule_list()
+
+    # --- columns --------------------------------------------------------------------
+
+    @admin.display(description="Schedule")
+    def in_words(self, obj: Schedule) -> str:
+        return selectors.schedule_description(obj)
+
+    @admin.display(description="Next run", ordering="next_run_at")
+    def next_run(self, obj: Schedule) -> str:
+        if not obj.enabled:
+            return "— (disabled)"
+        if obj.next_run_at is None:
+            return "—"
+        local = obj.next_run_at.astimezone(timing.Spec.of(obj).tz)
+        now = timezone.now()
+        when = (
+            f"in {timeuntil(obj.next_run_at, now)}"
+            if obj.next_run_at > now
+            else f"due ({timesince(obj.next_run_at, now)} ago)"
+        )
+        return format_html(
+            '{}<br><span class="quiet">{} {}</span>',
+            when,
+            f"{local:%a %Y-%m-%d %H:%M}",
+            local.tzname(),
+        )
+
+    @admin.display(description="Last run", ordering="last_run_at")
+    def last_run(self, obj: Schedule) -> str:
+        if obj.last_run_at is None:
+            return "never"
+        return f"{timesince(obj.last_run_at)} ago"
+
+    @admin.display(description="Last status")
+    def last_status(self, obj: Schedule) -> str:
+        job = obj.last_job
+        if job is None:
+            return "—"
+        return format_html(
+            '<a href="{}"><span class="jd-badge jd-{}">{}</span></a>',
+            _job_url(job.pk),
+            job.status,
+            job.status,
+        )
+
+    @admin.display(description="Next occurrences")
+    def preview(self, obj: Schedule) -> str:
+        if obj.pk is None:
+            return "Shown once the schedule is saved."
+        rows = selectors.schedule_preview(schedule=obj, n=PREVIEW_ROWS)
+        body = format_html_join(
+            "",
+            "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
+            ((r["local_display"], r["utc"], r["note"] or "") for r in rows),
+        )
+        return format_html(
+            "<table><thead><tr><th>Local ({})</th><th>UTC</th><th>DST</th></tr></thead>"
+            "<tbody>{}</tbody></table>",
+            obj.timezone,
+            body,
+        )
+
+    @admin.display(description="Jobs it created")
+    def history(self, obj: Schedule) -> str:
+        if obj.pk is None:
+            return "—"
+        jobs = list(selectors.schedule_history(schedule=obj)[:HISTORY_ROWS])
+        if not jobs:
+            return "No jobs yet."
+        body = format_html_join(
+            "",
+            '<tr><td><a href="{}">#{}</a></td><td><span class="jd-badge jd-{}">{}</span></td>'
+            "<td>{}</td><td>{}</td></tr>",
+            (
+                (
+                    _job_url(j.pk),
+                    j.pk,
+                    j.status,
+                    j.status,
+                    f"{j.created_at:%Y-%m-%d %H:%M:%S %Z}",
+                    j.created_by or "—",
+                )
+                for j in jobs
+            ),
+        )
+        skipped = Occurrence.objects.filter(schedule=obj).exclude(skipped_reason="")[:5]
+        skipped_html = format_html_join(
+            "", "<li>{}: {}</li>", ((o.fire_at.isoformat(), o.skipped_reason) for o in skipped)
+        )
+        return format_html(
+            "<table><thead><tr><th>Job</th><th>Status</th><th>Created</th><th>By</th></tr>"
+            '</thead><tbody>{}</tbody></table><p><a href="{}">All jobs of this schedule</a></p>'
+            "{}",
+            body,
+            _jobs_of_schedule_url(obj.pk),
+            format_html("<p>Recent skipped occurrences:</p><ul>{}</ul>", skipped_html)
+            if skipped
+            else "",
+        )
+
+    # --- writes through services -------------------------------------------------------
+
+    def save_model(self, request: HttpRequest, obj: Schedule, form, change: bool) -> None:
+        fields = {name: getattr(obj, name) for name in services.EDITABLE_FIELDS}
+        if change:
+            if set(form.changed_data) <= {"enabled"}:  # the list's toggle column
+                services.schedule_toggle(schedule=obj, enabled=obj.enabled, user=request.user)
+            else:
+                services.schedule_update(schedule=obj, user=request.user, **fields)
+            obj.refresh_from_db()
+        else:
+            created = services.schedule_create(user=request.user, **fields)
+            obj.pk = created.pk
+            obj._state.adding = False
+            obj.refresh_from_db()
+
+    def delete_model(self, request: HttpRequest, obj: Schedule) -> None:
+        services.schedule_delete(schedule=obj, user=request.user)
+
+    # --- actions ------------------------------------------------------------------------
+
+    @admin.action(description="Enable selected schedules", permissions=["change"])
+    def enable_schedules(self, request: HttpRequest, queryset: QuerySet[Schedule]) -> None:
+        count = 0
+        for schedule in queryset.filter(enabled=False):
+            services.schedule_toggle(schedule=schedule, enabled=True, user=request.user)
+            count += 1
+        self.message_user(
+            request,
+            ngettext("%d schedule enabled.", "%d schedules enabled.", count) % count,
+            messages.SUCCESS,
+        )
+
+    @admin.action(description="Disable selected schedules", permissions=["change"])
+    def disable_schedules(self, request: HttpRequest, queryset: QuerySet[Schedule]) -> None:
+        count = 0
+        for schedule in queryset.filter(enabled=True):
+            services.schedule_toggle(schedule=schedule, enabled=False, user=request.user)
+            count += 1
+        self.message_user(
+            request,
+            ngettext("%d schedule disabled.", "%d schedules disabled.", count) % count,
+            messages.SUCCESS,
+        )
+
+    @admin.action(description="Run selected schedules now", permissions=["change"])
+    def run_schedules_now(self, request: HttpRequest, queryset: QuerySet[Schedule]) -> None:
+        jobs, failed = [], []
+        for schedule in queryset.select_related("release", "created_by"):
+            try:
+                jobs.append(
+                    services.schedule_run_now(schedule=schedule, user=request.user, via="admin")
+                )
+            except ValidationError as exc:
+                failed.append(f"{schedule.name}: {'; '.join(exc.messages)}")
+            except JobError as exc:
+                failed.append(f"{schedule.name}: {exc}")
+        if jobs:
+            self.message_user(
+                request,
+                ngettext("%d job created: %s.", "%d jobs created: %s.", len(jobs))
+                % (len(jobs), ", ".join(f"#{j.pk}" for j in jobs)),
+                messages.SUCCESS,
+            )
+        for line in failed:
+            self.message_user(request, f"Not run — {line}", messages.ERROR)
+
+
+def _job_url(job_id: int) -> str:
+    try:
+        return reverse("admin:jobs_job_change", args=[job_id])
+    except NoReverseMatch:
+        return "#"
+
+
+def _jobs_of_schedule_url(schedule_id: int) -> str:
+    try:
+        return reverse("admin:jobs_job_changelist") + f"?schedule__id__exact={schedule_id}"
+    except NoReverseMatch:
+        return "#"

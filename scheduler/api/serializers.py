@@ -1,0 +1,141 @@
+"""Input and output shapes of the schedules API; the rules live in scheduler.services."""
+
+from __future__ import annotations
+
+from rest_framework import serializers
+
+from jobs import registry
+from jobs.models import Job
+from releases.models import Release
+
+from .. import selectors
+from ..models import MisfirePolicy, OverlapPolicy, Schedule, ScheduleKind
+
+
+class ScheduleInputSerializer(serializers.Serializer):
+    """Types only; validity (cron, timezone, weekdays, time, config) is the service's."""
+
+    name = serializers.CharField(max_length=200)
+    job_type = serializers.CharField(max_length=100)
+    config = serializers.JSONField(required=False, default=dict)
+    release = serializers.PrimaryKeyRelatedField(
+        queryset=Release.objects.all(), required=False, allow_null=True, default=None
+    )
+    kind = serializers.ChoiceField(choices=ScheduleKind.choices)
+    interval_minutes = serializers.IntegerField(required=False, allow_null=True, default=None)
+    time = serializers.CharField(required=False, allow_null=True, default=None, help_text='"HH:MM"')
+    weekdays = serializers.ListField(
+        child=serializers.IntegerField(), required=False, default=list, help_text="0-6, Monday = 0"
+    )
+    cron = serializers.CharField(required=False, allow_blank=True, default="")
+    timezone = serializers.CharField(max_length=64, required=False, default="UTC")
+    enabled = serializers.BooleanField(required=False, default=True)
+    misfire_policy = serializers.ChoiceField(
+        choices=MisfirePolicy.choices, required=False, default=MisfirePolicy.SKIP
+    )
+    overlap_policy = serializers.ChoiceField(
+        choices=OverlapPolicy.choices, required=False, default=OverlapPolicy.SKIP
+    )
+    dry_run = serializers.BooleanField(required=False, default=False)
+
+
+class ScheduleSerializer(serializers.ModelSerializer):
+    time = serializers.TimeField(format="%H:%M", read_only=True, allow_null=True)
+    config = serializers.SerializerMethodField()
+    description = serializers.SerializerMethodField()
+    last_job_status = serializers.CharField(source="last_job.status", default=None, read_only=True)
+    created_by = serializers.CharField(source="created_by.username", default=None, read_only=True)
+
+    class Meta:
+        model = Schedule
+        fields = [
+            "id",
+            "name",
+            "job_type",
+            "config",
+            "release",
+            "kind",
+            "interval_minutes",
+            "time",
+            "weekdays",
+            "cron",
+            "timezone",
+            "enabled",
+            "misfire_policy",
+            "overlap_policy",
+            "dry_run",
+            "next_run_at",
+            "last_run_at",
+            "last_job",
+            "last_job_status",
+            "description",
+            "created_by",
+            "created_at",
+            "updated_at",
+        ]
+        read_only_fields = fields
+
+    def get_config(self, obj: Schedule) -> dict:
+        return registry.redact(obj.job_type, obj.config)
+
+    def get_description(self, obj: Schedule) -> str:
+        return selectors.schedule_description(obj)
+
+
+class ToggleSerializer(serializers.Serializer):
+    enabled = serializers.BooleanField(required=False, allow_null=True, default=None)
+
+
+class PreviewQuerySerializer(serializers.Serializer):
+    n = serializers.IntegerField(min_value=1, max_value=selectors.PREVIEW_MAX, default=10)
+
+
+class OccurrencePreviewSerializer(serializers.Serializer):
+    local = serializers.CharField()
+    utc = serializers.CharField()
+    local_display = serializers.CharField()
+    dst = serializers.CharField(allow_null=True)
+    note = serializers.CharField()
+
+
+class ScheduleJobSerializer(serializers.ModelSerializer):
+    """A job as the schedule's history and run-now show it."""
+
+    config = serializers.SerializerMethodField()
+    created_by = serializers.CharField(source="created_by.username", default=None, read_only=True)
+    progress = serializers.IntegerField(read_only=True)
+    duration = serializers.FloatField(source="duration_seconds", read_only=True, allow_null=True)
+
+    class Meta:
+        model = Job
+        fields = [
+            "id",
+            "job_type",
+            "status",
+            "config",
+            "release",
+            "schedule",
+            "created_by",
+            "priority",
+            "attempts",
+            "max_attempts",
+            "created_at",
+            "queued_at",
+            "started_at",
+            "finished_at",
+            "progress",
+            "duration",
+            "error",
+            "analysis",
+        ]
+        read_only_fields = fields
+
+    def get_config(self, obj: Job) -> dict:
+        return registry.redact(obj.job_type, obj.config)
+
+
+class PreviewSerializer(serializers.Serializer):
+    timezone = serializers.CharField()
+    description = serializers.CharField()
+    enabled = serializers.BooleanField()
+    results = OccurrencePreviewSerializer(many=True)

@@ -1,0 +1,65 @@
+"""Reads of schedules: lists, history, previews of coming occurrences."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from django.db.models import QuerySet
+from django.utils import timezone
+
+from jobs.models import Job
+
+from . import timing
+from .models import Schedule
+
+PREVIEW_MAX = 100
+
+
+def schedule_list() -> QuerySet[Schedule]:
+    """Schedules with what list views show (last job's status, owner) in one query."""
+    return Schedule.objects.select_related("last_job", "created_by").defer(
+        "last_job__config", "last_job__result", "last_job__analysis", "last_job__error"
+    )
+
+
+def schedule_history(*, schedule: Schedule, user=None) -> QuerySet[Job]:
+    """The jobs the schedule created (fired or run now), newest first.
+
+    With `user`, only the jobs that user may see (the jobs API's visibility rules).
+    """
+    jobs = Job.objects.filter(schedule=schedule).select_related("created_by").order_by("-id")
+    if user is not None:
+        jobs = jobs.visible_to(user)
+    return jobs
+
+
+def schedule_preview(
+    *, schedule: Schedule, n: int = 10, now: datetime | None = None
+) -> list[dict[str, Any]]:
+    """The next `n` occurrences from now (or from a due next_run_at), local and UTC.
+
+    Occurrences in a DST gap or repeated hour carry `dst` ("gap" | "repeated") and
+    a sentence saying what the schedule does there.
+    """
+    now = now or timezone.now()
+    n = max(1, min(int(n), PREVIEW_MAX))
+    spec = timing.Spec.of(schedule)
+    tz = spec.tz
+    rows = []
+    for firing in timing.occurrences(spec, now, n):
+        local = firing.at.astimezone(tz)
+        rows.append(
+            {
+                "local": local.isoformat(),
+                "utc": firing.at.isoformat().replace("+00:00", "Z"),
+                "local_display": f"{local:%a %Y-%m-%d %H:%M} {local.tzname()}",
+                "dst": firing.dst or None,
+                "note": timing.dst_detail(firing, spec),
+            }
+        )
+    return rows
+
+
+def schedule_description(schedule: Schedule) -> str:
+    return timing.describe(timing.Spec.of(schedule))
