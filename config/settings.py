@@ -175,12 +175,14 @@ REST_FRAMEWORK = {
         "rest_framework.renderers.BrowsableAPIRenderer",
     ],
     "DEFAULT_PARSER_CLASSES": [
-        "rest_framework.parsers.JSONParser",
-        "rest_framework.parsers.FormParser",
+        # DRF's parsers with Django's body size limit (413) and a JSON nesting guard.
+        "jobs.api.parsers.JSONParser",
+        "jobs.api.parsers.FormParser",
         "rest_framework.parsers.MultiPartParser",
     ],
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    # drf-spectacular's AutoSchema, plus the error responses of each operation.
+    "DEFAULT_SCHEMA_CLASS": "jobs.api.schema.JobdeckAutoSchema",
     "DEFAULT_THROTTLE_CLASSES": [
         "rest_framework.throttling.AnonRateThrottle",
         "rest_framework.throttling.UserRateThrottle",
@@ -204,6 +206,10 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {
+        "JobStatusEnum": "jobs.models.JobStatus",
+        "TaskStatusEnum": "jobs.models.TaskStatus",
+    },
 }
 
 # --- Jobdeck ------------------------------------------------------------------
@@ -218,6 +224,12 @@ JOBDECK_LOG_MESSAGE_MAX = env_int("JOBDECK_LOG_MESSAGE_MAX", 4000)
 # Base of the exponential backoff between automatic retries, in seconds.
 JOBDECK_RETRY_BACKOFF_SECONDS = env_float("JOBDECK_RETRY_BACKOFF_SECONDS", 2.0)
 JOBDECK_CLEANUP_BATCH_SIZE = env_int("JOBDECK_CLEANUP_BATCH_SIZE", 2000)
+# An occurrence later than this (seconds) counts as missed: the misfire policy decides.
+JOBDECK_SCHEDULE_MISFIRE_GRACE = env_int("JOBDECK_SCHEDULE_MISFIRE_GRACE", 300)
+# /api/health/: no cluster seen for this long = down (503); a runnable job waiting
+# longer than the queue threshold = degraded.
+JOBDECK_HEALTH_CLUSTER_SECONDS = env_int("JOBDECK_HEALTH_CLUSTER_SECONDS", 150)
+JOBDECK_HEALTH_QUEUE_SECONDS = env_int("JOBDECK_HEALTH_QUEUE_SECONDS", 300)
 # Extra modules registering job types, comma-separated (beyond each app's jobtypes.py).
 JOBDECK_JOBTYPE_MODULES = env_list("JOBDECK_JOBTYPE_MODULES", "")
 
@@ -244,3 +256,21 @@ if env_str("JOBDECK_BROKER", "orm") == "redis":
     Q_CLUSTER["redis"] = env_str("REDIS_URL", "redis://127.0.0.1:6379/0")
 else:
     Q_CLUSTER["orm"] = "default"
+
+# --- django.tasks ---------------------------------------------------------------
+# Django's @task functions run as Jobdeck jobs (type tasks.call). A queue named in
+# QUEUE_CLUSTERS also wakes the django-q2 cluster of that name (a qcluster started
+# with Q_CLUSTER_NAME=<name>); other queues run on the default cluster.
+# JOBDECK_TASKS_QUEUE_CLUSTERS="reports=jobdeck-reports,mail=jobdeck-mail".
+TASKS = {
+    "default": {
+        "BACKEND": "jobs.tasks_backend.JobdeckBackend",
+        "QUEUES": env_list("JOBDECK_TASKS_QUEUES", "default"),
+        "OPTIONS": {
+            "QUEUE_CLUSTERS": dict(
+                item.split("=", 1) for item in env_list("JOBDECK_TASKS_QUEUE_CLUSTERS", "")
+            ),
+            "MAX_ATTEMPTS": env_int("JOBDECK_TASKS_MAX_ATTEMPTS", 1),
+        },
+    }
+}

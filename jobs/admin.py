@@ -23,6 +23,8 @@ from django.utils.html import format_html
 from django.utils.translation import ngettext
 from django.views.decorators.http import require_POST
 
+from releases.selectors import waiting_reasons
+
 from . import dashboard, registry, selectors, services
 from .admin_views import (
     EstimatedCountPaginator,
@@ -206,6 +208,7 @@ class JobAdmin(admin.ModelAdmin):
                     ("created_at", "queued_at", "run_after"),
                     ("started_at", "finished_at", "duration"),
                     ("heartbeat_at", "worker", "cancel_requested_at"),
+                    "waiting",
                 )
             },
         ),
@@ -267,7 +270,14 @@ class JobAdmin(admin.ModelAdmin):
 
     @admin.display(description="status", ordering="status")
     def status_badge(self, obj: Job) -> str:
-        return status_badge(obj.status)
+        badge = status_badge(obj.status)
+        # Set per page by JobChangeList.get_results (two queries for the whole page).
+        note = getattr(obj, "waiting_note", "")
+        return format_html('{}<div class="jd-small">{}</div>', badge, note) if note else badge
+
+    @admin.display(description="waiting")
+    def waiting(self, obj: Job) -> str:
+        return waiting_reasons([obj]).get(obj.pk) or "—"
 
     @admin.display(description="progress")
     def progress_bar(self, obj: Job) -> str:

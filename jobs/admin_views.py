@@ -20,6 +20,8 @@ from django.utils import formats, timezone
 from django.utils.functional import cached_property
 from django.utils.text import capfirst
 
+from releases.selectors import waiting_reasons
+
 from . import registry
 from .models import Job, JobLog, LogLevel
 
@@ -84,6 +86,12 @@ class JobChangeList(ChangeList):
 
     def get_queryset(self, request, exclude_parameters=None):
         return super().get_queryset(request, exclude_parameters).defer(*self.heavy_fields)
+
+    def get_results(self, request) -> None:
+        super().get_results(request)
+        reasons = waiting_reasons(self.result_list)
+        for job in self.result_list:
+            job.waiting_note = reasons.get(job.pk, "")
 
     def fast_date_hierarchy(self) -> dict[str, Any]:
         """Years between the first and the last job, then every month, then every day.

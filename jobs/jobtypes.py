@@ -105,3 +105,6 @@ class MaintenanceCleanup(JobType):
             older_than=timedelta(days=config["older_than_days"]), dry_run=True
         )
         return {"tasks": self.tasks(config), "would_delete": summary, "warnings": []}
+
+
+from . import tasks_jobtype  # noqa: E402, F401  (registers tasks.call, the django.tasks carrier)

@@ -14,12 +14,21 @@ import socket
 import threading
 import time
 import traceback
+from collections.abc import Callable
 from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, close_old_connections, connection, transaction
+from django.db import (
+    IntegrityError,
+    InterfaceError,
+    OperationalError,
+    close_old_connections,
+    connection,
+    transaction,
+)
 from django.db.models import F
 from django.utils import timezone
+from django_q.exceptions import TimeoutException
 
 from . import registry, services
 from .context import JobContext
@@ -100,6 +109,8 @@ def claim(*, worker: str, job_id: int | None = None) -> Job | None:
     of one release; losing that race means "not now", never an error.
     """
     now = timezone.now()
+    if connection.vendor == "postgresql" and not connection.in_atomic_block:
+        return _claim_in_one_statement(worker=worker, job_id=job_id, now=now)
     with transaction.atomic():
         candidates = Job.objects.runnable(now).order_by("-priority", "pk")
         if job_id is not None:
@@ -107,6 +118,9 @@ def claim(*, worker: str, job_id: int | None = None) -> Job | None:
         job = candidates.select_for_update(skip_locked=True, of=("self",)).first()
         if job is None:
             return None
+        # Read the clock after the SELECT: a predecessor on the same release has
+        # committed its finish by now, so the recorded start never precedes it.
+        now = timezone.now()
         fields = dict(
             status=JobStatus.RUNNING,
             attempts=F("attempts") + 1,
@@ -132,6 +146,41 @@ def claim(*, worker: str, job_id: int | None = None) -> Job | None:
     job.worker = worker
     job.finished_at = None
     return job
+
+
+def _claim_in_one_statement(*, worker: str, job_id: int | None, now) -> Job | None:
+    """PostgreSQL: lock, re-check and claim in one autocommit statement.
+
+    `UPDATE … WHERE id = (SELECT … LIMIT 1 FOR UPDATE SKIP LOCKED) AND status =
+    'pending' RETURNING …`: the same rules as the portable path (runnable(),
+    priority then FIFO, the partial unique index per release) in one round trip
+    and one commit instead of BEGIN, SELECT, UPDATE, COMMIT.
+    """
+    candidates = Job.objects.runnable(now).order_by("-priority", "pk")
+    if job_id is not None:
+        candidates = candidates.filter(pk=job_id)
+    # Compiled without select_for_update (Django refuses that outside atomic());
+    # the lock clause is appended, the statement being its own transaction.
+    compiler = candidates.values("pk")[:1].query.get_compiler(connection=connection)
+    inner, inner_params = compiler.as_sql()
+    qn = connection.ops.quote_name
+    table = qn(Job._meta.db_table)
+    lock = connection.ops.for_update_sql(skip_locked=True, of=(table,))
+    columns = ", ".join(qn(f.column) for f in Job._meta.concrete_fields)
+    sql = (
+        # statement_timestamp(): this statement's snapshot is what saw a predecessor
+        # on the same release finished, so its start is after that finish.
+        f"UPDATE {table} SET status = %s, attempts = attempts + 1, "
+        f"started_at = statement_timestamp(), heartbeat_at = statement_timestamp(), "
+        f"worker = %s, finished_at = NULL "
+        f"WHERE id = ({inner} {lock}) AND status = %s RETURNING {columns}"
+    )
+    params = (JobStatus.RUNNING, worker, *inner_params, JobStatus.PENDING)
+    try:
+        claimed = list(Job.objects.raw(sql, params))
+    except IntegrityError:  # the release already has a running job: not now
+        return None
+    return claimed[0] if claimed else None
 
 
 # --- execution --------------------------------------------------------------------
@@ -164,8 +213,16 @@ def _run_tasks(job: Job, job_type: registry.JobType) -> str:
             return _finish_cancelled(job, None)
         first = False
         now = timezone.now()
-        if not Task.objects.filter(pk=task.pk, status=TaskStatus.PENDING).update(
-            status=TaskStatus.RUNNING, started_at=now, attempts=F("attempts") + 1
+        # FAILED is a previous attempt's (an automatic re-queue or the sweep keeps it
+        # for display); this attempt holds the fresh claim, so it runs the task again.
+        if not Task.objects.filter(
+            pk=task.pk, status__in=(TaskStatus.PENDING, TaskStatus.FAILED)
+        ).update(
+            status=TaskStatus.RUNNING,
+            started_at=now,
+            finished_at=None,
+            error="",
+            attempts=F("attempts") + 1,
         ):
             return _finish_failed(job, f"task {task.position} was not pending")
         ctx.task = task
@@ -175,20 +232,67 @@ def _run_tasks(job: Job, job_type: registry.JobType) -> str:
             return _finish_cancelled(job, task)
         except Exception as exc:
             return _task_failed(job, job_type, task, exc)
+        except TimeoutException as exc:
+            # django-q2's timeout is a SystemExit: record it as the task's failure (not
+            # "worker lost" a sweep later), then let django-q2 replace the worker.
+            _task_failed(job, job_type, task, exc)
+            raise
         task.result = result
         finished = timezone.now()
-        Task.objects.filter(pk=task.pk, status=TaskStatus.RUNNING).update(
-            status=TaskStatus.SUCCEEDED, result=result, finished_at=finished
-        )
         results.append(result)
-        if task is not tasks[-1]:
-            Job.objects.filter(pk=job.pk).update(progress_done=F("progress_done") + 1)
+        if task is tasks[-1]:
+            # The last task's success and the job's completion commit together:
+            # nothing runs between the two, and it saves one WAL flush per job.
+            return _outlasting_outage(
+                _complete, job, task, result, finished, job_type.result(results), len(tasks)
+            )
+        _outlasting_outage(_task_succeeded, task, result, finished)
+        Job.objects.filter(pk=job.pk).update(progress_done=F("progress_done") + 1)
     return _finish(
         job,
         JobStatus.COMPLETED,
         result=job_type.result(results),
         progress_done=len(tasks),
+        error="",  # a retried job that completes keeps no earlier attempt's error
     )
+
+
+def _task_succeeded(task: Task, result: Any, finished) -> None:
+    Task.objects.filter(pk=task.pk, status=TaskStatus.RUNNING).update(
+        status=TaskStatus.SUCCEEDED, result=result, finished_at=finished
+    )
+
+
+def _complete(job: Job, task: Task, result: Any, finished, job_result: Any, total: int) -> str:
+    with transaction.atomic():
+        _task_succeeded(task, result, finished)
+        return _finish(
+            job,
+            JobStatus.COMPLETED,
+            result=job_result,
+            progress_done=total,
+            error="",  # a retried job that completes keeps no earlier error
+        )
+
+
+def _outlasting_outage[T](write: Callable[..., T], *args: Any) -> T:
+    """Record a task's finished work, retrying across a dropped database connection.
+
+    A database restart or failover between the work and its bookkeeping would leave
+    the job running until the sweep re-queues it, and the work would run again. So the
+    write is retried (reconnecting) for up to the stale threshold; past that the sweep
+    may have taken the job, and the fenced final transition refuses to touch it.
+    """
+    deadline = time.monotonic() + settings.JOBDECK_STALE_SECONDS
+    while True:
+        try:
+            return write(*args)
+        except (OperationalError, InterfaceError):
+            if connection.in_atomic_block or time.monotonic() >= deadline:
+                raise
+            logger.warning("database unavailable; retrying a job's bookkeeping", exc_info=True)
+            connection.close()
+            time.sleep(0.5)
 
 
 def _finish(job: Job, status: str, **fields: Any) -> str:
@@ -199,6 +303,7 @@ def _finish(job: Job, status: str, **fields: Any) -> str:
             action=f"finish as {status}",
             expected=[JobStatus.RUNNING],
             to=status,
+            attempt=job.attempts,  # fenced: a superseded claim changes nothing
             finished_at=timezone.now(),
             heartbeat_at=None,
             **fields,
@@ -244,6 +349,7 @@ def _task_failed(job: Job, job_type: registry.JobType, task: Task, exc: BaseExce
                 action="re-queue",
                 expected=[JobStatus.RUNNING],
                 to=JobStatus.PENDING,
+                attempt=job.attempts,
                 error=error,
                 worker="",
                 heartbeat_at=None,

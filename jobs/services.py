@@ -17,7 +17,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import F, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
@@ -25,6 +25,7 @@ from django.utils import timezone
 from . import registry
 from .exceptions import IllegalTransition
 from .models import (
+    ACTIVE_STATUSES,
     FINISHED_STATUSES,
     AuditAction,
     AuditEvent,
@@ -45,15 +46,26 @@ RUNNER = "jobs.runner.run_job"
 
 
 def transition(
-    job_id: int, *, action: str, expected: Iterable[str], to: str, **fields: Any
+    job_id: int,
+    *,
+    action: str,
+    expected: Iterable[str],
+    to: str,
+    attempt: int | None = None,
+    **fields: Any,
 ) -> None:
     """Move job `job_id` from one of `expected` to `to` in one conditional UPDATE.
 
     Raises IllegalTransition (naming the current status) when the job was not in
     an expected status, i.e. when another actor won the race or the move is illegal.
+    With `attempt` (a fencing token), only while the job is still on that attempt: a
+    worker whose claim was swept and claimed again cannot finish the new attempt.
     """
     expected = tuple(expected)
-    updated = Job.objects.filter(pk=job_id, status__in=expected).update(status=to, **fields)
+    matching = Job.objects.filter(pk=job_id, status__in=expected)
+    if attempt is not None:
+        matching = matching.filter(attempts=attempt)
+    updated = matching.update(status=to, **fields)
     if not updated:
         current = Job.objects.filter(pk=job_id).values_list("status", flat=True).first()
         raise IllegalTransition(job_id, action, current, allowed=expected)
@@ -105,6 +117,18 @@ def _validate_scheduling(
         raise ValidationError(errors)
 
 
+def validated_type_and_config(
+    job_type: Any, config: Any, *, allow_internal: bool = False
+) -> tuple[registry.JobType, dict]:
+    """The registered type and its cleaned config; ValidationError naming the field."""
+    jt = registry.get(job_type)
+    if not jt.user_creatable and not allow_internal:
+        raise ValidationError(
+            {"job_type": [f"Jobs of type {job_type!r} can only be created by Jobdeck itself."]}
+        )
+    return jt, registry.validate_config(jt, config)
+
+
 def job_build(
     *,
     job_type: str,
@@ -123,12 +147,7 @@ def job_build(
 
     Raises ValidationError naming the field; nothing is written.
     """
-    jt = registry.get(job_type)
-    if not jt.user_creatable and not allow_internal:
-        raise ValidationError(
-            {"job_type": [f"Jobs of type {job_type!r} can only be created by Jobdeck itself."]}
-        )
-    clean_config = registry.validate_config(jt, config)
+    jt, clean_config = validated_type_and_config(job_type, config, allow_internal=allow_internal)
     _validate_scheduling(priority=priority, run_after=run_after, max_attempts=max_attempts)
     if jt.requires_release and release is None:
         raise ValidationError({"release": [f"Job type {job_type!r} needs a release."]})
@@ -247,6 +266,11 @@ def job_retry(*, job: Job, user=None, via: str = "system", config: Any = None) -
     if config is not None:
         jt = registry.get(job.job_type)
         clean = registry.validate_config(jt, config)
+        if clean != job.config and not jt.user_creatable:
+            # A carrier job (tasks.call) names code to run: only Jobdeck may set that.
+            raise ValidationError(
+                {"config": [f"The config of {job.job_type!r} jobs cannot be changed."]}
+            )
         if clean != job.config:
             fields["config"] = clean
             detail["config"] = {
@@ -312,13 +336,22 @@ def _replace_unfinished_tasks(job_id: int, names: list[str]) -> None:
 
 
 @transaction.atomic
-def job_delete(*, job: Job, user=None, via: str = "system") -> None:
-    """Delete a finished job or a draft with its tasks and logs; active jobs are refused."""
-    deletable = (*FINISHED_STATUSES, JobStatus.DRAFT)
+def job_delete(
+    *,
+    job: Job,
+    user=None,
+    via: str = "system",
+    statuses: Iterable[str] = (*FINISHED_STATUSES, JobStatus.DRAFT),
+    action: str = "delete",
+) -> None:
+    """Delete a job in one of `statuses` (by default finished jobs and drafts) with its
+    tasks and logs; active jobs are always refused. The status check and the delete
+    happen under one row lock, so a job cannot change status in between."""
+    deletable = tuple(s for s in statuses if s not in ACTIVE_STATUSES)
     locked = Job.objects.select_for_update().filter(pk=job.pk, status__in=deletable)
     if not locked.exists():
         current = Job.objects.filter(pk=job.pk).values_list("status", flat=True).first()
-        raise IllegalTransition(job.pk, "delete", current, allowed=deletable)
+        raise IllegalTransition(job.pk, action, current, allowed=deletable)
     audit(
         job=None,
         user=user,
@@ -511,12 +544,7 @@ def _bulk_validated_config(
     entry = cache.get(key) if key is not None else None
     if entry is None:
         try:
-            jt = registry.get(job_type)
-            if not jt.user_creatable:
-                raise ValidationError(
-                    {"job_type": [f"Jobs of type {job_type!r} can only be created by Jobdeck."]}
-                )
-            clean = registry.validate_config(jt, config)
+            jt, clean = validated_type_and_config(job_type, config)
             entry = (jt, clean, jt.tasks(clean))
         except ValidationError as exc:
             entry = exc
@@ -538,21 +566,68 @@ def _wake_workers(count: int) -> None:
         enqueue_wakeup(None)
 
 
+def _bulk_insert(
+    model: type, rows: list[dict[str, Any]], *, returning: bool, batch_size: int = 1000
+) -> list[int]:
+    """INSERT `rows` (column → db-ready value; omitted columns get the field default).
+
+    Django's bulk_create prepares every value of every field in Python, which is
+    most of its cost at 10,000 rows; here the defaults are prepared once and the
+    varying values come in ready. Ids come back in row order with RETURNING, the
+    same guarantee bulk_create relies on.
+    """
+    if not rows:
+        return []
+    fields = [f for f in model._meta.concrete_fields if not f.primary_key]
+    defaults = {
+        f.column: f.get_db_prep_save(f.get_default(), connection)
+        for f in fields
+        if f.column not in rows[0]
+    }
+    columns = [f.column for f in fields]
+    quote = connection.ops.quote_name
+    row_sql = "(" + ", ".join(["%s"] * len(columns)) + ")"
+    head = f"INSERT INTO {quote(model._meta.db_table)} ({', '.join(map(quote, columns))}) VALUES "
+    tail = f" RETURNING {quote(model._meta.pk.column)}" if returning else ""
+    if connection.vendor == "postgresql":
+        # One array per column through UNNEST (as Django's own bulk_create does on
+        # PostgreSQL): a handful of parameters instead of one per value, which
+        # psycopg would otherwise have to splice into a huge statement.
+        casts = ", ".join(f"%s::{f.cast_db_type(connection)}[]" for f in fields)
+        head = head.removesuffix(" VALUES ") + f" SELECT * FROM UNNEST({casts})"
+        batch_size = 5000
+    ids: list[int] = []
+    with connection.cursor() as cursor:
+        for start in range(0, len(rows), batch_size):
+            batch = rows[start : start + batch_size]
+            if connection.vendor == "postgresql":
+                params = [[row.get(c, defaults.get(c)) for row in batch] for c in columns]
+                sql = head + tail
+            else:
+                params = [row.get(c, defaults.get(c)) for row in batch for c in columns]
+                sql = head + ", ".join([row_sql] * len(batch)) + tail
+            cursor.execute(sql, params)
+            if returning:
+                ids.extend(r[0] for r in cursor.fetchall())
+    return ids
+
+
 def job_bulk_create(
     *,
     specs: Sequence[Mapping[str, Any]],
     user=None,
     via: str = "system",
     now: datetime | None = None,
-) -> list[Job]:
+) -> list[int]:
     """Create up to BULK_MAX_JOBS pending jobs with their tasks, all or nothing.
 
     Each spec holds job_type, config and optionally release (an object), priority,
     run_after and max_attempts, as for `job_create`. Every item is validated before
     anything is written; BulkValidationError names each bad item by its index.
-    Jobs and tasks go in with bulk INSERTs, and once the transaction commits only
-    min(n, workers) wake-up messages are sent, not one per job: each woken worker
-    keeps claiming runnable jobs from the table, so the broker is never the limit.
+    Jobs and tasks go in with multi-row INSERTs, and once the transaction commits
+    only min(n, workers) wake-up messages are sent, not one per job: each woken
+    worker keeps claiming runnable jobs from the table, so the broker is never the
+    limit. Returns the new jobs' ids in input order.
     """
     if not specs:
         raise ValidationError({"jobs": ["At least one job is required."]})
@@ -560,9 +635,14 @@ def job_bulk_create(
         raise ValidationError({"jobs": [f"At most {BULK_MAX_JOBS} jobs per call."]})
     now = now or timezone.now()
     owner = user if user is not None and user.is_authenticated else None
+    adapt_dt = connection.ops.adapt_datetimefield_value
+    config_field = Job._meta.get_field("config")
+    db_now = adapt_dt(now)
     cache: dict[tuple[str, str], _BulkCacheEntry] = {}
+    db_configs: dict[int, Any] = {}  # id(clean config) → its db value, made once
     errors: dict[int, dict[str, list[str]]] = {}
-    built: list[tuple[Job, list[str]]] = []
+    job_rows: list[dict[str, Any]] = []
+    task_names: list[list[str]] = []
     for index, spec in enumerate(specs):
         try:
             if spec.get("draft"):
@@ -580,39 +660,45 @@ def job_bulk_create(
         except ValidationError as exc:
             errors[index] = _error_dict(exc)
             continue
-        job = Job(
-            job_type=jt.name,
-            status=JobStatus.PENDING,
-            config=clean,
-            release=release,
-            created_by=owner,
-            priority=priority,
-            run_after=run_after,
-            max_attempts=max_attempts or jt.max_attempts,
-            created_at=now,
-            queued_at=now,
-            progress_total=len(names),
+        if id(clean) not in db_configs:
+            db_configs[id(clean)] = config_field.get_db_prep_save(clean, connection)
+        job_rows.append(
+            {
+                "job_type": jt.name,
+                "status": JobStatus.PENDING.value,
+                "config": db_configs[id(clean)],
+                "release_id": release.pk if release is not None else None,
+                "created_by_id": owner.pk if owner is not None else None,
+                "priority": priority,
+                "run_after": adapt_dt(run_after) if run_after is not None else None,
+                "max_attempts": max_attempts or jt.max_attempts,
+                "created_at": db_now,
+                "queued_at": db_now,
+                "progress_total": len(names),
+            }
         )
-        built.append((job, names))
+        task_names.append(names)
     if errors:
         raise BulkValidationError(errors)
     with transaction.atomic():
-        jobs = Job.objects.bulk_create([job for job, _ in built], batch_size=2000)
-        Task.objects.bulk_create(
+        ids = _bulk_insert(Job, job_rows, returning=True)
+        pending = TaskStatus.PENDING.value
+        _bulk_insert(
+            Task,
             [
-                Task(job_id=job.pk, position=position, name=name)
-                for job, names in built
+                {"job_id": job_id, "position": position, "name": name, "status": pending}
+                for job_id, names in zip(ids, task_names, strict=True)
                 for position, name in enumerate(names, start=1)
             ],
-            batch_size=5000,
+            returning=False,
         )
         audit(
             job=None,
             user=user,
             via=via,
             action=AuditAction.CREATED,
-            detail={"bulk": len(jobs), "first": jobs[0].pk, "last": jobs[-1].pk},
+            detail={"bulk": len(ids), "first": ids[0], "last": ids[-1]},
         )
-        wakeups = min(len(jobs), int(settings.Q_CLUSTER.get("workers") or 1))
+        wakeups = min(len(ids), int(settings.Q_CLUSTER.get("workers") or 1))
         transaction.on_commit(lambda: _wake_workers(wakeups))
-    return jobs
+    return ids

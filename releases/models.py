@@ -37,17 +37,32 @@ class Release(models.Model):
 
 
 class ImmutableQuerySet(models.QuerySet):
-    """Refuses bulk updates: a saved version never changes, whatever the code path."""
+    """Refuses bulk updates and deletes: a saved version never changes, whatever the path.
+
+    Deleting the release is the one way out: Django's deletion collector removes the
+    cascaded rows with its own DELETE queries, never through `QuerySet.delete()`.
+    """
 
     def update(self, **kwargs):
         raise ImmutableError(f"{self.model.__name__} rows are immutable")
+
+    def delete(self):
+        raise ImmutableError(
+            f"{self.model.__name__} rows are immutable; they are deleted with their release"
+        )
 
 
 class ReleaseVersion(models.Model):
     release = models.ForeignKey(Release, on_delete=models.CASCADE, related_name="versions")
     number = models.PositiveIntegerField()
     parent = models.ForeignKey(
-        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="children"
+        # RESTRICT, not PROTECT: a parent cannot be deleted alone, yet deleting the
+        # release (which cascades to parent and child together) is allowed.
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.RESTRICT,
+        related_name="children",
     )
     manifest = models.JSONField(default=dict, blank=True)
     comment = models.TextField(blank=True)
@@ -73,10 +88,17 @@ class ReleaseVersion(models.Model):
             raise ImmutableError("release versions are immutable once saved")
         super().save(*args, **kwargs)
 
+    def delete(self, *args, **kwargs):
+        raise ImmutableError("release versions are immutable; they are deleted with their release")
+
 
 def artefact_upload_to(instance: Artefact, filename: str) -> str:
-    # The stored name is ours, never the client's path: it cannot escape the root.
-    return f"releases/{instance.version.release_id}/v{instance.version.number}/{instance.path}"
+    # The stored name is ours, built from the validated path (never the client's raw
+    # name), so it cannot escape the root. Files and packages live apart so a file
+    # named like a package can never collide with one.
+    folder = "packages" if instance.kind == ArtefactKind.PACKAGE else "files"
+    version = instance.version
+    return f"releases/{version.release_id}/v{version.number}/{folder}/{instance.path}"
 
 
 class ArtefactKind(models.TextChoices):
@@ -110,3 +132,6 @@ class Artefact(models.Model):
         if self.pk is not None and not self._state.adding:
             raise ImmutableError("artefacts are immutable once saved")
         super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise ImmutableError("artefacts are immutable; they are deleted with their release")

@@ -2,19 +2,23 @@
 
 DRF's shapes: `{"field": ["message"]}` for validation errors (400) and
 `{"detail": "…"}` otherwise. Domain errors map here: Django's ValidationError →
-400, IllegalTransition → 409, an immutable version → 405; anything unexpected is
-left to DRF (and so is a bug to fix, never a shape to rely on).
+400, IllegalTransition → 409, an immutable version → 405, a body over Django's
+size limit → 413, other suspicious input (too many fields…) → 400; anything
+unexpected is left to DRF (and so is a bug to fix, never a shape to rely on).
 """
 
 from __future__ import annotations
 
+from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
+from jobs.api.parsers import RequestTooLarge
 from jobs.exceptions import IllegalTransition, JobError
+from jobs.services import BulkValidationError
 from releases.models import ImmutableError
 
 
@@ -31,7 +35,10 @@ def validation_error_detail(exc: DjangoValidationError) -> dict | list:
 
 
 def exception_handler(exc, context):
-    if isinstance(exc, DjangoValidationError):
+    if isinstance(exc, BulkValidationError):
+        # {"jobs": {"<index>": {"field": ["message"]}}}: which items, and why.
+        exc = exceptions.ValidationError({"jobs": {str(i): e for i, e in exc.errors.items()}})
+    elif isinstance(exc, DjangoValidationError):
         exc = exceptions.ValidationError(validation_error_detail(exc))
     elif isinstance(exc, IllegalTransition):
         exc = Conflict(str(exc))
@@ -41,6 +48,10 @@ def exception_handler(exc, context):
         )
     elif isinstance(exc, JobError):
         exc = Conflict(str(exc))
+    elif isinstance(exc, RequestDataTooBig):
+        exc = RequestTooLarge(str(exc) or None)
+    elif isinstance(exc, SuspiciousOperation):
+        exc = exceptions.ParseError(str(exc) or None)
     elif isinstance(exc, Http404):
         exc = exceptions.NotFound("Not found.")
     response = drf_exception_handler(exc, context)

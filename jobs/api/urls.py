@@ -1,3 +1,17 @@
-from django.urls import path  # noqa: F401
+"""/api/jobs/, /api/wizard/jobs/, /api/job-types/, /api/auth/token/ and /api/health/."""
 
-urlpatterns: list = []
+from django.urls import path
+from rest_framework.routers import SimpleRouter
+
+from . import views
+
+router = SimpleRouter()
+router.register("jobs", views.JobViewSet, basename="job")
+router.register("wizard/jobs", views.WizardJobViewSet, basename="wizard-job")
+router.register("job-types", views.JobTypeViewSet, basename="job-type")
+
+urlpatterns = [
+    path("auth/token/", views.TokenView.as_view(), name="api-token"),
+    path("health/", views.HealthView.as_view(), name="api-health"),
+    *router.urls,
+]

@@ -6,6 +6,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import urllib.request
 
 import pytest
@@ -39,15 +40,16 @@ def test_serve_runs_the_web_server_and_a_cluster_and_sigint_stops_both():
         text=True,
         start_new_session=True,
     )
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(proc.stdout), daemon=True)
+    reader.start()
     try:
         wait_until(lambda: answers(f"http://127.0.0.1:{port}/admin/login/"), 60, 0.2, "the web")
-        children = subprocess.run(
-            ["pgrep", "-f", "manage.py qcluster"], capture_output=True, text=True
-        ).stdout.split()
-        assert children, "no qcluster process"
+        wait_until(lambda: any(" running." in line for line in lines), 60, 0.2, "the cluster")
         proc.send_signal(signal.SIGINT)
         assert proc.wait(60) == 0
-        output = proc.stdout.read()
+        reader.join(10)
+        output = "".join(lines)
         assert "has stopped" in output and "stopped." in output
         assert not answers(f"http://127.0.0.1:{port}/admin/login/")
     finally:

@@ -175,3 +175,23 @@ def test_creating_a_job_enqueues_one_wakeup_naming_only_its_id(
     with django_capture_on_commit_callbacks(execute=True):
         job = services.job_create(job_type="demo.steps", config={"steps": 1})
     assert sent == [job.pk]
+
+
+def test_an_automatic_retry_reruns_the_failed_task_and_can_complete(settings):
+    settings.JOBDECK_DRAIN_SECONDS = 0
+    job = services.job_create(
+        job_type="demo.steps",
+        config={"steps": 3, "delay": 0, "fail_at": 2, "fail_attempts": 1},
+        max_attempts=2,
+    )
+    runner.run_job(job.pk)
+    assert Job.objects.get(pk=job.pk).status == JobStatus.PENDING
+    Job.objects.filter(pk=job.pk).update(run_after=timezone.now())
+    runner.run_job(job.pk)
+    job.refresh_from_db()
+    assert job.status == JobStatus.COMPLETED, job.error
+    assert task_states(job) == [
+        (1, TaskStatus.SUCCEEDED, 1),
+        (2, TaskStatus.SUCCEEDED, 2),
+        (3, TaskStatus.SUCCEEDED, 1),
+    ]

@@ -137,3 +137,34 @@ def test_finishing_a_job_that_another_actor_already_finished_is_refused_quietly(
     services.transition(job.pk, action="fail", expected=[S.RUNNING], to=S.FAILED)
     assert runner._finish(job, S.COMPLETED) == S.COMPLETED
     assert Job.objects.get(pk=job.pk).status == S.FAILED
+
+
+def test_retry_cannot_change_the_config_of_a_type_only_jobdeck_may_create():
+    from django.core.exceptions import ValidationError
+
+    from rest_framework import serializers
+
+    from jobs import registry
+
+    class CarrierConfig(serializers.Serializer):
+        target = serializers.CharField()
+
+    class Carrier(registry.JobType):
+        name = "test.carrier"
+        user_creatable = False
+        config_serializer = CarrierConfig
+
+        def run(self, ctx):
+            return None
+
+    registry.register(Carrier)
+    try:
+        job = services.job_create(
+            job_type="test.carrier", config={"target": "a"}, allow_internal=True
+        )
+        services.transition(job.pk, action="fail", expected=[S.PENDING], to=S.FAILED)
+        with pytest.raises(ValidationError, match="cannot be changed"):
+            services.job_retry(job=job, config={"target": "b"})
+        assert Job.objects.get(pk=job.pk).status == S.FAILED
+    finally:
+        registry.unregister("test.carrier")

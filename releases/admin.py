@@ -1,0 +1,382 @@
+"""The operator's console for releases: versions read-only, artefacts with checksums,
+the release's jobs, and apply / rollback / package / verify actions (via services)."""
+
+from __future__ import annotations
+
+from django.contrib import admin, messages
+from django.core.exceptions import ValidationError
+from django.db.models import Count, Q, QuerySet, Sum
+from django.http import HttpRequest, HttpResponseRedirect
+from django.urls import reverse
+from django.utils.html import format_html, format_html_join
+from django.utils.translation import ngettext
+
+from jobs.exceptions import JobError
+from jobs.models import Job, JobStatus
+
+from . import selectors, services
+from .models import Artefact, ArtefactKind, Release, ReleaseVersion
+
+RECENT_JOBS = 20
+# Rows a release's deletion removes with it; the release's delete permission covers them.
+_DELETED_WITH_RELEASE = {"release version", "artefact", "job", "task", "job log", "audit event"}
+
+
+def human_size(size: int | None) -> str:
+    """Bytes in words: 512 B, 12.3 KB, 4.0 MB."""
+    if size is None:
+        return "—"
+    value = float(size)
+    for unit in ("B", "KB", "MB", "GB"):
+        if value < 1024 or unit == "GB":
+            return f"{int(value)} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{size} B"
+
+
+def _error(exc: Exception) -> str:
+    if isinstance(exc, ValidationError):
+        return "; ".join(exc.messages)
+    return str(exc)
+
+
+class ReadOnlyInline(admin.TabularInline):
+    extra = 0
+    can_delete = False
+    show_change_link = True
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+
+class VersionInline(ReadOnlyInline):
+    model = ReleaseVersion
+    fk_name = "release"
+    fields = ("number", "parent_number", "comment", "files", "size", "created_by", "created_at")
+    readonly_fields = fields
+    ordering = ("-number",)
+
+    def get_queryset(self, request):
+        files = Q(files__kind=ArtefactKind.FILE)
+        return (
+            super()
+            .get_queryset(request)
+            .select_related("parent", "created_by")
+            .annotate(
+                n_files=Count("files", filter=files), n_bytes=Sum("files__size", filter=files)
+            )
+        )
+
+    @admin.display(description="parent")
+    def parent_number(self, obj: ReleaseVersion) -> str:
+        return f"v{obj.parent.number}" if obj.parent_id else "—"
+
+    @admin.display(description="files")
+    def files(self, obj: ReleaseVersion) -> int:
+        return getattr(obj, "n_files", 0)
+
+    @admin.display(description="size")
+    def size(self, obj: ReleaseVersion) -> str:
+        return human_size(getattr(obj, "n_bytes", 0) or 0)
+
+
+class ArtefactInline(ReadOnlyInline):
+    model = Artefact
+    fields = ("kind", "path", "size_text", "sha256")
+    readonly_fields = fields
+    show_change_link = False
+
+    @admin.display(description="size", ordering="size")
+    def size_text(self, obj: Artefact) -> str:
+        return format_html('<span title="{} bytes">{}</span>', obj.size, human_size(obj.size))
+
+
+class ApplyPermissionMixin:
+    def has_apply_permission(self, request: HttpRequest) -> bool:
+        # Applying, rolling back, packaging and verifying change what a release is.
+        return request.user.has_perm("releases.change_release")
+
+    def _queue(self, request: HttpRequest, items, make, what: str) -> None:
+        """Run `make(item)` for each item; report jobs created and refusals."""
+        created: list[Job] = []
+        for item in items:
+            try:
+                created.append(make(item))
+            except (ValidationError, JobError) as exc:
+                self.message_user(request, f"{item}: {_error(exc)}", messages.ERROR)
+        if created:
+            ids = ", ".join(f"#{j.pk}" for j in created)
+            self.message_user(
+                request,
+                ngettext(
+                    "Queued %(n)d %(what)s job: %(ids)s.",
+                    "Queued %(n)d %(what)s jobs: %(ids)s.",
+                    len(created),
+                )
+                % {"n": len(created), "what": what, "ids": ids},
+                messages.SUCCESS,
+            )
+
+
+@admin.register(Release)
+class ReleaseAdmin(ApplyPermissionMixin, admin.ModelAdmin):
+    list_display = ("slug", "name", "current", "version_count", "updated_at")
+    search_fields = ("slug", "name", "description")
+    date_hierarchy = "created_at"
+    list_select_related = ("current_version",)
+    fields = (
+        "slug",
+        "name",
+        "description",
+        "current",
+        "created_by",
+        "created_at",
+        "updated_at",
+        "history",
+    )
+    readonly_fields = ("current", "created_by", "created_at", "updated_at", "history")
+    inlines = [VersionInline]
+    actions = ["apply_latest", "rollback", "package_current", "verify_current"]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).annotate(n_versions=Count("versions"))
+
+    @admin.display(description="current version", ordering="current_version__number")
+    def current(self, obj: Release) -> str:
+        return f"v{obj.current_version.number}" if obj.current_version_id else "—"
+
+    @admin.display(description="versions", ordering="n_versions")
+    def version_count(self, obj: Release) -> int:
+        return getattr(obj, "n_versions", 0)
+
+    @admin.display(description="jobs (history)")
+    def history(self, obj: Release) -> str:
+        if obj.pk is None:
+            return "—"
+        jobs = list(selectors.release_jobs(obj)[:RECENT_JOBS])
+        waiting = selectors.waiting_reasons(jobs)
+        rows = format_html_join(
+            "",
+            '<tr><td><a href="{}">#{}</a></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>'
+            "<td>{}</td></tr>",
+            (
+                (
+                    reverse("admin:jobs_job_change", args=[j.pk]),
+                    j.pk,
+                    j.job_type,
+                    j.status,
+                    j.created_by or "system",
+                    j.created_at.strftime("%Y-%m-%d %H:%M:%S"),
+                    waiting.get(j.pk) or (j.error.splitlines()[0][:120] if j.error else ""),
+                )
+                for j in jobs
+            ),
+        )
+        all_url = reverse("admin:jobs_job_changelist") + f"?release__id__exact={obj.pk}"
+        return format_html(
+            '<table class="jd-release-jobs"><thead><tr><th>job</th><th>type</th><th>status</th>'
+            "<th>by</th><th>created</th><th>note</th></tr></thead><tbody>{}</tbody></table>"
+            '<p><a href="{}">All jobs of this release</a></p>',
+            rows,
+            all_url,
+        )
+
+    def save_model(self, request, obj: Release, form, change: bool) -> None:
+        data = {f: form.cleaned_data[f] for f in ("slug", "name", "description")}
+        if change:
+            services.release_update(release=obj, user=request.user, **data)
+        else:
+            created = services.release_create(user=request.user, **data)
+            obj.pk, obj.created_at, obj.created_by = (
+                created.pk,
+                created.created_at,
+                created.created_by,
+            )
+            obj._state.adding = False
+
+    def get_deleted_objects(self, objs, request):
+        deleted, counts, perms_needed, protected = super().get_deleted_objects(objs, request)
+        return deleted, counts, perms_needed - _DELETED_WITH_RELEASE, protected
+
+    def delete_view(self, request, object_id, extra_context=None):
+        release = self.get_object(request, object_id)
+        if request.method == "POST" and release is not None:
+            busy = Job.objects.filter(release=release, status=JobStatus.RUNNING).first()
+            if busy is not None:
+                self.message_user(
+                    request,
+                    f"Cannot delete release {release.slug!r}: job #{busy.pk} is running on it.",
+                    messages.ERROR,
+                )
+                return HttpResponseRedirect(
+                    reverse("admin:releases_release_change", args=[release.pk])
+                )
+        return super().delete_view(request, object_id, extra_context)
+
+    def delete_model(self, request, obj: Release) -> None:
+        services.release_delete(release=obj, user=request.user, via="admin")
+
+    def delete_queryset(self, request, queryset: QuerySet[Release]) -> None:
+        for release in queryset:
+            try:
+                services.release_delete(release=release, user=request.user, via="admin")
+            except JobError as exc:
+                self.message_user(request, str(exc), messages.ERROR)
+
+    @admin.action(description="Apply the latest version", permissions=["apply"])
+    def apply_latest(self, request, queryset: QuerySet[Release]) -> None:
+        def make(release: Release) -> Job:
+            latest = release.versions.order_by("-number").first()
+            if latest is None:
+                raise ValidationError("it has no versions")
+            return services.release_apply(
+                release=release, number=latest.number, user=request.user, via="admin"
+            )
+
+        self._queue(request, queryset, make, "apply")
+
+    @admin.action(description="Roll back to the previous version", permissions=["apply"])
+    def rollback(self, request, queryset: QuerySet[Release]) -> None:
+        self._queue(
+            request,
+            queryset,
+            lambda r: services.release_rollback(release=r, user=request.user, via="admin"),
+            "rollback",
+        )
+
+    @admin.action(description="Package the current (or latest) version", permissions=["apply"])
+    def package_current(self, request, queryset: QuerySet[Release]) -> None:
+        self._queue(
+            request,
+            queryset,
+            lambda r: services.release_package(release=r, user=request.user, via="admin"),
+            "package",
+        )
+
+    @admin.action(description="Verify the current (or latest) version", permissions=["apply"])
+    def verify_current(self, request, queryset: QuerySet[Release]) -> None:
+        self._queue(
+            request,
+            queryset,
+            lambda r: services.release_verify(release=r, user=request.user, via="admin"),
+            "verify",
+        )
+
+
+@admin.register(ReleaseVersion)
+class ReleaseVersionAdmin(ApplyPermissionMixin, admin.ModelAdmin):
+    """Versions are immutable: viewable, never added, changed or deleted here."""
+
+    list_display = (
+        "__str__",
+        "release",
+        "number",
+        "parent_number",
+        "comment",
+        "files",
+        "size",
+        "created_by",
+        "created_at",
+    )
+    list_filter = ("release",)
+    search_fields = ("release__slug", "comment")
+    list_select_related = ("release", "parent", "created_by")
+    fields = ("release", "number", "parent", "manifest", "comment", "created_by", "created_at")
+    readonly_fields = fields
+    inlines = [ArtefactInline]
+    actions = ["apply", "package", "verify"]
+
+    def get_queryset(self, request):
+        files = Q(files__kind=ArtefactKind.FILE)
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(
+                n_files=Count("files", filter=files), n_bytes=Sum("files__size", filter=files)
+            )
+        )
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+    @admin.display(description="parent")
+    def parent_number(self, obj: ReleaseVersion) -> str:
+        return f"v{obj.parent.number}" if obj.parent_id else "—"
+
+    @admin.display(description="files", ordering="n_files")
+    def files(self, obj: ReleaseVersion) -> int:
+        return getattr(obj, "n_files", 0)
+
+    @admin.display(description="size", ordering="n_bytes")
+    def size(self, obj: ReleaseVersion) -> str:
+        return human_size(getattr(obj, "n_bytes", 0) or 0)
+
+    @admin.action(description="Apply (make current)", permissions=["apply"])
+    def apply(self, request, queryset: QuerySet[ReleaseVersion]) -> None:
+        self._queue(
+            request,
+            queryset.select_related("release"),
+            lambda v: services.release_apply(
+                release=v.release, number=v.number, user=request.user, via="admin"
+            ),
+            "apply",
+        )
+
+    @admin.action(description="Package (.tar.gz)", permissions=["apply"])
+    def package(self, request, queryset: QuerySet[ReleaseVersion]) -> None:
+        self._queue(
+            request,
+            queryset.select_related("release"),
+            lambda v: services.release_package(
+                release=v.release, number=v.number, user=request.user, via="admin"
+            ),
+            "package",
+        )
+
+    @admin.action(description="Verify files", permissions=["apply"])
+    def verify(self, request, queryset: QuerySet[ReleaseVersion]) -> None:
+        self._queue(
+            request,
+            queryset.select_related("release"),
+            lambda v: services.release_verify(
+                release=v.release, number=v.number, user=request.user, via="admin"
+            ),
+            "verify",
+        )
+
+
+@admin.register(Artefact)
+class ArtefactAdmin(admin.ModelAdmin):
+    """Artefacts are insert-only: sizes and checksums as recorded at upload."""
+
+    list_display = ("path", "kind", "version", "size_text", "sha256", "created_at")
+    list_filter = ("kind", "version__release")
+    search_fields = ("path", "sha256", "version__release__slug")
+    list_select_related = ("version", "version__release")
+    fields = ("version", "kind", "path", "file", "size", "sha256", "created_at")
+    readonly_fields = fields
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+    @admin.display(description="size", ordering="size")
+    def size_text(self, obj: Artefact) -> str:
+        return format_html('<span title="{} bytes">{}</span>', obj.size, human_size(obj.size))

@@ -1,0 +1,135 @@
+"""Input and output shapes of the releases API."""
+
+from __future__ import annotations
+
+from rest_framework import serializers
+
+from jobs import registry
+from jobs.models import Job
+
+from ..models import Artefact, Release, ReleaseVersion
+
+
+class ReleaseSerializer(serializers.ModelSerializer):
+    current_version = serializers.SerializerMethodField()
+    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+
+    class Meta:
+        model = Release
+        fields = [
+            "id",
+            "slug",
+            "name",
+            "description",
+            "current_version",
+            "created_by",
+            "created_at",
+            "updated_at",
+        ]
+        read_only_fields = ["id", "current_version", "created_by", "created_at", "updated_at"]
+
+    def get_current_version(self, obj: Release) -> int | None:
+        return obj.current_version.number if obj.current_version_id else None
+
+
+class ReleaseInputSerializer(serializers.Serializer):
+    """Shape check only; the service validates slugs and uniqueness."""
+
+    slug = serializers.CharField(max_length=100)
+    name = serializers.CharField(max_length=200)
+    description = serializers.CharField(required=False, allow_blank=True, default="")
+
+
+class ReleaseUpdateSerializer(serializers.Serializer):
+    slug = serializers.CharField(max_length=100, required=False)
+    name = serializers.CharField(max_length=200, required=False)
+    description = serializers.CharField(required=False, allow_blank=True)
+
+
+class ArtefactSerializer(serializers.ModelSerializer):
+    name = serializers.CharField(source="path")
+
+    class Meta:
+        model = Artefact
+        fields = ["name", "size", "sha256"]
+
+
+class VersionSerializer(serializers.ModelSerializer):
+    parent = serializers.SerializerMethodField()
+    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    files = serializers.SerializerMethodField()
+    packages = serializers.SerializerMethodField()
+
+    class Meta:
+        model = ReleaseVersion
+        fields = [
+            "number",
+            "parent",
+            "manifest",
+            "comment",
+            "created_by",
+            "created_at",
+            "files",
+            "packages",
+        ]
+
+    def get_parent(self, obj: ReleaseVersion) -> int | None:
+        return obj.parent.number if obj.parent_id else None
+
+    def _of_kind(self, obj: ReleaseVersion, kind: str) -> list[dict]:
+        # Uses the prefetched artefacts: no query per version.
+        return ArtefactSerializer([a for a in obj.files.all() if a.kind == kind], many=True).data
+
+    def get_files(self, obj: ReleaseVersion) -> list[dict]:
+        return self._of_kind(obj, "file")
+
+    def get_packages(self, obj: ReleaseVersion) -> list[dict]:
+        return self._of_kind(obj, "package")
+
+
+class VersionInputSerializer(serializers.Serializer):
+    files = serializers.ListField(child=serializers.FileField(), required=False, default=list)
+    paths = serializers.ListField(
+        child=serializers.CharField(allow_blank=True, trim_whitespace=False),
+        required=False,
+        allow_null=True,
+        default=None,
+        help_text="Relative path of each file, in upload order (multipart drops folders).",
+    )
+    manifest = serializers.JSONField(required=False, default=dict)
+    comment = serializers.CharField(required=False, allow_blank=True, default="")
+    parent = serializers.IntegerField(required=False, allow_null=True, default=None, min_value=1)
+
+
+class ReleaseJobSerializer(serializers.ModelSerializer):
+    """A job in a release's history."""
+
+    config = serializers.SerializerMethodField()
+    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    progress = serializers.IntegerField(read_only=True)
+    duration_seconds = serializers.FloatField(read_only=True, allow_null=True)
+    waiting_reason = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Job
+        fields = [
+            "id",
+            "job_type",
+            "status",
+            "config",
+            "result",
+            "error",
+            "created_by",
+            "created_at",
+            "started_at",
+            "finished_at",
+            "progress",
+            "duration_seconds",
+            "waiting_reason",
+        ]
+
+    def get_config(self, obj: Job) -> dict:
+        return registry.redact(obj.job_type, obj.config)
+
+    def get_waiting_reason(self, obj: Job) -> str | None:
+        return (self.context.get("waiting") or {}).get(obj.pk)
