@@ -81,6 +81,7 @@ class ScheduleAdmin(admin.ModelAdmin):
 
     class Media:
         css = {"all": ("jobs/admin.css",)}  # the jobs admin's status badges
+
     list_display = (
         "name",
         "job_type",

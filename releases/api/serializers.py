@@ -4,9 +4,6 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
-from jobs import registry
-from jobs.models import Job
-
 from ..models import Artefact, Release, ReleaseVersion
 
 
@@ -99,37 +96,3 @@ class VersionInputSerializer(serializers.Serializer):
     manifest = serializers.JSONField(required=False, default=dict)
     comment = serializers.CharField(required=False, allow_blank=True, default="")
     parent = serializers.IntegerField(required=False, allow_null=True, default=None, min_value=1)
-
-
-class ReleaseJobSerializer(serializers.ModelSerializer):
-    """A job in a release's history."""
-
-    config = serializers.SerializerMethodField()
-    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
-    progress = serializers.IntegerField(read_only=True)
-    duration_seconds = serializers.FloatField(read_only=True, allow_null=True)
-    waiting_reason = serializers.SerializerMethodField()
-
-    class Meta:
-        model = Job
-        fields = [
-            "id",
-            "job_type",
-            "status",
-            "config",
-            "result",
-            "error",
-            "created_by",
-            "created_at",
-            "started_at",
-            "finished_at",
-            "progress",
-            "duration_seconds",
-            "waiting_reason",
-        ]
-
-    def get_config(self, obj: Job) -> dict:
-        return registry.redact(obj.job_type, obj.config)
-
-    def get_waiting_reason(self, obj: Job) -> str | None:
-        return (self.context.get("waiting") or {}).get(obj.pk)

@@ -16,13 +16,13 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from jobs.api.permissions import ReadAnyWriteByModelPerms
+from jobs.api.serializers import JobDetailSerializer, JobListSerializer
 from jobs.models import Job
 
 from .. import selectors, services
 from ..models import Artefact, Release, ReleaseVersion
 from .serializers import (
     ReleaseInputSerializer,
-    ReleaseJobSerializer,
     ReleaseSerializer,
     ReleaseUpdateSerializer,
     VersionInputSerializer,
@@ -46,7 +46,7 @@ def _json_field(raw: str, name: str) -> Any:
 
 
 def _job_response(request: Request, job: Job) -> Response:
-    data = ReleaseJobSerializer(job, context={"request": request}).data
+    data = JobDetailSerializer(job, context={"request": request}).data
     return Response(data, status=status.HTTP_202_ACCEPTED)
 
 
@@ -77,7 +77,7 @@ class ReleaseViewSet(viewsets.ModelViewSet):
         services.release_delete(release=self.get_object(), user=request.user, via="api")
         return Response(status=status.HTTP_204_NO_CONTENT)
 
-    @extend_schema(responses={200: ReleaseJobSerializer(many=True)})
+    @extend_schema(responses={200: JobListSerializer(many=True)})
     @action(detail=True, methods=["get"], permission_classes=[IsAuthenticated])
     def jobs(self, request: Request, pk=None) -> Response:
         """The release's history: its jobs the caller may see, newest first."""
@@ -87,11 +87,10 @@ class ReleaseViewSet(viewsets.ModelViewSet):
         )
         page = self.paginate_queryset(jobs)
         rows = page if page is not None else list(jobs)
-        context = {"request": request, "waiting": selectors.waiting_reasons(rows)}
-        data = ReleaseJobSerializer(rows, many=True, context=context).data
+        data = JobListSerializer(rows, many=True, context={"request": request}).data
         return self.get_paginated_response(data) if page is not None else Response(data)
 
-    @extend_schema(request=None, responses={202: ReleaseJobSerializer})
+    @extend_schema(request=None, responses={202: JobDetailSerializer})
     @action(detail=True, methods=["post"], permission_classes=[IsAuthenticated, CanApply])
     def rollback(self, request: Request, pk=None) -> Response:
         job = services.release_rollback(release=self.get_object(), user=request.user, via="api")
@@ -147,7 +146,7 @@ class VersionViewSet(
         version = self.get_queryset().get(pk=version.pk)
         return Response(VersionSerializer(version).data, status=status.HTTP_201_CREATED)
 
-    @extend_schema(request=None, responses={202: ReleaseJobSerializer})
+    @extend_schema(request=None, responses={202: JobDetailSerializer})
     @action(detail=True, methods=["post"], permission_classes=[IsAuthenticated, CanApply])
     def apply(self, request: Request, release_pk=None, number=None) -> Response:
         version = self.get_object()

@@ -5,7 +5,6 @@ from __future__ import annotations
 from rest_framework import serializers
 
 from jobs import registry
-from jobs.models import Job
 from releases.models import Release
 
 from .. import selectors
@@ -96,42 +95,6 @@ class OccurrencePreviewSerializer(serializers.Serializer):
     local_display = serializers.CharField()
     dst = serializers.CharField(allow_null=True)
     note = serializers.CharField()
-
-
-class ScheduleJobSerializer(serializers.ModelSerializer):
-    """A job as the schedule's history and run-now show it."""
-
-    config = serializers.SerializerMethodField()
-    created_by = serializers.CharField(source="created_by.username", default=None, read_only=True)
-    progress = serializers.IntegerField(read_only=True)
-    duration = serializers.FloatField(source="duration_seconds", read_only=True, allow_null=True)
-
-    class Meta:
-        model = Job
-        fields = [
-            "id",
-            "job_type",
-            "status",
-            "config",
-            "release",
-            "schedule",
-            "created_by",
-            "priority",
-            "attempts",
-            "max_attempts",
-            "created_at",
-            "queued_at",
-            "started_at",
-            "finished_at",
-            "progress",
-            "duration",
-            "error",
-            "analysis",
-        ]
-        read_only_fields = fields
-
-    def get_config(self, obj: Job) -> dict:
-        return registry.redact(obj.job_type, obj.config)
 
 
 class PreviewSerializer(serializers.Serializer):

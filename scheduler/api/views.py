@@ -10,6 +10,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from jobs.api.permissions import ReadAnyWriteByModelPerms
+from jobs.api.serializers import JobDetailSerializer, JobListSerializer
 
 from .. import selectors, services
 from ..models import Schedule
@@ -17,7 +18,6 @@ from .serializers import (
     PreviewQuerySerializer,
     PreviewSerializer,
     ScheduleInputSerializer,
-    ScheduleJobSerializer,
     ScheduleSerializer,
     ToggleSerializer,
 )
@@ -82,21 +82,24 @@ class ScheduleViewSet(viewsets.ModelViewSet):
         )
         return Response(self._out(schedule))
 
-    @extend_schema(request=None, responses={201: ScheduleJobSerializer})
+    @extend_schema(request=None, responses={201: JobDetailSerializer})
     @action(detail=True, methods=["post"])
     def run(self, request: Request, pk=None) -> Response:
         """Run now: create the job immediately; next_run_at does not move."""
         job = services.schedule_run_now(schedule=self.get_object(), user=request.user, via="api")
-        return Response(ScheduleJobSerializer(job).data, status=status.HTTP_201_CREATED)
+        return Response(
+            JobDetailSerializer(job, context=self.get_serializer_context()).data,
+            status=status.HTTP_201_CREATED,
+        )
 
-    @extend_schema(responses=ScheduleJobSerializer(many=True))
+    @extend_schema(responses=JobListSerializer(many=True))
     @action(detail=True, methods=["get"])
     def history(self, request: Request, pk=None) -> Response:
         """The jobs this schedule created that you may see, newest first (paginated)."""
         schedule = self.get_object()
         jobs = selectors.schedule_history(schedule=schedule, user=request.user)
         page = self.paginate_queryset(jobs)
-        return self.get_paginated_response(ScheduleJobSerializer(page, many=True).data)
+        return self.get_paginated_response(JobListSerializer(page, many=True).data)
 
     @extend_schema(parameters=[PreviewQuerySerializer], responses=PreviewSerializer)
     @action(detail=True, methods=["get"])

@@ -212,7 +212,8 @@ def test_apply_and_rollback_answer_202_with_the_job_and_history_lists_both(manag
         second.json()["id"],
         first.json()["id"],
     ]
-    assert history[0]["result"]["previous_version"] == 2
+    detail = manager_client.get(f"/api/jobs/{history[0]['id']}/").json()
+    assert detail["result"]["previous_version"] == 2
 
 
 def test_apply_of_an_unknown_version_is_a_404_and_rollback_without_history_a_400(
