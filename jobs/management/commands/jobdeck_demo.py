@@ -5,11 +5,14 @@ from __future__ import annotations
 import os
 
 from django.contrib.auth import get_user_model
+from django.core.files.base import ContentFile
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
 from jobs import services
 from jobs.models import Job
+from releases import services as release_services
+from scheduler import services as schedule_services
 
 
 class Command(BaseCommand):
@@ -46,4 +49,25 @@ class Command(BaseCommand):
         )
         services.job_create(
             job_type="demo.steps", config={"steps": 3, "delay": 1}, user=user, draft=True
+        )
+        release = release_services.release_create(
+            slug="website", name="Website", description="The public site.", user=user
+        )
+        for number, body in enumerate((b"<h1>Hello</h1>\n", b"<h1>Hello again</h1>\n"), 1):
+            release_services.version_create(
+                release=release,
+                files=[ContentFile(body, name="index.html"), ContentFile(b"Demo\n", name="README")],
+                paths=["index.html", "README"],
+                comment=f"demo version {number}",
+                user=user,
+            )
+        release_services.release_apply(release=release, number=2, user=user, via="cli")
+        schedule_services.schedule_create(
+            user=user,
+            name="Nightly demo",
+            job_type="demo.steps",
+            config={"steps": 3, "delay": 1},
+            kind="daily",
+            time="02:30",
+            timezone="Europe/Paris",
         )
