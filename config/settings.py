@@ -230,6 +230,12 @@ JOBDECK_SCHEDULE_MISFIRE_GRACE = env_int("JOBDECK_SCHEDULE_MISFIRE_GRACE", 300)
 # longer than the queue threshold = degraded.
 JOBDECK_HEALTH_CLUSTER_SECONDS = env_int("JOBDECK_HEALTH_CLUSTER_SECONDS", 150)
 JOBDECK_HEALTH_QUEUE_SECONDS = env_int("JOBDECK_HEALTH_QUEUE_SECONDS", 300)
+# Queues served by named django-q2 clusters: "reports=jobdeck-reports,mail=jobdeck-mail".
+# A cluster started with Q_CLUSTER_NAME=jobdeck-reports claims only `reports` jobs;
+# the default cluster serves `default` (see jobs/queues.py).
+JOBDECK_QUEUE_CLUSTERS = dict(
+    item.split("=", 1) for item in env_list("JOBDECK_QUEUE_CLUSTERS", "") if "=" in item
+)
 # Extra modules registering job types, comma-separated (beyond each app's jobtypes.py).
 JOBDECK_JOBTYPE_MODULES = env_list("JOBDECK_JOBTYPE_MODULES", "")
 
@@ -251,6 +257,8 @@ Q_CLUSTER = {
     "save_limit": env_int("Q_SAVE_LIMIT", 250),
     "catch_up": False,
     "label": "Django Q",
+    # django-q2 requires this key when a cluster runs under another Q_CLUSTER_NAME.
+    "ALT_CLUSTERS": {},
 }
 if env_str("JOBDECK_BROKER", "orm") == "redis":
     Q_CLUSTER["redis"] = env_str("REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -258,18 +266,14 @@ else:
     Q_CLUSTER["orm"] = "default"
 
 # --- django.tasks ---------------------------------------------------------------
-# Django's @task functions run as Jobdeck jobs (type tasks.call). A queue named in
-# QUEUE_CLUSTERS also wakes the django-q2 cluster of that name (a qcluster started
-# with Q_CLUSTER_NAME=<name>); other queues run on the default cluster.
-# JOBDECK_TASKS_QUEUE_CLUSTERS="reports=jobdeck-reports,mail=jobdeck-mail".
+# Django's @task functions run as Jobdeck jobs (type tasks.call) in the Jobdeck queue
+# of the task's queue_name, on the cluster JOBDECK_QUEUE_CLUSTERS maps it to.
 TASKS = {
     "default": {
         "BACKEND": "jobs.tasks_backend.JobdeckBackend",
-        "QUEUES": env_list("JOBDECK_TASKS_QUEUES", "default"),
+        # Every Jobdeck queue (jobs.queues): "default" plus JOBDECK_QUEUE_CLUSTERS's.
+        "QUEUES": ["default", *JOBDECK_QUEUE_CLUSTERS],
         "OPTIONS": {
-            "QUEUE_CLUSTERS": dict(
-                item.split("=", 1) for item in env_list("JOBDECK_TASKS_QUEUE_CLUSTERS", "")
-            ),
             "MAX_ATTEMPTS": env_int("JOBDECK_TASKS_MAX_ATTEMPTS", 1),
         },
     }

@@ -62,18 +62,21 @@ class JobQuerySet(models.QuerySet):
     def finished(self) -> JobQuerySet:
         return self.filter(status__in=FINISHED_STATUSES)
 
-    def runnable(self, now=None) -> JobQuerySet:
-        """Pending jobs a worker may start now.
+    def runnable(self, now=None, queues: list[str] | None = None) -> JobQuerySet:
+        """Pending jobs a worker of this cluster may start now.
 
-        Due (`run_after` passed) and, for a release's jobs, FIFO: nothing of the same
-        release is running and no older job of it is still pending.
+        Due (`run_after` passed), in a queue this cluster serves (`queues`, by default
+        jobs.queues.served_queues()) and, for a release's jobs, FIFO: nothing of the
+        same release is running and no older job of it is still pending.
         """
+        from .queues import served_queues
+
         now = now or timezone.now()
         blocking = Job.objects.filter(release=OuterRef("release")).filter(
             Q(status=JobStatus.RUNNING) | Q(status=JobStatus.PENDING, pk__lt=OuterRef("pk"))
         )
         return (
-            self.filter(status=JobStatus.PENDING)
+            self.filter(status=JobStatus.PENDING, queue__in=queues or served_queues())
             .filter(Q(run_after__isnull=True) | Q(run_after__lte=now))
             .filter(Q(release__isnull=True) | ~Exists(blocking))
         )
@@ -108,6 +111,8 @@ class Job(models.Model):
         on_delete=models.SET_NULL,
         related_name="jobs",
     )
+    # The lane it runs in: the cluster serving this queue claims it (jobs.queues).
+    queue = models.CharField(max_length=100, default="default")
     # Higher runs first; the same range as django.tasks (-100..100).
     priority = models.SmallIntegerField(default=0)
     run_after = models.DateTimeField(null=True, blank=True)

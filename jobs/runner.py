@@ -26,11 +26,11 @@ from django.db import (
     connection,
     transaction,
 )
-from django.db.models import F
+from django.db.models import Count, F
 from django.utils import timezone
 from django_q.exceptions import TimeoutException
 
-from . import registry, services
+from . import queues, registry, services
 from .context import JobContext
 from .exceptions import IllegalTransition, JobCancelled
 from .models import Job, JobStatus, LogLevel, Task, TaskStatus
@@ -386,16 +386,23 @@ def run_job(job_id: int | None = None) -> dict[str, int]:
         job = claim(worker=worker)
         if job is None and not _wait_for_due_job(deadline):
             break
-    # Work left that this worker did not take (budget spent): wake another worker.
-    if time.monotonic() >= deadline and Job.objects.runnable().exists():
-        services.enqueue_wakeup(None)
+    # Work left that this worker did not take (budget spent): wake another worker
+    # of this cluster.
+    if time.monotonic() >= deadline:
+        left = Job.objects.runnable().values_list("queue", flat=True).first()
+        if left is not None:
+            services.enqueue_wakeup(None, left)
     return {"ran": ran}
 
 
 def _wait_for_due_job(deadline: float) -> bool:
     """If a delayed job falls due before `deadline`, sleep until then and say so."""
     next_due = (
-        Job.objects.filter(status=JobStatus.PENDING, run_after__gt=timezone.now())
+        Job.objects.filter(
+            status=JobStatus.PENDING,
+            queue__in=queues.served_queues(),
+            run_after__gt=timezone.now(),
+        )
         .order_by("run_after")
         .values_list("run_after", flat=True)
         .first()
@@ -418,7 +425,17 @@ def tick() -> dict[str, Any]:
     """Periodic maintenance (a django-q2 schedule): recover stale jobs, wake workers for
     delayed jobs that fell due."""
     swept = services.sweep_stale_jobs()
-    due = Job.objects.runnable().count()
-    for _ in range(min(due, int(settings.Q_CLUSTER.get("workers") or 1))):
-        services.enqueue_wakeup(None)
-    return {**swept, "woken": min(due, int(settings.Q_CLUSTER.get("workers") or 1))}
+    workers = int(settings.Q_CLUSTER.get("workers") or 1)
+    woken = 0
+    # Runnable jobs per queue, each queue's cluster woken (the tick runs on one cluster).
+    due = (
+        Job.objects.runnable(queues=sorted(queues.known_queues()))
+        .values("queue")
+        .annotate(n=Count("pk"))
+        .order_by()
+    )
+    for row in due:
+        for _ in range(min(row["n"], workers)):
+            services.enqueue_wakeup(None, row["queue"])
+            woken += 1
+    return {**swept, "woken": woken}

@@ -22,7 +22,7 @@ from django.db.models import F, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from . import registry
+from . import queues, registry
 from .exceptions import IllegalTransition
 from .models import (
     ACTIVE_STATUSES,
@@ -36,6 +36,7 @@ from .models import (
     Task,
     TaskStatus,
 )
+from .queues import DEFAULT_QUEUE
 
 logger = logging.getLogger(__name__)
 
@@ -83,19 +84,27 @@ def audit(
 # --- enqueueing -----------------------------------------------------------------
 
 
-def enqueue_wakeup(job_id: int | None = None) -> None:
-    """Send one broker message asking a worker to run `job_id` (or any runnable job).
+def enqueue_wakeup(job_id: int | None = None, queue: str = DEFAULT_QUEUE) -> None:
+    """Send one broker message asking a worker of `queue`'s cluster to run `job_id`
+    (or any runnable job).
 
     The payload is the job id only, never user data; the message is a wake-up,
     a worker then claims jobs from the Job table itself.
     """
     from django_q.tasks import async_task
 
-    async_task(RUNNER, job_id, save=False, task_name=f"job-{job_id or 'any'}")
+    async_task(
+        RUNNER,
+        job_id,
+        save=False,
+        cluster=queues.cluster_for(queue),
+        task_name=f"job-{job_id or 'any'}",
+    )
 
 
-def _enqueue_on_commit(job_id: int) -> None:
-    transaction.on_commit(lambda: enqueue_wakeup(job_id))
+def _enqueue_on_commit(job: Job) -> None:
+    job_id, queue = job.pk, job.queue
+    transaction.on_commit(lambda: enqueue_wakeup(job_id, queue))
 
 
 # --- creation -------------------------------------------------------------------
@@ -139,6 +148,7 @@ def job_build(
     priority: int = 0,
     run_after: datetime | None = None,
     max_attempts: int | None = None,
+    queue: str = DEFAULT_QUEUE,
     draft: bool = False,
     allow_internal: bool = False,
     now: datetime | None = None,
@@ -151,6 +161,9 @@ def job_build(
     _validate_scheduling(priority=priority, run_after=run_after, max_attempts=max_attempts)
     if jt.requires_release and release is None:
         raise ValidationError({"release": [f"Job type {job_type!r} needs a release."]})
+    if queue not in queues.known_queues():
+        known = ", ".join(sorted(queues.known_queues()))
+        raise ValidationError({"queue": [f"Unknown queue {queue!r}; known: {known}."]})
     names = jt.tasks(clean_config)
     now = now or timezone.now()
     job = Job(
@@ -163,6 +176,7 @@ def job_build(
         priority=priority,
         run_after=run_after,
         max_attempts=max_attempts or jt.max_attempts,
+        queue=queue,
         created_at=now,
         queued_at=None if draft else now,
         progress_total=len(names),
@@ -188,7 +202,7 @@ def job_create(*, draft: bool = False, via: str = "system", **kwargs: Any) -> Jo
     if draft:
         transaction.on_commit(lambda: enqueue_analysis(job.pk))
     else:
-        _enqueue_on_commit(job.pk)
+        _enqueue_on_commit(job)
     return job
 
 
@@ -222,7 +236,7 @@ def job_submit(*, job: Job, user=None, via: str = "system") -> Job:
         job.pk, action="submit", expected=[JobStatus.DRAFT], to=JobStatus.PENDING, queued_at=now
     )
     audit(job=job, user=user, via=via, action=AuditAction.SUBMITTED)
-    _enqueue_on_commit(job.pk)
+    _enqueue_on_commit(job)
     job.refresh_from_db()
     return job
 
@@ -306,7 +320,7 @@ def job_retry(*, job: Job, user=None, via: str = "system", config: Any = None) -
         progress_total=0,
     )
     audit(job=job, user=user, via=via, action=AuditAction.RETRIED, detail=detail)
-    _enqueue_on_commit(job.pk)
+    _enqueue_on_commit(job)
     job.refresh_from_db()
     return job
 
@@ -468,7 +482,8 @@ def sweep_stale_jobs(*, now: datetime | None = None) -> dict[str, int]:
     cutoff = now - timedelta(seconds=settings.JOBDECK_STALE_SECONDS)
     stale = Job.objects.filter(status=JobStatus.RUNNING, heartbeat_at__lt=cutoff)
     counts = {"requeued": 0, "failed": 0}
-    for job in stale.only("pk", "attempts", "max_attempts", "worker", "heartbeat_at", "job_type"):
+    fields = ("pk", "attempts", "max_attempts", "worker", "heartbeat_at", "job_type", "queue")
+    for job in stale.only(*fields):
         reason = (
             f"worker lost: no heartbeat from {job.worker or 'its worker'} "
             f"since {job.heartbeat_at.isoformat()}"
@@ -502,7 +517,7 @@ def sweep_stale_jobs(*, now: datetime | None = None) -> dict[str, int]:
             )
             counts["requeued" if requeue else "failed"] += 1
             if requeue:
-                _enqueue_on_commit(job.pk)
+                _enqueue_on_commit(job)
     return counts
 
 

@@ -6,10 +6,9 @@ backend alias) through `services.job_create`, so the job gets Jobdeck's admin, A
 logs, cancel and retry. The TaskResult id is the job id; `get_result` rebuilds the
 TaskResult from the job row, its task row and its log.
 
-Queues: every name in QUEUES is accepted (others raise InvalidTask). A queue named
-in OPTIONS["QUEUE_CLUSTERS"] also wakes the django-q2 cluster of that name (the
-`cluster` option of `async_task`; the cluster process runs with Q_CLUSTER_NAME set
-to it). The claim itself is not queue-aware yet, so any cluster may run any queue.
+Queues: every name in QUEUES is accepted (others raise InvalidTask). A task's
+queue_name is the job's Jobdeck queue (jobs.queues): only the django-q2 cluster that
+serves it (JOBDECK_QUEUE_CLUSTERS) wakes for it and claims it.
 """
 
 from __future__ import annotations
@@ -30,7 +29,7 @@ from django.tasks.signals import task_enqueued
 from django.utils.json import normalize_json
 from django.utils.module_loading import import_string
 
-from . import services
+from . import queues, services
 from .models import AuditAction, Job, JobLog, JobStatus, TaskStatus
 from .models import Task as JobTask
 
@@ -54,7 +53,7 @@ STATUS_MAP: dict[str, TaskResultStatus] = {
 
 _FINISHED = (TaskResultStatus.SUCCESSFUL, TaskResultStatus.FAILED)
 
-_KNOWN_OPTIONS = {"QUEUE_CLUSTERS", "MAX_ATTEMPTS"}
+_KNOWN_OPTIONS = {"MAX_ATTEMPTS"}
 
 
 def resolve_task(path: str) -> Task:
@@ -183,7 +182,6 @@ class JobdeckBackend(BaseTaskBackend):
 
     def __init__(self, alias: str, params: dict) -> None:
         super().__init__(alias, params)
-        self.queue_clusters: dict[str, str] = dict(self.options.get("QUEUE_CLUSTERS") or {})
         self.max_attempts: int | None = self.options.get("MAX_ATTEMPTS")
 
     def enqueue(self, task: Task, args: Any, kwargs: Any) -> TaskResult:
@@ -208,6 +206,7 @@ class JobdeckBackend(BaseTaskBackend):
                 priority=task.priority,
                 run_after=task.run_after,
                 max_attempts=self.max_attempts,
+                queue=task.queue_name,
                 allow_internal=True,
             )
             services.audit(
@@ -217,9 +216,6 @@ class JobdeckBackend(BaseTaskBackend):
                 action=AuditAction.CREATED,
                 detail={"task": task.module_path, "queue": task.queue_name},
             )
-            cluster = self.queue_clusters.get(task.queue_name)
-            if cluster:
-                transaction.on_commit(lambda: _wake_cluster(job.pk, cluster))
         result = result_from_job(job, alias=self.alias, task=task, history=[])
         task_enqueued.send(type(self), task_result=result)
         return result
@@ -245,18 +241,12 @@ class JobdeckBackend(BaseTaskBackend):
                     id="jobdeck.W101",
                 )
             )
-        for queue in sorted(set(self.queue_clusters) - self.queues):
+        for queue in sorted(self.queues - queues.known_queues()):
             messages.append(
                 checks.Error(
-                    f"QUEUE_CLUSTERS names queue {queue!r}, which is not in QUEUES.",
+                    f"TASKS[{self.alias!r}]['QUEUES'] names {queue!r}, which no cluster serves.",
+                    hint="Map it in JOBDECK_QUEUE_CLUSTERS (queue=cluster).",
                     id="jobdeck.E101",
                 )
             )
         return messages
-
-
-def _wake_cluster(job_id: int, cluster: str) -> None:
-    """Send the job's wake-up message to the django-q2 cluster serving its queue."""
-    from django_q.tasks import async_task
-
-    async_task(services.RUNNER, job_id, save=False, cluster=cluster, task_name=f"job-{job_id}")

@@ -141,7 +141,6 @@ def test_finishing_a_job_that_another_actor_already_finished_is_refused_quietly(
 
 def test_retry_cannot_change_the_config_of_a_type_only_jobdeck_may_create():
     from django.core.exceptions import ValidationError
-
     from rest_framework import serializers
 
     from jobs import registry

@@ -183,27 +183,29 @@ def test_a_takes_context_task_is_recorded_as_such():
     assert Job.objects.get(pk=int(result.id)).config["takes_context"] is True
 
 
-def test_a_queue_mapped_to_a_cluster_wakes_that_django_q2_cluster(
+def test_a_queue_mapped_to_a_cluster_wakes_only_that_django_q2_cluster(
     django_capture_on_commit_callbacks,
 ):
-    tasks = jobdeck_tasks(
-        QUEUES=["default", "reports"], OPTIONS={"QUEUE_CLUSTERS": {"reports": "jobdeck-reports"}}
-    )
-    with override_settings(TASKS=tasks), django_capture_on_commit_callbacks(execute=True):
-        add.using(queue_name="reports").enqueue(1, 2)
-    assert "jobdeck-reports" in set(OrmQ.objects.values_list("key", flat=True))
+    tasks = jobdeck_tasks(QUEUES=["default", "reports"])
+    with (
+        override_settings(TASKS=tasks, JOBDECK_QUEUE_CLUSTERS={"reports": "jobdeck-reports"}),
+        django_capture_on_commit_callbacks(execute=True),
+    ):
+        result = add.using(queue_name="reports").enqueue(1, 2)
+    assert Job.objects.get(pk=int(result.id)).queue == "reports"
+    assert set(OrmQ.objects.values_list("key", flat=True)) == {"jobdeck-reports"}
 
 
-def test_the_backend_check_reports_a_cluster_mapping_for_an_unknown_queue():
-    backend = JobdeckBackend(
-        "default",
-        {"QUEUES": ["default"], "OPTIONS": {"QUEUE_CLUSTERS": {"x": "c"}, "TYPO": 1}},
-    )
+def test_the_backend_check_reports_a_queue_no_cluster_serves_and_unknown_options():
+    backend = JobdeckBackend("default", {"QUEUES": ["default", "x"], "OPTIONS": {"TYPO": 1}})
     assert {m.id for m in backend.check()} == {"jobdeck.E101", "jobdeck.W101"}
 
 
 def test_a_result_stays_readable_after_its_queue_is_removed_from_the_setting():
-    with override_settings(TASKS=jobdeck_tasks(QUEUES=["default", "reports"])):
+    with override_settings(
+        TASKS=jobdeck_tasks(QUEUES=["default", "reports"]),
+        JOBDECK_QUEUE_CLUSTERS={"reports": "jobdeck-reports"},
+    ):
         result = add.using(queue_name="reports").enqueue(1, 2)
     again = default_task_backend.get_result(result.id)
     assert again.task.queue_name == "reports"
