@@ -515,7 +515,9 @@ def test_bulk_creation_makes_every_job_and_task_and_wakes_only_a_few_workers(
     api_client, user, monkeypatch, django_capture_on_commit_callbacks, settings
 ):
     woken: list = []
-    monkeypatch.setattr(services, "enqueue_wakeup", woken.append)
+    monkeypatch.setattr(
+        services, "enqueue_wakeup", lambda job_id=None, queue="default": woken.append(job_id)
+    )
     jobs = [DEMO, {**DEMO, "priority": 3}, {"job_type": "maintenance.cleanup"}] * 10
 
     with django_capture_on_commit_callbacks(execute=True):

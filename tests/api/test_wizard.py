@@ -86,7 +86,9 @@ def test_submitting_a_draft_makes_it_pending_and_enqueues_it(
 ):
     draft = create_draft(api_client)
     woken: list = []
-    monkeypatch.setattr(services, "enqueue_wakeup", woken.append)
+    monkeypatch.setattr(
+        services, "enqueue_wakeup", lambda job_id=None, queue="default": woken.append(job_id)
+    )
 
     with django_capture_on_commit_callbacks(execute=True):
         response = api_client.post(f"/api/wizard/jobs/{draft['id']}/submit/")

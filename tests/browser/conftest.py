@@ -9,10 +9,6 @@ from pathlib import Path
 
 import pytest
 
-# Playwright's sync API runs an event loop in this thread; the ORM calls the tests
-# make between browser steps are synchronous and safe here.
-os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
-
 ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOTS = ROOT / "test-artifacts" / "screenshots"
 DOCS_IMG = ROOT / "docs" / "img"
@@ -32,29 +28,34 @@ def chromium_path() -> str | None:
     return os.environ.get("JOBDECK_CHROMIUM") or shutil.which("chromium")
 
 
-@pytest.fixture(scope="session", autouse=True)
-def http_live_server_settings() -> Iterator[None]:
-    """The live server speaks plain HTTP on localhost; fast password hashing.
-
-    Session-scoped and autouse so it is in force before the (session-scoped)
-    live_server builds its middleware, which reads SECURE_SSL_REDIRECT once.
-    """
+@pytest.fixture(scope="package", autouse=True)
+def fast_passwords_and_sync_orm_beside_playwright() -> Iterator[None]:
+    """For this package only: fast password hashing, and ORM calls allowed while
+    Playwright's sync API runs its event loop in this thread (the tests' ORM calls
+    between browser steps are synchronous and safe). The live server speaks plain
+    HTTP through config/testenv.py's defaults."""
     from django.test.utils import override_settings
 
-    with override_settings(
-        SECURE_SSL_REDIRECT=False,
-        SESSION_COOKIE_SECURE=False,
-        CSRF_COOKIE_SECURE=False,
-        PASSWORD_HASHERS=["django.contrib.auth.hashers.MD5PasswordHasher"],
-    ):
+    previous = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    with override_settings(PASSWORD_HASHERS=["django.contrib.auth.hashers.MD5PasswordHasher"]):
         yield
+    if previous is None:
+        del os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"]
+    else:
+        os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser() -> Iterator:
+    """One Chromium for the package; Playwright (and its event loop) stop with it,
+    so tests after this package can use async_to_sync again."""
     path = chromium_path()
     if not path:
-        pytest.skip("Chromium is not installed (apt-get install chromium, or JOBDECK_CHROMIUM)")
+        pytest.fail(
+            "Chromium is not installed: apt-get install chromium (./jobdeck test does it), "
+            "or set JOBDECK_CHROMIUM"
+        )
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:

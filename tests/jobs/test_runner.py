@@ -171,7 +171,9 @@ def test_creating_a_job_enqueues_one_wakeup_naming_only_its_id(
     django_capture_on_commit_callbacks, monkeypatch
 ):
     sent = []
-    monkeypatch.setattr(services, "enqueue_wakeup", lambda job_id=None: sent.append(job_id))
+    monkeypatch.setattr(
+        services, "enqueue_wakeup", lambda job_id=None, queue="default": sent.append(job_id)
+    )
     with django_capture_on_commit_callbacks(execute=True):
         job = services.job_create(job_type="demo.steps", config={"steps": 1})
     assert sent == [job.pk]

@@ -205,7 +205,9 @@ def test_a_dry_run_schedule_creates_drafts_with_analysis_and_never_a_running_job
 
     monkeypatch.setattr(Conf, "SYNC", True)  # the analysis runs in-process, as a worker would
     enqueued: list[int] = []
-    monkeypatch.setattr(job_services, "enqueue_wakeup", lambda job_id=None: enqueued.append(job_id))
+    monkeypatch.setattr(
+        job_services, "enqueue_wakeup", lambda job_id=None, queue="default": enqueued.append(job_id)
+    )
     schedule = make_schedule(
         kind="interval", interval_minutes=1, dry_run=True, config={"steps": 2, "delay": 0.5}
     )
@@ -304,7 +306,7 @@ def test_deleting_a_schedule_keeps_the_jobs_it_created(make_schedule):
 def test_concurrent_firing_from_many_threads_creates_exactly_one_job_per_occurrence(
     make_schedule, monkeypatch
 ):
-    monkeypatch.setattr(job_services, "enqueue_wakeup", lambda job_id=None: None)
+    monkeypatch.setattr(job_services, "enqueue_wakeup", lambda job_id=None, queue="default": None)
     schedule = make_schedule(kind="interval", interval_minutes=1, overlap_policy="queue")
     first = schedule.next_run_at
     now = first + timedelta(minutes=3, seconds=1)  # 4 on-time occurrences due at once
