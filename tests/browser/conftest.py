@@ -74,12 +74,13 @@ def page(browser):
 
 
 def screenshot(target, name: str, **options) -> Path:
-    """Screenshot a page or a locator into test-artifacts/screenshots/; copy it to
-    docs/img/ (linked from docs/admin.md) when it is small enough to commit."""
+    """Screenshot a page or a locator into test-artifacts/screenshots/. With
+    JOBDECK_UPDATE_SCREENSHOTS=1 also refresh docs/img/ (linked from docs/admin.md)
+    when it is small enough to commit; a plain test run leaves docs/ untouched."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     path = SCREENSHOTS / f"{name}.png"
     target.screenshot(path=str(path), **options)
-    if path.stat().st_size < 200_000:
+    if os.environ.get("JOBDECK_UPDATE_SCREENSHOTS") == "1" and path.stat().st_size < 200_000:
         DOCS_IMG.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(path, DOCS_IMG / path.name)
     return path
