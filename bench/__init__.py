@@ -1,0 +1,1 @@
+"""Jobdeck's benchmark suite: `./jobdeck bench` (or `python -m bench`). Not tests."""

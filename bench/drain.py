@@ -1,0 +1,116 @@
+"""Goal 1: drain rate of single-task no-op jobs, against raw django-q2 in the same run."""
+
+from __future__ import annotations
+
+import importlib.util
+import time
+from datetime import timedelta
+
+from django.db import transaction
+from django.utils import timezone
+
+from .common import Ctx, drain_figures, insert_noop_jobs, wait_drained
+from .harness import start_clusters, wait_until
+
+
+def _drain(ctx: Ctx, prefix: str, **env: str) -> dict[str, float]:
+    clusters = start_clusters(1, **env)
+    try:
+        warm = insert_noop_jobs(20)
+        wait_drained(warm, 60)
+        ids = insert_noop_jobs(ctx.n, wakeups=2)
+        wall = wait_drained(ids, max(120, ctx.n / 20))
+        return drain_figures(ids, wall, prefix=prefix)
+    finally:
+        for c in clusters:
+            c.stop()
+
+
+def bench_drain(ctx: Ctx) -> dict[str, float]:
+    """One cluster, 2 workers: bulk-create N jobs, a few wake-ups, workers drain the table."""
+    return _drain(ctx, "jobdeck ")
+
+
+def bench_drain_nosync(ctx: Ctx) -> dict[str, float]:
+    """As bench_drain, the cluster's PostgreSQL sessions with synchronous_commit=off."""
+    ctx.note(
+        "'synchronous_commit=off' figures: the cluster runs with "
+        "PGOPTIONS='-c synchronous_commit=off' (docs/operations.md explains the trade-off)."
+    )
+    return _drain(ctx, "jobdeck synchronous_commit=off ", PGOPTIONS="-c synchronous_commit=off")
+
+
+class _Collect:
+    """A stand-in broker for async_task: keeps the signed packages for one bulk INSERT."""
+
+    def __init__(self, list_key: str) -> None:
+        self.list_key = list_key
+        self.packs: list[str] = []
+
+    def enqueue(self, pack: str) -> None:
+        self.packs.append(pack)
+
+
+def _q2_enqueue(n: int) -> str:
+    """N raw django-q2 no-op messages (save=False, as Jobdeck sends) in one INSERT."""
+    from django_q.brokers import get_broker
+    from django_q.models import OrmQ
+    from django_q.tasks import async_task
+
+    key = get_broker().list_key
+    collect = _Collect(key)
+    for _ in range(n):
+        async_task("bench.jobtypes.noop", broker=collect, save=False)
+    lock = timezone.now() - timedelta(seconds=1)
+    with transaction.atomic():
+        OrmQ.objects.bulk_create(
+            [OrmQ(key=key, payload=p, lock=lock) for p in collect.packs], batch_size=2000
+        )
+    return key
+
+
+def bench_drain_q2(ctx: Ctx) -> dict[str, float]:
+    """Raw django-q2, ORM broker, same database and settings: one message per no-op."""
+    from django_q.models import OrmQ
+
+    ctx.note(
+        "raw django-q2 messages are sent with save=False (as Jobdeck sends its wake-ups); "
+        "a message is done when the monitor has acknowledged (deleted) it."
+    )
+    if importlib.util.find_spec("celery") is None:
+        ctx.note("Celery is not installed: its column is skipped (the suite never installs it).")
+    clusters = start_clusters(1)
+    try:
+        key = _q2_enqueue(20)
+        wait_until(lambda: not OrmQ.objects.filter(key=key).exists(), 60, 0.02, "warm-up")
+        key = _q2_enqueue(ctx.n)
+        t0 = time.perf_counter()
+        wait_until(
+            lambda: not OrmQ.objects.filter(key=key).exists(),
+            max(120, ctx.n / 10),
+            0.02,
+            "the django-q2 queue to empty",
+        )
+        return {"raw django-q2 drain tasks/s (wall clock)": ctx.n / (time.perf_counter() - t0)}
+    finally:
+        for c in clusters:
+            c.stop()
+
+
+def bench_scaleout(ctx: Ctx) -> dict[str, float]:
+    """Two clusters (2 workers each) on one database; every job must run exactly once."""
+    clusters = start_clusters(2)
+    try:
+        warm = insert_noop_jobs(20, wakeups=4)
+        wait_drained(warm, 60)
+        ids = insert_noop_jobs(ctx.n, wakeups=4)
+        wall = wait_drained(ids, max(120, ctx.n / 20))
+        figures = drain_figures(ids, wall, prefix="2 clusters ")
+        from .common import check_ran_once
+
+        figures["2 clusters: worker processes that ran jobs"] = check_ran_once(ids)["workers"]
+        figures["2 clusters: every job ran exactly once (1 = yes)"] = 1.0
+        return figures
+    finally:
+        for c in clusters:
+            c.stop()
