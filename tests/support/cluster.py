@@ -55,11 +55,11 @@ class Cluster:
     def output(self) -> str:
         return "\n".join(self.lines[-200:])
 
-    def wait_ready(self, timeout: float = 60) -> None:
+    def wait_ready(self, timeout: float = 60) -> Cluster:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if any(" running." in line for line in self.lines):
-                return
+                return self
             if self.proc.poll() is not None:
                 raise RuntimeError(f"qcluster {self.name} exited:\n{self.output}")
             time.sleep(0.1)
@@ -84,6 +84,12 @@ class Cluster:
     def signal(self, signum: int) -> None:
         if self.proc.poll() is None:
             os.kill(self.proc.pid, signum)
+
+    def __enter__(self) -> Cluster:
+        return self.wait_ready()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
 
     def stop(self, timeout: float = 30) -> None:
         if self.proc.poll() is not None:
