@@ -1,5 +1,7 @@
 """Domain errors; the API maps them to HTTP statuses, commands to one line."""
 
+from django.core.exceptions import ValidationError
+
 
 class JobError(Exception):
     """Base of Jobdeck's domain errors."""
@@ -30,3 +32,10 @@ def _past(action: str) -> str:
     return {"submit": "submitted", "cancel": "cancelled", "retry": "retried"}.get(
         action, action + "ed"
     )
+
+
+def one_line(exc: ValidationError) -> str:
+    """A ValidationError as one readable line: 'field: message; other: message'."""
+    if hasattr(exc, "error_dict"):
+        return "; ".join(f"{k}: {' '.join(v)}" for k, v in exc.message_dict.items())
+    return " ".join(exc.messages)

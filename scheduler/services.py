@@ -24,6 +24,7 @@ from django.utils import timezone
 
 from jobs import registry
 from jobs import services as job_services
+from jobs.exceptions import one_line
 from jobs.models import ACTIVE_STATUSES, Job
 
 from . import timing
@@ -396,7 +397,7 @@ def _fire_one(pk: int, now: datetime) -> list[str] | None:
             except ValidationError as exc:
                 # The schedule no longer makes a valid job (e.g. its job type was
                 # removed): record why and move on rather than retry every minute.
-                occurrence.skipped_reason = f"error: {_one_line(exc)}"[:200]
+                occurrence.skipped_reason = f"error: {one_line(exc)}"[:200]
                 occurrence.save(update_fields=["skipped_reason"])
                 logger.warning("schedule %s could not create its job: %s", pk, exc)
                 return [*outcome, "errors"]
@@ -406,9 +407,3 @@ def _fire_one(pk: int, now: datetime) -> list[str] | None:
             return [*outcome, "fired"]
     except _LostRace:
         return [*outcome, "lost"]
-
-
-def _one_line(exc: ValidationError) -> str:
-    if hasattr(exc, "error_dict"):
-        return "; ".join(f"{k}: {' '.join(v)}" for k, v in exc.message_dict.items())
-    return " ".join(exc.messages)

@@ -103,7 +103,7 @@ def test_bad_input_is_one_readable_error_and_creates_nothing(args, message):
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["logs", "1", "--tail", "-1"], "must be zero or more"),
+        (["logs", "1", "--tail", "-1"], "must be 0 or more"),
         (["run", "demo.steps", "--config", "{oops"], "malformed JSON"),
         (["run", "demo.steps", "--config", "[1]"], "must be a JSON object"),
     ],

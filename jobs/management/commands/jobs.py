@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import argparse
 import json
-import sys
 import time
 from datetime import timedelta
 from typing import Any
@@ -15,46 +13,11 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.core.serializers.json import DjangoJSONEncoder
 
 from jobs import selectors, services
-from jobs.exceptions import JobError
+from jobs.cli import OneLineParser, json_object, non_negative_int
+from jobs.exceptions import JobError, one_line
 from jobs.models import Job, JobLog, JobStatus
 
 VIA = "cli"
-
-
-def non_negative_int(value: str) -> int:
-    try:
-        number = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{value!r} is not an integer") from None
-    if number < 0:
-        raise argparse.ArgumentTypeError(f"{value!r} must be zero or more")
-    return number
-
-
-def json_object(value: str) -> dict:
-    try:
-        data = json.loads(value)
-    except json.JSONDecodeError as exc:
-        raise argparse.ArgumentTypeError(f"malformed JSON: {exc.msg} at char {exc.pos}") from None
-    if not isinstance(data, dict):
-        raise argparse.ArgumentTypeError("the config must be a JSON object")
-    return data
-
-
-class OneLineParser(CommandParser):
-    """Bad arguments give one readable line (no usage dump) and exit 2."""
-
-    def error(self, message: str):
-        if self.called_from_command_line:
-            sys.stderr.write(f"{self.prog}: error: {message}\n")
-            sys.exit(2)
-        raise CommandError(f"Error: {message}")
-
-
-def one_line(exc: ValidationError) -> str:
-    if hasattr(exc, "error_dict"):
-        return "; ".join(f"{k}: {' '.join(v)}" for k, v in exc.message_dict.items())
-    return " ".join(exc.messages)
 
 
 class Command(BaseCommand):

@@ -3,10 +3,8 @@ front door to releases; a thin caller of releases.services (via="cli")."""
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -15,38 +13,13 @@ from django.core.exceptions import ValidationError
 from django.core.files import File
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from jobs.exceptions import JobError
+from jobs.cli import OneLineParser, positive_int
+from jobs.exceptions import JobError, one_line
 from jobs.models import Job
 from releases import services
 from releases.models import Release, ReleaseVersion
 
 VIA = "cli"
-
-
-def positive_int(value: str) -> int:
-    try:
-        number = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{value!r} is not an integer") from None
-    if number < 1:
-        raise argparse.ArgumentTypeError(f"{value!r} must be 1 or more")
-    return number
-
-
-class OneLineParser(CommandParser):
-    """Bad arguments give one readable line (no usage dump)."""
-
-    def error(self, message: str):
-        if self.called_from_command_line:
-            sys.stderr.write(f"{self.prog}: error: {message}\n")
-            sys.exit(2)
-        raise CommandError(f"Error: {message}")
-
-
-def one_line(exc: ValidationError) -> str:
-    if hasattr(exc, "error_dict"):
-        return "; ".join(f"{k}: {' '.join(v)}" for k, v in exc.message_dict.items())
-    return " ".join(exc.messages)
 
 
 def collect_dir(root: Path) -> list[tuple[str, Path]]:
