@@ -29,6 +29,7 @@ from . import dashboard, registry, selectors, services
 from .admin_views import (
     EstimatedCountPaginator,
     JobChangeList,
+    ReadOnlyAdminMixin,
     RunJobTypeForm,
     SafeJSONEncoder,
     can_manage,
@@ -105,19 +106,10 @@ class JobTypeFilter(admin.SimpleListFilter):
 # --- inlines --------------------------------------------------------------------------
 
 
-class ReadOnlyInline(admin.TabularInline):
+class ReadOnlyInline(ReadOnlyAdminMixin, admin.TabularInline):
     extra = 0
     can_delete = False
     show_change_link = False
-
-    def has_add_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
 
     def has_view_permission(self, request, obj=None) -> bool:
         # Whoever may see the job sees its tasks and audit trail.
@@ -744,17 +736,8 @@ def _register_django_q_read_only() -> None:
     from django_q.models import Failure, OrmQ, Schedule, Success
 
     def read_only(base: type[admin.ModelAdmin]) -> type[admin.ModelAdmin]:
-        class ReadOnly(base):
+        class ReadOnly(ReadOnlyAdminMixin, base):
             actions = ()
-
-            def has_add_permission(self, request, obj=None) -> bool:
-                return False
-
-            def has_change_permission(self, request, obj=None) -> bool:
-                return False
-
-            def has_delete_permission(self, request, obj=None) -> bool:
-                return False
 
             def get_readonly_fields(self, request, obj=None):
                 return [f.name for f in self.model._meta.fields]

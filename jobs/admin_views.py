@@ -25,6 +25,22 @@ from releases.selectors import waiting_reasons
 from . import registry
 from .models import Job, JobLog, LogLevel
 
+# --- read-only records -------------------------------------------------------------
+
+
+class ReadOnlyAdminMixin:
+    """Records nobody edits through the admin (history, immutable versions): view only."""
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+
 # --- rights ---------------------------------------------------------------------
 
 

@@ -11,6 +11,7 @@ from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.translation import ngettext
 
+from jobs.admin_views import ReadOnlyAdminMixin
 from jobs.exceptions import JobError
 from jobs.models import Job, JobStatus
 
@@ -40,19 +41,10 @@ def _error(exc: Exception) -> str:
     return str(exc)
 
 
-class ReadOnlyInline(admin.TabularInline):
+class ReadOnlyInline(ReadOnlyAdminMixin, admin.TabularInline):
     extra = 0
     can_delete = False
     show_change_link = True
-
-    def has_add_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
 
 
 class VersionInline(ReadOnlyInline):
@@ -270,7 +262,7 @@ class ReleaseAdmin(ApplyPermissionMixin, admin.ModelAdmin):
 
 
 @admin.register(ReleaseVersion)
-class ReleaseVersionAdmin(ApplyPermissionMixin, admin.ModelAdmin):
+class ReleaseVersionAdmin(ReadOnlyAdminMixin, ApplyPermissionMixin, admin.ModelAdmin):
     """Versions are immutable: viewable, never added, changed or deleted here."""
 
     list_display = (
@@ -301,15 +293,6 @@ class ReleaseVersionAdmin(ApplyPermissionMixin, admin.ModelAdmin):
                 n_files=Count("files", filter=files), n_bytes=Sum("files__size", filter=files)
             )
         )
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
 
     @admin.display(description="parent")
     def parent_number(self, obj: ReleaseVersion) -> str:
@@ -358,7 +341,7 @@ class ReleaseVersionAdmin(ApplyPermissionMixin, admin.ModelAdmin):
 
 
 @admin.register(Artefact)
-class ArtefactAdmin(admin.ModelAdmin):
+class ArtefactAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     """Artefacts are insert-only: sizes and checksums as recorded at upload."""
 
     list_display = ("path", "kind", "version", "size_text", "sha256", "created_at")
@@ -367,15 +350,6 @@ class ArtefactAdmin(admin.ModelAdmin):
     list_select_related = ("version", "version__release")
     fields = ("version", "kind", "path", "file", "size", "sha256", "created_at")
     readonly_fields = fields
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
 
     @admin.display(description="size", ordering="size")
     def size_text(self, obj: Artefact) -> str:
