@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 from django.utils.functional import cached_property
 
-from . import services
+from . import registry, services
 from .exceptions import JobCancelled
 from .models import Job, LogLevel
 
@@ -36,7 +36,7 @@ class JobContext:
         services.job_log(
             job_id=self.job.pk,
             task_id=self.task.pk if self.task else None,
-            message=str(message),
+            message=registry.redact_text(self.job.job_type, self.job.config, str(message)),
             level=level,
         )
 

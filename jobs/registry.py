@@ -120,6 +120,19 @@ def redact(job_type_name: str, config: Any) -> Any:
     return {k: ("********" if k in job_type.secret_fields else v) for k, v in config.items()}
 
 
+def redact_text(job_type_name: str, config: Any, text: str) -> str:
+    """`text` with the values of the type's secret config fields masked (log lines,
+    error messages and tracebacks a handler produces)."""
+    job_type = _registry.get(job_type_name)
+    if not job_type or not job_type.secret_fields or not isinstance(config, dict):
+        return text
+    for name in job_type.secret_fields:
+        value = config.get(name)
+        if value not in (None, "") and str(value) in text:
+            text = text.replace(str(value), "********")
+    return text
+
+
 def _flatten(errors: Any, prefix: str = "") -> str:
     """DRF's nested error dict as one readable line: 'steps: must be >= 1; delay: …'."""
     if isinstance(errors, dict):

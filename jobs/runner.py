@@ -38,6 +38,10 @@ from .models import Job, JobStatus, LogLevel, Task, TaskStatus
 logger = logging.getLogger(__name__)
 
 
+# What execute() reports when the job was taken back from this worker mid-run.
+CLAIM_LOST = "claim lost"
+
+
 def worker_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
@@ -208,10 +212,23 @@ def _run_tasks(job: Job, job_type: registry.JobType) -> str:
         if task.status == TaskStatus.SUCCEEDED:
             results.append(task.result)
             continue
-        # Between tasks, honour a cancel request (the claim itself is fresh).
-        if not first and services.job_cancel_requested(job_id=job.pk):
-            return _finish_cancelled(job, None)
+        # Before each task: a cancel request is honoured, and a worker whose claim was
+        # taken back (swept and re-queued, maybe claimed again) stops at once instead
+        # of running tasks beside the new attempt. The claim's own row answers for the
+        # first task; later ones ask the database (one indexed read).
+        state = (
+            (job.status, job.attempts, job.cancel_requested_at)
+            if first
+            else Job.objects.filter(pk=job.pk)
+            .values_list("status", "attempts", "cancel_requested_at")
+            .first()
+        )
         first = False
+        if state is None or state[0] != JobStatus.RUNNING or state[1] != job.attempts:
+            logger.warning("job #%s lost its claim (attempt %s); stopping", job.pk, job.attempts)
+            return CLAIM_LOST
+        if state[2] is not None:
+            return _finish_cancelled(job, None)
         now = timezone.now()
         # FAILED is a previous attempt's (an automatic re-queue or the sweep keeps it
         # for display); this attempt holds the fresh claim, so it runs the task again.
@@ -246,8 +263,8 @@ def _run_tasks(job: Job, job_type: registry.JobType) -> str:
             return _outlasting_outage(
                 _complete, job, task, result, finished, job_type.result(results), len(tasks)
             )
-        _outlasting_outage(_task_succeeded, task, result, finished)
-        Job.objects.filter(pk=job.pk).update(progress_done=F("progress_done") + 1)
+        _outlasting_outage(_task_succeeded, job, task, result, finished)
+        _claimed(job).update(progress_done=F("progress_done") + 1)
     return _finish(
         job,
         JobStatus.COMPLETED,
@@ -257,15 +274,21 @@ def _run_tasks(job: Job, job_type: registry.JobType) -> str:
     )
 
 
-def _task_succeeded(task: Task, result: Any, finished) -> None:
-    Task.objects.filter(pk=task.pk, status=TaskStatus.RUNNING).update(
+def _claimed(job: Job):
+    """The job's row while this worker's attempt still holds it (the fencing token)."""
+    return Job.objects.filter(pk=job.pk, status=JobStatus.RUNNING, attempts=job.attempts)
+
+
+def _task_succeeded(job: Job, task: Task, result: Any, finished) -> None:
+    # Fenced on the claim: a superseded worker must not mark the new attempt's task.
+    Task.objects.filter(pk=task.pk, status=TaskStatus.RUNNING).filter(job__in=_claimed(job)).update(
         status=TaskStatus.SUCCEEDED, result=result, finished_at=finished
     )
 
 
 def _complete(job: Job, task: Task, result: Any, finished, job_result: Any, total: int) -> str:
     with transaction.atomic():
-        _task_succeeded(task, result, finished)
+        _task_succeeded(job, task, result, finished)
         return _finish(
             job,
             JobStatus.COMPLETED,
@@ -333,8 +356,11 @@ def _finish_cancelled(job: Job, task: Task | None) -> str:
 
 
 def _task_failed(job: Job, job_type: registry.JobType, task: Task, exc: BaseException) -> str:
-    trace = "".join(traceback.format_exception(exc))
-    summary = f"task {task.position} ({task.name}) failed: {type(exc).__name__}: {exc}"
+    def redact(text: str) -> str:  # a secret in the exception must not reach the rows
+        return registry.redact_text(job.job_type, job.config, text)
+
+    trace = redact("".join(traceback.format_exception(exc)))
+    summary = redact(f"task {task.position} ({task.name}) failed: {type(exc).__name__}: {exc}")
     now = timezone.now()
     Task.objects.filter(pk=task.pk, status=TaskStatus.RUNNING).update(
         status=TaskStatus.FAILED, error=trace, finished_at=now
@@ -343,21 +369,23 @@ def _task_failed(job: Job, job_type: registry.JobType, task: Task, exc: BaseExce
     error = f"{summary}\n\n{trace}"
     if job.attempts < job.max_attempts:
         delay = services.retry_delay(job, job_type.retry_backoff)
-        try:
-            services.transition(
-                job.pk,
-                action="re-queue",
-                expected=[JobStatus.RUNNING],
-                to=JobStatus.PENDING,
-                attempt=job.attempts,
+        # Never re-queue a job someone asked to cancel: it ends cancelled instead.
+        requeued = (
+            _claimed(job)
+            .filter(cancel_requested_at__isnull=True)
+            .update(
+                status=JobStatus.PENDING,
                 error=error,
                 worker="",
                 heartbeat_at=None,
                 run_after=now + delay,
             )
-        except IllegalTransition as exc2:
-            logger.warning("%s", exc2)
-            return JobStatus.FAILED
+        )
+        if not requeued:
+            if _claimed(job).filter(cancel_requested_at__isnull=False).exists():
+                return _finish_cancelled(job, None)
+            logger.warning("job #%s lost its claim before its re-queue", job.pk)
+            return CLAIM_LOST
         services.job_log(
             job_id=job.pk,
             message=f"attempt {job.attempts} of {job.max_attempts} failed; "

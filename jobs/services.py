@@ -104,7 +104,9 @@ def enqueue_wakeup(job_id: int | None = None, queue: str = DEFAULT_QUEUE) -> Non
 
 def _enqueue_on_commit(job: Job) -> None:
     job_id, queue = job.pk, job.queue
-    transaction.on_commit(lambda: enqueue_wakeup(job_id, queue))
+    # robust: a broker hiccup after the commit must not fail the request that created
+    # the job (a client retry would create it twice); the periodic tick wakes it.
+    transaction.on_commit(lambda: enqueue_wakeup(job_id, queue), robust=True)
 
 
 # --- creation -------------------------------------------------------------------
@@ -200,7 +202,7 @@ def job_create(*, draft: bool = False, via: str = "system", **kwargs: Any) -> Jo
     if job.created_by_id is not None:
         audit(job=job, user=job.created_by, via=via, action=AuditAction.CREATED)
     if draft:
-        transaction.on_commit(lambda: enqueue_analysis(job.pk))
+        transaction.on_commit(lambda: enqueue_analysis(job.pk), robust=True)
     else:
         _enqueue_on_commit(job)
     return job
@@ -481,20 +483,26 @@ def sweep_stale_jobs(*, now: datetime | None = None) -> dict[str, int]:
     now = now or timezone.now()
     cutoff = now - timedelta(seconds=settings.JOBDECK_STALE_SECONDS)
     stale = Job.objects.filter(status=JobStatus.RUNNING, heartbeat_at__lt=cutoff)
-    counts = {"requeued": 0, "failed": 0}
+    counts = {"requeued": 0, "failed": 0, "cancelled": 0}
     fields = ("pk", "attempts", "max_attempts", "worker", "heartbeat_at", "job_type", "queue")
-    for job in stale.only(*fields):
+    for job in stale.only(*fields, "cancel_requested_at"):
         reason = (
             f"worker lost: no heartbeat from {job.worker or 'its worker'} "
             f"since {job.heartbeat_at.isoformat()}"
         )
         with transaction.atomic():
-            requeue = job.attempts < job.max_attempts
             still_stale = Job.objects.filter(
                 pk=job.pk, status=JobStatus.RUNNING, attempts=job.attempts, heartbeat_at__lt=cutoff
             )
-            if requeue:
+            if job.cancel_requested_at is not None:
+                # Someone asked to cancel it: a lost worker does not earn a re-run.
+                outcome = "cancelled"
                 won = still_stale.update(
+                    status=JobStatus.CANCELLED, error=reason, finished_at=now, heartbeat_at=None
+                )
+            elif job.attempts < job.max_attempts:
+                outcome = "requeued"
+                won = still_stale.filter(cancel_requested_at__isnull=True).update(
                     status=JobStatus.PENDING,
                     error=reason,
                     worker="",
@@ -502,6 +510,7 @@ def sweep_stale_jobs(*, now: datetime | None = None) -> dict[str, int]:
                     run_after=now + retry_delay(job),
                 )
             else:
+                outcome = "failed"
                 won = still_stale.update(
                     status=JobStatus.FAILED, error=reason, finished_at=now, heartbeat_at=None
                 )
@@ -510,13 +519,20 @@ def sweep_stale_jobs(*, now: datetime | None = None) -> dict[str, int]:
             Task.objects.filter(job_id=job.pk, status=TaskStatus.RUNNING).update(
                 status=TaskStatus.FAILED, error=reason, finished_at=now
             )
+            if outcome == "cancelled":
+                Task.objects.filter(job_id=job.pk, status=TaskStatus.PENDING).update(
+                    status=TaskStatus.SKIPPED
+                )
+            suffix = {
+                "requeued": "re-queued",
+                "failed": "attempts exhausted",
+                "cancelled": "cancelled as requested",
+            }[outcome]
             JobLog.objects.create(
-                job_id=job.pk,
-                level=LogLevel.ERROR,
-                message=reason + (" — re-queued" if requeue else " — attempts exhausted"),
+                job_id=job.pk, level=LogLevel.ERROR, message=f"{reason} — {suffix}"
             )
-            counts["requeued" if requeue else "failed"] += 1
-            if requeue:
+            counts[outcome] += 1
+            if outcome == "requeued":
                 _enqueue_on_commit(job)
     return counts
 
@@ -654,7 +670,9 @@ def job_bulk_create(
     config_field = Job._meta.get_field("config")
     db_now = adapt_dt(now)
     cache: dict[tuple[str, str], _BulkCacheEntry] = {}
-    db_configs: dict[int, Any] = {}  # id(clean config) → its db value, made once
+    # id(clean config) → (the config, its db value): made once per distinct config; the
+    # config is kept referenced so its id cannot be reused by another item's.
+    db_configs: dict[int, tuple[dict, Any]] = {}
     errors: dict[int, dict[str, list[str]]] = {}
     job_rows: list[dict[str, Any]] = []
     task_names: list[list[str]] = []
@@ -676,12 +694,12 @@ def job_bulk_create(
             errors[index] = _error_dict(exc)
             continue
         if id(clean) not in db_configs:
-            db_configs[id(clean)] = config_field.get_db_prep_save(clean, connection)
+            db_configs[id(clean)] = (clean, config_field.get_db_prep_save(clean, connection))
         job_rows.append(
             {
                 "job_type": jt.name,
                 "status": JobStatus.PENDING.value,
-                "config": db_configs[id(clean)],
+                "config": db_configs[id(clean)][1],
                 "release_id": release.pk if release is not None else None,
                 "created_by_id": owner.pk if owner is not None else None,
                 "priority": priority,
@@ -715,5 +733,5 @@ def job_bulk_create(
             detail={"bulk": len(ids), "first": ids[0], "last": ids[-1]},
         )
         wakeups = min(len(ids), int(settings.Q_CLUSTER.get("workers") or 1))
-        transaction.on_commit(lambda: _wake_workers(wakeups))
+        transaction.on_commit(lambda: _wake_workers(wakeups), robust=True)
     return ids

@@ -345,8 +345,12 @@ def release_verify(
 
 
 @transaction.atomic
+@transaction.atomic
 def release_apply(*, release: Release, number: int, user=None, via: str = "system") -> Job:
     """Queue a release.apply job making version `number` current once verified."""
+    # The same row lock as release_rollback: a rollback deciding its target cannot
+    # interleave with a new apply.
+    Release.objects.select_for_update().filter(pk=release.pk).first()
     version_get(release, number)
     return _job(
         job_type=APPLY, release=release, config={"version": int(number)}, user=user, via=via

@@ -104,3 +104,34 @@ def test_secret_config_fields_are_redacted_for_display():
         }
     finally:
         registry.unregister("test.secretive")
+
+
+def test_secret_values_never_reach_log_lines_or_error_messages():
+    from rest_framework import serializers
+
+    from jobs import runner
+    from jobs.models import JobLog
+
+    class Config(serializers.Serializer):
+        token = serializers.CharField()
+
+    class Leaky(registry.JobType):
+        name = "test.leaky"
+        config_serializer = Config
+        secret_fields = ("token",)
+
+        def run(self, ctx):
+            ctx.log(f"calling the API with {ctx.config['token']}")
+            raise RuntimeError(f"401 for token {ctx.config['token']}")
+
+    registry.register(Leaky)
+    try:
+        job = services.job_create(job_type="test.leaky", config={"token": "s3cr3t-value"})
+        runner.run_job(job.pk)
+        job.refresh_from_db()
+        texts = [job.error, *JobLog.objects.filter(job=job).values_list("message", flat=True)]
+        texts += list(job.tasks.values_list("error", flat=True))
+        assert job.status == "failed" and "********" in job.error
+        assert not [t for t in texts if "s3cr3t-value" in t]
+    finally:
+        registry.unregister("test.leaky")

@@ -115,7 +115,7 @@ def test_the_sweep_fails_a_stale_running_job_without_attempts_left(settings):
     stale = timezone.now() - timedelta(seconds=31)
     Job.objects.filter(pk=job.pk).update(heartbeat_at=stale, worker="host:123")
     job.tasks.filter(position=1).update(status=TaskStatus.RUNNING)
-    assert services.sweep_stale_jobs() == {"requeued": 0, "failed": 1}
+    assert services.sweep_stale_jobs() == {"requeued": 0, "failed": 1, "cancelled": 0}
     job.refresh_from_db()
     assert job.status == JobStatus.FAILED
     assert job.error.startswith("worker lost: no heartbeat from host:123")
@@ -127,7 +127,7 @@ def test_the_sweep_requeues_a_stale_job_with_attempts_left_and_spares_fresh_ones
     stale_job = make_job(JobStatus.RUNNING, max_attempts=3)
     fresh_job = make_job(JobStatus.RUNNING)
     Job.objects.filter(pk=stale_job.pk).update(heartbeat_at=timezone.now() - timedelta(minutes=5))
-    assert services.sweep_stale_jobs() == {"requeued": 1, "failed": 0}
+    assert services.sweep_stale_jobs() == {"requeued": 1, "failed": 0, "cancelled": 0}
     assert Job.objects.get(pk=stale_job.pk).status == JobStatus.PENDING
     assert Job.objects.get(pk=fresh_job.pk).status == JobStatus.RUNNING
 

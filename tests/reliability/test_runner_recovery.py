@@ -45,7 +45,7 @@ def test_a_job_requeued_by_the_sweep_runs_its_lost_task_again_and_completes(side
     assert claimed is not None
     job.tasks.update(status=TaskStatus.RUNNING, started_at=timezone.now())  # killed mid-task
     later = timezone.now() + timedelta(seconds=settings.JOBDECK_STALE_SECONDS + 1)
-    assert services.sweep_stale_jobs(now=later) == {"requeued": 1, "failed": 0}
+    assert services.sweep_stale_jobs(now=later) == {"requeued": 1, "failed": 0, "cancelled": 0}
     assert job.tasks.get().status == TaskStatus.FAILED
 
     Job.objects.filter(pk=job.pk).update(run_after=timezone.now())
