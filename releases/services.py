@@ -310,6 +310,14 @@ def release_inspect(
     return _job(job_type=INSPECT, release=release, config={"version": number}, user=user, via=via)
 
 
+def _check_version(release: Release, number: int | None) -> None:
+    """Version `number` exists, or (None) the release has a default version to act on."""
+    if number is not None:
+        version_get(release, number)
+    elif selectors.default_version(release) is None:
+        raise ValidationError({"version": [f"Release {release.slug!r} has no versions."]})
+
+
 def release_package(
     *,
     release: Release,
@@ -319,10 +327,7 @@ def release_package(
     via: str = "system",
 ) -> Job:
     """Queue a release.package job for version `number` (default: current, else latest)."""
-    if number is not None:
-        version_get(release, number)
-    elif selectors.default_version(release) is None:
-        raise ValidationError({"version": [f"Release {release.slug!r} has no versions."]})
+    _check_version(release, number)
     config = {"version": number, "format": format}
     return _job(job_type=PACKAGE, release=release, config=config, user=user, via=via)
 
@@ -336,10 +341,7 @@ def release_verify(
     via: str = "system",
 ) -> Job:
     """Queue a release.verify job (the version's files, or its packages)."""
-    if number is not None:
-        version_get(release, number)
-    elif selectors.default_version(release) is None:
-        raise ValidationError({"version": [f"Release {release.slug!r} has no versions."]})
+    _check_version(release, number)
     config = {"version": number, "package": package}
     return _job(job_type=VERIFY, release=release, config=config, user=user, via=via)
 

@@ -262,29 +262,25 @@ class ScheduleAdmin(admin.ModelAdmin):
 
     # --- actions ------------------------------------------------------------------------
 
+    def _set_enabled(self, request: HttpRequest, queryset: QuerySet[Schedule], on: bool) -> None:
+        count = 0
+        for schedule in queryset.filter(enabled=not on):
+            services.schedule_toggle(schedule=schedule, enabled=on, user=request.user)
+            count += 1
+        done = (
+            ngettext("%d schedule enabled.", "%d schedules enabled.", count)
+            if on
+            else ngettext("%d schedule disabled.", "%d schedules disabled.", count)
+        )
+        self.message_user(request, done % count, messages.SUCCESS)
+
     @admin.action(description="Enable selected schedules", permissions=["change"])
     def enable_schedules(self, request: HttpRequest, queryset: QuerySet[Schedule]) -> None:
-        count = 0
-        for schedule in queryset.filter(enabled=False):
-            services.schedule_toggle(schedule=schedule, enabled=True, user=request.user)
-            count += 1
-        self.message_user(
-            request,
-            ngettext("%d schedule enabled.", "%d schedules enabled.", count) % count,
-            messages.SUCCESS,
-        )
+        self._set_enabled(request, queryset, True)
 
     @admin.action(description="Disable selected schedules", permissions=["change"])
     def disable_schedules(self, request: HttpRequest, queryset: QuerySet[Schedule]) -> None:
-        count = 0
-        for schedule in queryset.filter(enabled=True):
-            services.schedule_toggle(schedule=schedule, enabled=False, user=request.user)
-            count += 1
-        self.message_user(
-            request,
-            ngettext("%d schedule disabled.", "%d schedules disabled.", count) % count,
-            messages.SUCCESS,
-        )
+        self._set_enabled(request, queryset, False)
 
     @admin.action(description="Run selected schedules now", permissions=["change"])
     def run_schedules_now(self, request: HttpRequest, queryset: QuerySet[Schedule]) -> None:
