@@ -209,7 +209,7 @@ def main(argv: list[str] | None = None) -> int:
             "runs": runs,
             "quick": args.quick,
             "Q_WORKERS": 2,
-            "Q_POLL": os.environ.get("Q_POLL", "0.05 (default)"),
+            "Q_POLL": os.environ.get("Q_POLL", "0.02 (default)"),
             "CONN_MAX_AGE": os.environ.get("CONN_MAX_AGE", "600 (default)"),
             "JOBDECK_DRAIN_SECONDS": os.environ.get("JOBDECK_DRAIN_SECONDS", "30 (default)"),
         },

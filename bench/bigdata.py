@@ -13,6 +13,7 @@ from django.test import Client
 from django.urls import Resolver404, resolve
 
 from jobs import selectors, services
+from jobs.context import JobContext
 from jobs.models import Job, JobLog, JobStatus, Task
 
 from .common import Ctx, drain_figures, insert_noop_jobs, wait_drained
@@ -22,13 +23,13 @@ from .jobtypes import NOOP
 OWNERS = 10
 
 JOBS_SQL = """
-INSERT INTO jobs_job (job_type, status, config, error, priority, attempts, max_attempts,
-    created_at, queued_at, started_at, finished_at, worker, progress_done, progress_total,
-    created_by_id)
+INSERT INTO jobs_job (job_type, status, config, error, queue, priority, attempts,
+    max_attempts, created_at, queued_at, started_at, finished_at, worker, progress_done,
+    progress_total, created_by_id)
 SELECT %(job_type)s,
        CASE WHEN g %% 20 = 0 THEN 'failed' WHEN g %% 50 = 1 THEN 'cancelled'
             ELSE 'completed' END,
-       '{}'::jsonb, '', 0, 1, 1,
+       '{}'::jsonb, '', 'default', 0, 1, 1,
        now() - interval '3 days' + g * interval '1 ms',
        now() - interval '3 days' + g * interval '1 ms',
        now() - interval '3 days' + g * interval '1 ms',
@@ -168,10 +169,24 @@ def _logs(ctx: Ctx, seed: dict[str, Any], long_n: int) -> dict[str, float]:
         ctx.note(f"log append measured over {append_n:,} lines (100,000 from --n 1000 up)")
     job = services.job_create(job_type=NOOP)
     Job.objects.filter(pk=job.pk).update(status=JobStatus.CANCELLED)
+    # What a handler calls: ctx.log() one line at a time, batched by the job's log
+    # buffer (jobs/logbuffer.py) and written by multi-row INSERTs.
+    logging_ctx = JobContext(job)
     t0 = time.perf_counter()
     for i in range(append_n):
+        logging_ctx.log(f"line {i}")
+    logging_ctx.logs.flush()
+    figures["log append lines/s (ctx.log in a job, one call per line)"] = append_n / (
+        time.perf_counter() - t0
+    )
+    # One INSERT and commit per line, for comparison (services.job_log, outside a job).
+    single_n = min(append_n, 5_000)
+    t0 = time.perf_counter()
+    for i in range(single_n):
         services.job_log(job_id=job.pk, message=f"line {i}")
-    figures["log append lines/s (job_log one by one)"] = append_n / (time.perf_counter() - t0)
+    figures["log append lines/s (services.job_log, a commit per line)"] = single_n / (
+        time.perf_counter() - t0
+    )
     t0 = time.perf_counter()
     JobLog.objects.bulk_create(
         [JobLog(job_id=job.pk, message=f"line {i}") for i in range(append_n)], batch_size=2000

@@ -5,6 +5,8 @@ from __future__ import annotations
 import random
 import time
 
+from django.conf import settings
+
 from jobs import services
 from jobs.models import Job, JobStatus
 
@@ -54,8 +56,8 @@ def _pickup(ctx: Ctx, label: str, **env: str) -> dict[str, float]:
 
 
 def bench_pickup(ctx: Ctx) -> dict[str, float]:
-    """ORM broker at the default poll (Q_POLL=0.05) and at Q_POLL=0.01."""
-    figures = _pickup(ctx, "ORM poll 0.05")
+    """ORM broker at the default poll (settings.Q_CLUSTER["poll"]) and at Q_POLL=0.01."""
+    figures = _pickup(ctx, f"ORM poll {settings.Q_CLUSTER['poll']:g} (default)")
     figures.update(_pickup(ctx, "ORM poll 0.01", Q_POLL="0.01"))
     return figures
 

@@ -213,7 +213,8 @@ SPECTACULAR_SETTINGS = {
 }
 
 # --- Jobdeck ------------------------------------------------------------------
-# Seconds between heartbeats of a running job; 0 disables the heartbeat thread.
+# Seconds between heartbeats of a running job; 0 disables the worker's background
+# thread (heartbeat and timed log flushes; tests run jobs in-process without it).
 JOBDECK_HEARTBEAT_SECONDS = env_float("JOBDECK_HEARTBEAT_SECONDS", 5.0)
 # A running job whose heartbeat is older than this is recovered by the sweep.
 JOBDECK_STALE_SECONDS = env_float("JOBDECK_STALE_SECONDS", 60.0)
@@ -221,6 +222,11 @@ JOBDECK_STALE_SECONDS = env_float("JOBDECK_STALE_SECONDS", 60.0)
 JOBDECK_DRAIN_SECONDS = env_float("JOBDECK_DRAIN_SECONDS", 30.0)
 # Longest accepted log message; longer ones are truncated, never refused.
 JOBDECK_LOG_MESSAGE_MAX = env_int("JOBDECK_LOG_MESSAGE_MAX", 4000)
+# A running job's log lines are written in batches (jobs/logbuffer.py): within this
+# many seconds (the worker's heartbeat thread flushes), at the end of each task, or
+# once this many lines wait. 0 writes every line at once.
+JOBDECK_LOG_FLUSH_SECONDS = env_float("JOBDECK_LOG_FLUSH_SECONDS", 0.2)
+JOBDECK_LOG_FLUSH_LINES = env_int("JOBDECK_LOG_FLUSH_LINES", 1000)
 # Base of the exponential backoff between automatic retries, in seconds.
 JOBDECK_RETRY_BACKOFF_SECONDS = env_float("JOBDECK_RETRY_BACKOFF_SECONDS", 2.0)
 JOBDECK_CLEANUP_BATCH_SIZE = env_int("JOBDECK_CLEANUP_BATCH_SIZE", 2000)
@@ -253,7 +259,9 @@ Q_CLUSTER = {
     "queue_limit": env_int("Q_QUEUE_LIMIT", Q_WORKERS * 2),
     "recycle": env_int("Q_RECYCLE", 500),
     "max_rss": env_int("Q_MAX_RSS_KB", 262_144),
-    "poll": env_float("Q_POLL", 0.05),
+    # How often an idle cluster asks the ORM broker for messages: pickup latency is
+    # about half of it. One indexed SELECT per poll (50/s per cluster) is cheap.
+    "poll": env_float("Q_POLL", 0.02),
     "save_limit": env_int("Q_SAVE_LIMIT", 250),
     "catch_up": False,
     "label": "Django Q",

@@ -8,6 +8,7 @@ from django.utils.functional import cached_property
 
 from . import registry, services
 from .exceptions import JobCancelled
+from .logbuffer import LogBuffer
 from .models import Job, LogLevel
 
 if TYPE_CHECKING:
@@ -18,6 +19,8 @@ class JobContext:
     def __init__(self, job: Job):
         self.job = job
         self.task: Task | None = None
+        # Lines are written in batches (jobs.logbuffer); the runner flushes at task ends.
+        self.logs = LogBuffer(job.pk)
 
     @property
     def config(self) -> dict:
@@ -33,11 +36,10 @@ class JobContext:
         return self.job.release
 
     def log(self, message: Any, level: int = LogLevel.INFO) -> None:
-        services.job_log(
-            job_id=self.job.pk,
-            task_id=self.task.pk if self.task else None,
-            message=registry.redact_text(self.job.job_type, self.job.config, str(message)),
-            level=level,
+        self.logs.add(
+            registry.redact_text(self.job.job_type, self.job.config, str(message)),
+            level,
+            self.task.pk if self.task else None,
         )
 
     def warning(self, message: Any) -> None:

@@ -8,6 +8,7 @@ message and a person clicking cancel can never both win.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import random
@@ -17,7 +18,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import connection, transaction
+from django.db import DEFAULT_DB_ALIAS, DatabaseError, connection, connections, transaction
 from django.db.models import F, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
@@ -93,12 +94,87 @@ def enqueue_wakeup(job_id: int | None = None, queue: str = DEFAULT_QUEUE) -> Non
     """
     from django_q.tasks import async_task
 
+    cluster = queues.cluster_for(queue)
     async_task(
         RUNNER,
         job_id,
         save=False,
-        cluster=queues.cluster_for(queue),
+        cluster=cluster,
+        broker=_broker(cluster),
         task_name=f"job-{job_id or 'any'}",
+    )
+
+
+_brokers: dict[tuple[Any, ...], Any] = {}
+
+
+def _broker(cluster: str) -> Any:
+    """django-q2's broker for `cluster`, made once per process and broker configuration.
+
+    async_task would make a new one per message: for Redis a new client, connection
+    pool and TCP connection each time; for the ORM broker a connection health check
+    (a SELECT 1 round trip) each time. Redis clients are thread-safe and reconnect
+    after a fork; the ORM broker holds no connection of its own.
+    """
+    from django_q.brokers import get_broker
+    from django_q.brokers.orm import ORM
+    from django_q.conf import Conf
+
+    key = (cluster, Conf.BROKER_CLASS, Conf.ORM, repr(Conf.REDIS), repr(Conf.SQS), Conf.IRON_MQ)
+    broker = _brokers.get(key)
+    if broker is None:
+        broker = get_broker(cluster)
+        if type(broker) is ORM:
+            broker = _outbox_orm_broker()(list_key=cluster)
+        _brokers[key] = broker
+    return broker
+
+
+@functools.cache
+def _outbox_orm_broker() -> type:
+    """django-q2's ORM broker, writing a message with one plain INSERT when a transaction
+    is open (the job's: see _wakeup_in_transaction) instead of OrmQ.objects.create(),
+    whose per-field SQL compilation cost as much as the job's own INSERT."""
+    from django_q.brokers.orm import ORM
+    from django_q.conf import Conf
+    from django_q.models import OrmQ
+
+    class OutboxORM(ORM):
+        def enqueue(self, task):
+            db = connections[Conf.ORM]
+            if db.get_autocommit():
+                return super().enqueue(task)  # as django-q2 does, stale-connection check too
+            quote = db.ops.quote_name
+            columns = ", ".join(
+                quote(OrmQ._meta.get_field(f).column) for f in ("key", "payload", "lock")
+            )
+            sql = f"INSERT INTO {quote(OrmQ._meta.db_table)} ({columns}) VALUES (%s, %s, %s)"
+            returning = db.features.can_return_columns_from_insert
+            if returning:
+                sql += f" RETURNING {quote(OrmQ._meta.pk.column)}"
+            lock = db.ops.adapt_datetimefield_value(timezone.now())
+            with db.cursor() as cursor:
+                cursor.execute(sql, [self.list_key or Conf.CLUSTER_NAME, task, lock])
+                return cursor.fetchone()[0] if returning else cursor.lastrowid
+
+    return OutboxORM
+
+
+def _wakeup_in_transaction(using: str) -> bool:
+    """Whether wake-ups for jobs written on database `using` go in the same transaction.
+
+    True for django-q2's ORM broker on that database (and not in sync mode, which would
+    run the job right away): the message is then a row like the job's, written with it
+    (a transactional outbox). It commits atomically with the job, is never sent for a
+    rolled-back job, and costs no commit of its own. The ORM broker's rows are visible
+    to workers once committed (their `lock` is the insert time, already past).
+    """
+    from django_q.conf import Conf
+
+    return (
+        using == Conf.ORM
+        and not (Conf.BROKER_CLASS or Conf.IRON_MQ or isinstance(Conf.SQS, dict))
+        and not Conf.SYNC
     )
 
 
@@ -107,6 +183,25 @@ def _enqueue_on_commit(job: Job) -> None:
     # robust: a broker hiccup after the commit must not fail the request that created
     # the job (a client retry would create it twice); the periodic tick wakes it.
     transaction.on_commit(lambda: enqueue_wakeup(job_id, queue), robust=True)
+
+
+def _enqueue_with_commit(job: Job, using: str = DEFAULT_DB_ALIAS) -> None:
+    """Send `job`'s wake-up as its transaction commits: in that transaction for the ORM
+    broker on the same database (see _wakeup_in_transaction), after the commit otherwise.
+
+    In the transaction, a failing INSERT fails the whole creation (nothing is committed,
+    so a client retry creates no duplicate); any other error is logged and the periodic
+    tick wakes the job, as for a broker hiccup after the commit.
+    """
+    if not _wakeup_in_transaction(using):
+        _enqueue_on_commit(job)
+        return
+    try:
+        enqueue_wakeup(job.pk, job.queue)
+    except DatabaseError:
+        raise
+    except Exception:
+        logger.exception("could not send the wake-up of job %s; the periodic tick wakes it", job.pk)
 
 
 # --- creation -------------------------------------------------------------------
@@ -137,6 +232,8 @@ def validated_type_and_config(
         raise ValidationError(
             {"job_type": [f"Jobs of type {job_type!r} can only be created by Jobdeck itself."]}
         )
+    if jt.config_serializer is registry.EmptyConfig and (config is None or config == {}):
+        return jt, {}  # what EmptyConfig's validation returns, without a serializer
     return jt, registry.validate_config(jt, config)
 
 
@@ -192,20 +289,109 @@ def job_create(*, draft: bool = False, via: str = "system", **kwargs: Any) -> Jo
     """Create a job (pending, or a draft to analyse first) with its ordered tasks.
 
     A pending job is enqueued once the transaction commits; a rolled-back job never runs.
+    With the ORM broker its wake-up is written in the same transaction (one commit for
+    both, see _enqueue_with_commit), otherwise sent after the commit.
     A job a person creates is recorded in the audit trail with the front door used.
     """
     job, names = job_build(draft=draft, **kwargs)
-    job.save()
-    Task.objects.bulk_create(
-        [Task(job=job, position=i, name=name) for i, name in enumerate(names, start=1)]
-    )
+    _insert_job_with_tasks(job, names)
     if job.created_by_id is not None:
         audit(job=job, user=job.created_by, via=via, action=AuditAction.CREATED)
     if draft:
         transaction.on_commit(lambda: enqueue_analysis(job.pk), robust=True)
     else:
-        _enqueue_on_commit(job)
+        _enqueue_with_commit(job)
     return job
+
+
+def _insert_job_with_tasks(job: Job, names: list[str]) -> None:
+    """INSERT unsaved `job` and its tasks `names` (positions 1…n, every other task column
+    at its default) and set job.pk, as job.save() plus Task.objects.bulk_create would.
+
+    One statement on PostgreSQL (a data-modifying CTE: the tasks take the job's id on
+    the server), two elsewhere, with the SQL built once per process: the ORM's per-field
+    SQL compilation was most of a single job's creation time. Jobs and tasks have no
+    save() override or save signal to skip.
+    """
+    job._prepare_related_fields_for_save(operation_name="save")  # an unsaved release raises
+    job_fields, task_fields = _INSERT_FIELDS or _insert_fields()
+    db = connections[DEFAULT_DB_ALIAS]  # not the proxy: each field asks it for db.ops
+    values = [f.get_db_prep_save(f.pre_save(job, True), db) for f in job_fields]
+    task_defaults = [f.get_db_prep_save(f.get_default(), db) for f in task_fields[3:]]
+    with db.cursor() as cursor:
+        if db.vendor == "postgresql":
+            cursor.execute(_insert_sql("job+tasks"), [*values, *task_defaults, names])
+            job.pk = cursor.fetchone()[0]
+        else:
+            cursor.execute(_insert_sql("job"), values)
+            job.pk = (
+                cursor.fetchone()[0]
+                if db.features.can_return_columns_from_insert
+                else cursor.lastrowid
+            )
+            for start in range(0, len(names), 500):  # within SQLite's parameter limit
+                batch = names[start : start + 500]
+                params: list[Any] = []
+                for position, name in enumerate(batch, start=start + 1):
+                    params += [job.pk, position, name, *task_defaults]
+                cursor.execute(_insert_sql("tasks", len(batch)), params)
+    job._state.adding = False
+    job._state.db = db.alias
+
+
+_INSERT_FIELDS: list[list[Any]] = []
+_INSERT_SQL: dict[tuple[str, str, int], str] = {}
+
+
+def _insert_fields() -> list[list[Any]]:
+    """The concrete non-pk fields of Job, and of Task with job, position and name first."""
+    if not _INSERT_FIELDS:
+        first = ("job_id", "position", "name")
+        task_fields = [f for f in Task._meta.concrete_fields if not f.primary_key]
+        task_fields.sort(key=lambda f: first.index(f.attname) if f.attname in first else 3)
+        _INSERT_FIELDS[:] = [
+            [f for f in Job._meta.concrete_fields if not f.primary_key],
+            task_fields,
+        ]
+    return _INSERT_FIELDS
+
+
+def _insert_sql(kind: str, task_rows: int = 0) -> str:
+    """The SQL of _insert_job_with_tasks: a job's INSERT (RETURNING its id where the
+    database can), a multi-row INSERT of `task_rows` tasks, or (PostgreSQL) both in one
+    statement, the tasks' names in a text array as the last parameter."""
+    key = (connection.vendor, kind, task_rows)
+    sql = _INSERT_SQL.get(key)
+    if sql is not None:
+        return sql
+    job_fields, task_fields = _insert_fields()
+    quote = connection.ops.quote_name
+    pk = quote(Job._meta.pk.column)
+    job_columns = ", ".join(quote(f.column) for f in job_fields)
+    task_columns = ", ".join(quote(f.column) for f in task_fields)
+    job_sql = (
+        f"INSERT INTO {quote(Job._meta.db_table)} ({job_columns}) "
+        f"VALUES ({', '.join(['%s'] * len(job_fields))})"
+    )
+    if connection.features.can_return_columns_from_insert:
+        job_sql += f" RETURNING {pk}"
+    task_table = quote(Task._meta.db_table)
+    if kind == "job":
+        sql = job_sql
+    elif kind == "tasks":
+        row = "(" + ", ".join(["%s"] * len(task_fields)) + ")"
+        sql = f"INSERT INTO {task_table} ({task_columns}) VALUES {', '.join([row] * task_rows)}"
+    else:
+        defaults = ", ".join(f"%s::{f.cast_db_type(connection)}" for f in task_fields[3:])
+        sql = (
+            f"WITH new_job AS ({job_sql}), "
+            f"new_tasks AS (INSERT INTO {task_table} ({task_columns}) "
+            f"SELECT new_job.{pk}, t.position, t.name, {defaults} "
+            f"FROM new_job, UNNEST(%s::text[]) WITH ORDINALITY AS t(name, position)) "
+            f"SELECT {pk} FROM new_job"
+        )
+    _INSERT_SQL[key] = sql
+    return sql
 
 
 def enqueue_analysis(job_id: int) -> None:
@@ -394,8 +580,31 @@ def job_log(
     *, job_id: int, message: str, level: int = LogLevel.INFO, task_id: int | None = None
 ) -> JobLog:
     """Append one log line (one INSERT; the id is the follow cursor)."""
+    from .logbuffer import flush_active
+
+    flush_active(job_id)  # lines the running job buffered come first
     return JobLog.objects.create(
         job_id=job_id, task_id=task_id, level=level, message=clean_log_message(message)
+    )
+
+
+def job_log_many(job_id: int, lines: Sequence[tuple[int | None, datetime, int, str]]) -> None:
+    """Append `lines` ((task_id, created_at, level, clean message), in order) to a job in
+    one multi-row INSERT; ids follow the given order (the worker's log buffer)."""
+    adapt = connection.ops.adapt_datetimefield_value
+    _bulk_insert(
+        JobLog,
+        [
+            {
+                "job_id": job_id,
+                "task_id": task_id,
+                "created_at": adapt(created_at),
+                "level": level,
+                "message": message,
+            }
+            for task_id, created_at, level, message in lines
+        ],
+        returning=False,
     )
 
 
@@ -414,13 +623,117 @@ def job_cancel_requested(*, job_id: int) -> bool:
 # --- cleanup and recovery -----------------------------------------------------------
 
 
+def _deletion_plan(model: type) -> tuple[Any, ...] | None:
+    """How to delete rows of `model` with plain SQL, read from the model _meta so that
+    a relation added later is covered: for each relation pointing at `model`, CASCADE
+    (recursively, leaf models first), SET_NULL, or nothing (DO_NOTHING and the DB_*
+    variants the database applies itself). None when a relation needs Django's
+    collector (PROTECT, RESTRICT, SET_DEFAULT, SET(...), generic relations, a cycle)."""
+    from django.db.models import deletion
+
+    def plan(model: type, seen: frozenset) -> tuple[Any, ...] | None:
+        if (
+            model in seen
+            or model._meta.parents
+            or any(hasattr(f, "bulk_related_objects") for f in model._meta.private_fields)
+        ):
+            return None
+        cascades, set_nulls = [], []
+        for rel in deletion.get_candidate_relations_to_delete(model._meta):
+            field, on_delete = rel.field, rel.on_delete
+            if on_delete is deletion.CASCADE:
+                sub = plan(rel.related_model, seen | {model})
+                if sub is None:
+                    return None
+                cascades.append((field, sub))
+            elif on_delete is deletion.SET_NULL:
+                set_nulls.append(field)
+            elif on_delete not in deletion.SKIP_COLLECTION:
+                return None
+        cascades.sort(key=lambda step: len(step[1][1]))  # leaves first: fewer empty probes
+        return (model, tuple(cascades), tuple(set_nulls))
+
+    return plan(model, frozenset())
+
+
+def _plan_models(plan: tuple[Any, ...]) -> Iterable[type]:
+    model, cascades, _ = plan
+    yield model
+    for _, sub in cascades:
+        yield from _plan_models(sub)
+
+
+def _in_ids(column: str, ids: list[int]) -> tuple[str, list[Any]]:
+    """`column` among `ids`: one array parameter on PostgreSQL (a list of thousands of
+    parameters costs more to send and parse than the delete itself), else IN (…)."""
+    if connection.vendor == "postgresql":
+        return f"{column} = ANY(%s)", [ids]
+    return f"{column} IN ({', '.join(['%s'] * len(ids))})", list(ids)
+
+
+def _run_deletion_plan(
+    cursor: Any,
+    plan: tuple[Any, ...],
+    where: tuple[str, list[Any]],
+    counts: dict[str, int],
+    ids: list[int] | None = None,
+) -> None:
+    """Delete the rows of the plan's model matching `where` (SQL on its table; their
+    primary keys are `ids` when known) after what cascades from them, and null the
+    SET_NULL references to them: one statement per relation."""
+    model, cascades, set_nulls = plan
+    qn = connection.ops.quote_name
+    table = qn(model._meta.db_table)
+
+    def pointing_at(field: Any) -> tuple[str, str, list[Any]]:
+        """(table, condition, params) of the rows of field.model pointing at `where`."""
+        column = f"{qn(field.model._meta.db_table)}.{qn(field.column)}"
+        if ids is not None and field.target_field == model._meta.pk:
+            return (qn(field.model._meta.db_table), *_in_ids(column, ids))
+        target = f"{table}.{qn(field.target_field.column)}"
+        sql = f"{column} IN (SELECT {target} FROM {table} WHERE {where[0]})"
+        return qn(field.model._meta.db_table), sql, where[1]
+
+    for field, sub in cascades:
+        _, sql, params = pointing_at(field)
+        _run_deletion_plan(cursor, sub, (sql, params), counts)
+    for field in set_nulls:
+        related, sql, params = pointing_at(field)
+        cursor.execute(f"UPDATE {related} SET {qn(field.column)} = NULL WHERE {sql}", params)
+    cursor.execute(f"DELETE FROM {table} WHERE {where[0]}", where[1])
+    counts[model._meta.label] = counts.get(model._meta.label, 0) + max(cursor.rowcount, 0)
+
+
 def _delete_jobs(ids: list[int]) -> dict[str, int]:
-    """Delete jobs `ids` and their logs, tasks and audit events; returns the counts."""
-    logs = JobLog.objects.filter(job_id__in=ids)._raw_delete(JobLog.objects.db)
-    tasks = Task.objects.filter(job_id__in=ids)._raw_delete(Task.objects.db)
-    AuditEvent.objects.filter(job_id__in=ids)._raw_delete(AuditEvent.objects.db)
-    _, per_model = Job.objects.filter(pk__in=ids).delete()
-    return {"jobs": per_model.get(Job._meta.label, 0), "tasks": tasks, "logs": logs}
+    """Delete jobs `ids` and what cascades from them (tasks, logs, audit events, …);
+    SET_NULL references to them (schedules, occurrences, …) are nulled. Returns counts.
+
+    Call it inside a transaction holding the jobs' row locks. One DELETE or UPDATE
+    per relation found in the models' _meta, by primary keys, instead of Django's
+    collector (which loads every job and task). Falls back to the collector when a
+    relation or a delete signal receiver needs it.
+    """
+    from django.db.models import signals
+
+    if not ids:
+        return {"jobs": 0, "tasks": 0, "logs": 0}
+    counts: dict[str, int] = {}
+    plan = _deletion_plan(Job)
+    if plan is None or any(
+        signals.pre_delete.has_listeners(m) or signals.post_delete.has_listeners(m)
+        for m in _plan_models(plan)
+    ):
+        _, counts = Job.objects.filter(pk__in=ids).delete()
+    else:
+        qn = connection.ops.quote_name
+        pk = f"{qn(Job._meta.db_table)}.{qn(Job._meta.pk.column)}"
+        with connection.cursor() as cursor:
+            _run_deletion_plan(cursor, plan, _in_ids(pk, ids), counts, ids)
+    return {
+        "jobs": counts.get(Job._meta.label, 0),
+        "tasks": counts.get(Task._meta.label, 0),
+        "logs": counts.get(JobLog._meta.label, 0),
+    }
 
 
 def job_cleanup(
@@ -433,9 +746,10 @@ def job_cleanup(
 ) -> dict[str, Any]:
     """Delete finished jobs (with tasks and logs) that finished before now - `older_than`.
 
-    Never touches draft, pending or running jobs. Works in batches, each in its own
-    transaction with the batch's rows locked, so a concurrent retry either happens
-    first (and the job is kept) or finds the job gone.
+    Never touches draft, pending or running jobs. Works in batches (in id order), each
+    in its own short transaction with the batch's rows locked, so a concurrent retry
+    either happens first (and the job is kept) or finds the job gone; a job locked by
+    someone else is skipped (SKIP LOCKED) and left for the next cleanup.
     """
     if older_than < timedelta(0):
         raise ValidationError({"older_than_days": ["Must be zero or more."]})
@@ -451,15 +765,18 @@ def job_cleanup(
         }
     batch_size = batch_size or settings.JOBDECK_CLEANUP_BATCH_SIZE
     totals = {"jobs": 0, "tasks": 0, "logs": 0}
+    last = 0  # keyset: each batch starts after the previous one, not over its dead rows
     while True:
         with transaction.atomic():
             ids = list(
-                candidates.select_for_update(skip_locked=True)
+                candidates.filter(pk__gt=last)
+                .select_for_update(skip_locked=True)
                 .order_by("pk")
                 .values_list("pk", flat=True)[:batch_size]
             )
             if not ids:
                 break
+            last = ids[-1]
             for key, value in _delete_jobs(ids).items():
                 totals[key] += value
     summary = {"dry_run": False, "cutoff": cutoff.isoformat(), **totals}

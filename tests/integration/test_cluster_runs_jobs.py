@@ -42,6 +42,20 @@ def test_demo_job_runs_to_completion_and_its_logs_can_be_tailed_and_followed(clu
     ]
 
 
+def test_a_line_a_running_task_logged_shows_in_the_log_before_the_task_ends(cluster):
+    # The worker buffers log lines; its background thread writes them within
+    # JOBDECK_LOG_FLUSH_SECONDS even while the handler sleeps.
+    job = services.job_create(job_type="demo.steps", config={"steps": 1, "delay": 4})
+    wait_until(lambda: status_of(job) == JobStatus.RUNNING, 20, 0.02, "the job to start")
+    wait_until(
+        lambda: [line.message for line in selectors.log_tail(job.pk, 5)] == ["step 1 of 1 started"],
+        3,
+        0.05,
+        "the first line to be written",
+    )
+    assert status_of(job) == JobStatus.RUNNING
+
+
 def test_a_running_job_cancelled_from_another_process_ends_cancelled(cluster):
     job = services.job_create(job_type="demo.steps", config={"steps": 5, "delay": 1})
     wait_until(lambda: status_of(job) == JobStatus.RUNNING, 20, 0.02, "the job to start")

@@ -81,15 +81,6 @@ def test_a_cancel_requested_before_a_failure_ends_the_job_cancelled_not_requeued
         registry.unregister("test.cancel_then_fail")
 
 
-def test_a_claimed_job_with_a_cancel_request_is_cancelled_before_its_first_task():
-    job = services.job_create(job_type="demo.steps", config={"steps": 2, "delay": 0})
-    claimed = runner.claim(worker="w")
-    services.job_cancel(job=job)
-    claimed.cancel_requested_at = Job.objects.get(pk=job.pk).cancel_requested_at
-    assert runner.execute(claimed) == JobStatus.CANCELLED
-    assert set(job.tasks.values_list("status", flat=True)) == {TaskStatus.SKIPPED}
-
-
 def test_the_sweep_cancels_a_lost_job_that_someone_asked_to_cancel(settings):
     settings.JOBDECK_STALE_SECONDS = 30
     job = services.job_create(

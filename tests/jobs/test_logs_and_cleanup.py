@@ -87,3 +87,67 @@ def test_cleanup_deletes_only_old_finished_jobs_with_their_tasks_and_logs(user):
 def test_cleanup_refuses_a_negative_age():
     with pytest.raises(Exception, match="zero or more"):
         services.job_cleanup(older_than=timedelta(days=-1))
+
+
+def _job_with_references() -> tuple[Job, dict]:
+    """An old finished job with tasks, logs (one attached to a task), an audit event,
+    and a schedule and an occurrence pointing at it."""
+    from scheduler.models import Occurrence, Schedule
+
+    job = finished_days_ago(JobStatus.FAILED, 40)
+    task = job.tasks.get(position=1)
+    services.job_log(job_id=job.pk, task_id=task.pk, message="in a task")
+    AuditEvent.objects.create(job=job, action="retried")
+    schedule = Schedule.objects.create(
+        name=f"s{job.pk}", job_type="demo.steps", kind="interval", interval_minutes=1, last_job=job
+    )
+    occurrence = Occurrence.objects.create(schedule=schedule, fire_at=timezone.now(), job=job)
+    return job, {"schedule": schedule, "occurrence": occurrence}
+
+
+@pytest.mark.parametrize("how", ["cleanup", "delete"])
+def test_deleting_jobs_cascades_and_nulls_references_like_the_models_say(how):
+    job, refs = _job_with_references()
+    other, other_refs = _job_with_references()
+    Job.objects.filter(pk=other.pk).update(finished_at=timezone.now())  # kept by cleanup
+    tasks = Task.objects.filter(job=job).count()
+    logs = JobLog.objects.filter(job=job).count()
+
+    if how == "cleanup":
+        summary = services.job_cleanup(older_than=timedelta(days=30))
+        assert (summary["jobs"], summary["tasks"], summary["logs"]) == (1, tasks, logs)
+    else:
+        services.job_delete(job=job)
+
+    assert not Job.objects.filter(pk=job.pk).exists()
+    assert not Task.objects.filter(job_id=job.pk).exists()
+    assert not JobLog.objects.filter(job_id=job.pk).exists()
+    assert not AuditEvent.objects.filter(job_id=job.pk).exists()
+    # SET_NULL relations (scheduler.Schedule.last_job, Occurrence.job) keep their rows.
+    for obj in refs.values():
+        obj.refresh_from_db()
+    assert refs["schedule"].last_job_id is None and refs["occurrence"].job_id is None
+    for obj in other_refs.values():
+        obj.refresh_from_db()
+    assert other_refs["schedule"].last_job_id == other.pk
+    assert other_refs["occurrence"].job_id == other.pk
+    assert JobLog.objects.filter(job=other).count() == logs
+
+
+def test_cleanup_falls_back_to_django_s_collector_when_a_delete_signal_listens():
+    from django.db.models.signals import pre_delete
+
+    job, refs = _job_with_references()
+    seen: list[int] = []
+
+    def receiver(sender, instance, **kwargs):
+        seen.append(instance.pk)
+
+    pre_delete.connect(receiver, sender=Job)
+    try:
+        summary = services.job_cleanup(older_than=timedelta(days=30))
+    finally:
+        pre_delete.disconnect(receiver, sender=Job)
+    assert seen == [job.pk] and summary["jobs"] == 1 and summary["logs"] == 2
+    refs["occurrence"].refresh_from_db()
+    assert refs["occurrence"].job_id is None

@@ -197,3 +197,50 @@ def test_an_automatic_retry_reruns_the_failed_task_and_can_complete(settings):
         (2, TaskStatus.SUCCEEDED, 2),
         (3, TaskStatus.SUCCEEDED, 1),
     ]
+
+
+def test_a_draining_worker_commits_each_completion_with_its_next_claim(settings):
+    settings.JOBDECK_DRAIN_SECONDS = 30
+    config = {"steps": 1, "delay": 0}
+    jobs = [services.job_create(job_type="demo.steps", config=config) for _ in range(5)]
+    assert runner.run_job(jobs[0].pk) == {"ran": 5}
+    for job in jobs:
+        job.refresh_from_db()
+        assert (job.status, job.attempts, job.progress) == (JobStatus.COMPLETED, 1, 100)
+        assert task_states(job) == [(1, TaskStatus.SUCCEEDED, 1)]
+        assert list(job.logs.values_list("message", flat=True)) == [
+            "step 1 of 1 started",
+            "step 1 done",
+        ]
+
+
+def test_a_release_successor_is_claimed_right_after_its_predecessor_completes():
+    from tests.releases.factories import make_release
+
+    release = make_release()
+    a, b = (
+        services.job_create(job_type="demo.steps", config={"steps": 1, "delay": 0}, release=release)
+        for _ in range(2)
+    )
+    assert runner.run_job(a.pk) == {"ran": 2}
+    a.refresh_from_db()
+    b.refresh_from_db()
+    assert a.status == b.status == JobStatus.COMPLETED
+    assert a.finished_at <= b.started_at
+
+
+def test_a_completion_whose_claim_loses_a_release_race_is_still_written(monkeypatch):
+    job = services.job_create(job_type="demo.steps", config={"steps": 1, "delay": 0})
+    outcome = runner._execute(runner.claim(worker="w", job_id=job.pk))
+    assert isinstance(outcome, runner.Finished)
+
+    def release_race(*args, **kwargs):
+        from django.db import IntegrityError
+
+        raise IntegrityError("one_running_job_per_release")
+
+    monkeypatch.setattr(runner, "_claim_run", release_race)
+    assert runner.claim(worker="w", finished=outcome) is None
+    job.refresh_from_db()
+    assert job.status == JobStatus.COMPLETED
+    assert job.logs.count() == 2

@@ -76,7 +76,7 @@ def test_a_worker_whose_claim_was_swept_and_taken_over_cannot_finish_the_new_att
 def test_finished_work_is_recorded_across_a_dropped_connection_and_not_run_again(
     side_effects, monkeypatch
 ):
-    record = runner._task_succeeded
+    record = runner._complete  # the last task's success and the job's completion
     calls: list[int] = []
 
     def drop_first(*args):
@@ -85,7 +85,7 @@ def test_finished_work_is_recorded_across_a_dropped_connection_and_not_run_again
             raise OperationalError("terminating connection due to administrator command")
         return record(*args)
 
-    monkeypatch.setattr(runner, "_task_succeeded", drop_first)
+    monkeypatch.setattr(runner, "_complete", drop_first)
     job = services.job_create(job_type="reliability.once", max_attempts=2)
     claimed = runner.claim(worker="w:1", job_id=job.pk)
     assert claimed is not None

@@ -168,8 +168,11 @@ class JobLifecycle(RuleBasedStateMachine):
 
     @invariant()
     def tasks_agree_with_their_job(self) -> None:
-        # Execution is in-process and runs to its end, so between steps no task runs.
-        assert not Task.objects.filter(status=TaskStatus.RUNNING).exists()
+        # Execution is in-process and runs to its end, so between steps the only running
+        # task is the one a claim started: one per running job, none elsewhere.
+        running = Task.objects.filter(status=TaskStatus.RUNNING)
+        assert not running.exclude(job__status=JobStatus.RUNNING).exists()
+        assert running.count() == running.values("job").distinct().count()
         assert (
             not Task.objects.filter(job__status=JobStatus.COMPLETED)
             .exclude(status=TaskStatus.SUCCEEDED)

@@ -72,6 +72,14 @@ def test_a_sigkilled_worker_s_job_with_attempts_left_is_requeued_and_its_work_ru
         max_attempts=2,
     )
     wait_for_status(job.pk, running, 20, "the job to start")
+    # The worker's background thread writes the line within JOBDECK_LOG_FLUSH_SECONDS
+    # while the handler sleeps; a SIGKILL loses only lines younger than that.
+    wait_until(
+        lambda: JobLog.objects.filter(job=job, message__startswith="attempt 1 started").exists(),
+        5,
+        0.05,
+        "the first attempt's log line",
+    )
 
     os.kill(worker_pid(job.pk), signal.SIGKILL)
     killed = time.monotonic()

@@ -109,6 +109,7 @@ def cluster_env(**overrides: str) -> dict[str, str]:
             "DATABASE_URL": test_database_url(),
             "SECRET_KEY": env.get("SECRET_KEY", "test-only-secret-key"),
             "JOBDECK_HEARTBEAT_SECONDS": "0.5",
+            "JOBDECK_LOG_FLUSH_SECONDS": "0.2",
             "JOBDECK_STALE_SECONDS": "3",
             "JOBDECK_DRAIN_SECONDS": "10",
             "JOBDECK_RETRY_BACKOFF_SECONDS": "0.2",
