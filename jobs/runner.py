@@ -311,11 +311,19 @@ _FIRST_TASK = (
     f"SELECT t.id FROM {_TASKS} t WHERE t.job_id = %s AND t.status <> 'succeeded' "
     "ORDER BY t.position LIMIT 1"
 )
-_START_FIRST_TASK = (
-    f"UPDATE {_TASKS} SET status = 'running', started_at = %s, finished_at = NULL, "
-    f"error = '', attempts = attempts + 1 WHERE id = ({_FIRST_TASK}) "
-    "AND status IN ('pending', 'failed') RETURNING id"
-)
+
+
+def _start_task(started_at: str, task: str) -> str:
+    """The UPDATE starting `task` (SQL for its id) at `started_at` (SQL): only if it is
+    pending, or failed by an earlier attempt (kept for display), which runs it again."""
+    return (
+        f"UPDATE {_TASKS} SET status = 'running', started_at = {started_at}, "
+        "finished_at = NULL, error = '', attempts = attempts + 1 "
+        f"WHERE id = {task} AND status IN ('pending', 'failed')"
+    )
+
+
+_START_FIRST_TASK = _start_task("%s", f"({_FIRST_TASK})") + " RETURNING id"
 
 
 def _claim_and_start_pg(claim_sql: str, *, settling: bool) -> str:
@@ -332,6 +340,7 @@ def _claim_and_start_pg(claim_sql: str, *, settling: bool) -> str:
     millisecond statement (about a second).
     """
     settle = f"{_SETTLE_CTES}, " if settling else ""
+    first_task = f"({_FIRST_TASK % '(SELECT id FROM claimed)'})"
     columns = "claimed.*, (SELECT id FROM started), " + (
         "(SELECT json_agg(json_build_array(t.id, t.position, t.name, t.status, t.result) "
         f"ORDER BY t.position) FROM {_TASKS} t WHERE t.job_id = claimed.id)"
@@ -344,10 +353,8 @@ def _claim_and_start_pg(claim_sql: str, *, settling: bool) -> str:
     return (
         f"SET LOCAL enable_sort = off; SET LOCAL jit = off; WITH {settle}"
         f"claimed AS ({claim_sql}), "
-        f"started AS (UPDATE {_TASKS} SET status = 'running', "
-        "started_at = statement_timestamp(), finished_at = NULL, error = '', "
-        f"attempts = attempts + 1 WHERE id = ({_FIRST_TASK % '(SELECT id FROM claimed)'}) "
-        f"AND status IN ('pending', 'failed') RETURNING id) SELECT {rows}"
+        f"started AS ({_start_task('statement_timestamp()', first_task)} RETURNING id) "
+        f"SELECT {rows}"
     )
 
 
@@ -441,11 +448,7 @@ def _run_tasks(job: Job, job_type: registry.JobType, ctx: JobContext) -> str | F
 # The hot path's statements (see the module docstring): each is fenced on the claim
 # (status running, this attempt), so a superseded worker changes nothing.
 _FENCE = f"SELECT 1 FROM {_JOBS} WHERE id = %s AND status = 'running' AND attempts = %s"
-_START_TASK = (
-    f"UPDATE {_TASKS} SET status = 'running', started_at = %s, finished_at = NULL, "
-    "error = '', attempts = attempts + 1 WHERE id = %s AND status IN ('pending', 'failed') "
-    f"AND EXISTS ({_FENCE} AND cancel_requested_at IS NULL)"
-)
+_START_TASK = _start_task("%s", "%s") + f" AND EXISTS ({_FENCE} AND cancel_requested_at IS NULL)"
 _TASK_SUCCEEDED = (
     f"UPDATE {_TASKS} SET status = 'succeeded', result = %s, finished_at = %s "
     f"WHERE id = %s AND status = 'running' AND EXISTS ({_FENCE})"

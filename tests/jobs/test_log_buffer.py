@@ -118,9 +118,7 @@ def test_a_cancelled_job_keeps_the_lines_its_task_logged(chatty, settings):
     assert services.Job.objects.get(pk=job_id).status == JobStatus.CANCELLED
 
 
-def test_a_line_written_directly_for_a_running_job_comes_after_its_buffered_lines(
-    chatty, settings
-):
+def test_a_line_written_directly_for_a_running_job_comes_after_its_buffered_lines(chatty, settings):
     # e.g. a django.tasks signal receiver calling services.job_log inside the worker
     settings.JOBDECK_LOG_FLUSH_SECONDS = 60
 
