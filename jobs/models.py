@@ -91,7 +91,10 @@ class JobQuerySet(models.QuerySet):
 
 
 class Job(models.Model):
-    job_type = models.CharField(max_length=100, db_index=True)
+    # Foreign keys and job_type have no single-column index of their own: each leads a
+    # composite index below, which serves the same lookups. Every index is written on
+    # each claim and completion (status changes, so those UPDATEs are never HOT).
+    job_type = models.CharField(max_length=100)
     status = models.CharField(
         max_length=_max_length(JobStatus), choices=JobStatus.choices, default=JobStatus.PENDING
     )
@@ -99,10 +102,20 @@ class Job(models.Model):
     result = models.JSONField(null=True, blank=True)
     error = models.TextField(blank=True)
     release = models.ForeignKey(
-        "releases.Release", null=True, blank=True, on_delete=models.CASCADE, related_name="jobs"
+        "releases.Release",
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="jobs",
+        db_index=False,
     )
     schedule = models.ForeignKey(
-        "scheduler.Schedule", null=True, blank=True, on_delete=models.SET_NULL, related_name="jobs"
+        "scheduler.Schedule",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="jobs",
+        db_index=False,
     )
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,
@@ -110,6 +123,7 @@ class Job(models.Model):
         blank=True,
         on_delete=models.SET_NULL,
         related_name="jobs",
+        db_index=False,
     )
     # The lane it runs in: the cluster serving this queue claims it (jobs.queues).
     queue = models.CharField(max_length=100, default="default")
@@ -169,6 +183,7 @@ class Job(models.Model):
             models.Index(fields=["created_by", "-id"], name="job_owner_id_idx"),
             models.Index(fields=["release", "status", "id"], name="job_release_status_idx"),
             models.Index(fields=["schedule", "-id"], name="job_schedule_id_idx"),
+            models.Index(fields=["job_type", "-id"], name="job_type_id_idx"),
             # Cleanup and throughput. Partial, so the planner never prefers it to the
             # claim index for pending jobs (it did, sorting every pending row per claim,
             # while the statistics of a freshly filled table were not yet analysed).
@@ -208,7 +223,8 @@ class Job(models.Model):
 
 
 class Task(models.Model):
-    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="tasks")
+    # No index of its own: task_position_unique (job, position) serves job lookups.
+    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="tasks", db_index=False)
     position = models.PositiveIntegerField()
     name = models.CharField(max_length=200)
     status = models.CharField(
