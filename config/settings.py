@@ -230,6 +230,9 @@ JOBDECK_LOG_FLUSH_LINES = env_int("JOBDECK_LOG_FLUSH_LINES", 1000)
 # Base of the exponential backoff between automatic retries, in seconds.
 JOBDECK_RETRY_BACKOFF_SECONDS = env_float("JOBDECK_RETRY_BACKOFF_SECONDS", 2.0)
 JOBDECK_CLEANUP_BATCH_SIZE = env_int("JOBDECK_CLEANUP_BATCH_SIZE", 2000)
+# Sleep between cleanup batches: trades cleanup time for the workers' share of the
+# machine (docs/benchmarks.md measures both).
+JOBDECK_CLEANUP_PAUSE_SECONDS = env_float("JOBDECK_CLEANUP_PAUSE_SECONDS", 0.0)
 # An occurrence later than this (seconds) counts as missed: the misfire policy decides.
 JOBDECK_SCHEDULE_MISFIRE_GRACE = env_int("JOBDECK_SCHEDULE_MISFIRE_GRACE", 300)
 # /api/health/: no cluster seen for this long = down (503); a runnable job waiting

@@ -84,6 +84,23 @@ def test_cleanup_deletes_only_old_finished_jobs_with_their_tasks_and_logs(user):
     assert (event.actor, event.via, event.detail["jobs"]) == (user, "test", 3)
 
 
+def test_cleanup_pauses_between_batches_not_before_the_first_or_after_the_last(
+    settings, monkeypatch
+):
+    settings.JOBDECK_CLEANUP_PAUSE_SECONDS = 0.25
+    for _ in range(5):
+        finished_days_ago(JobStatus.COMPLETED, 40)
+    pauses: list[float] = []
+    monkeypatch.setattr(services.time, "sleep", pauses.append)
+
+    summary = services.job_cleanup(older_than=timedelta(days=30), batch_size=2)
+
+    assert summary["jobs"] == 5
+    assert pauses == [0.25, 0.25]  # batches of 2, 2 and 1: a pause before the 2nd and 3rd
+    assert services.job_cleanup(older_than=timedelta(days=30), pause=0)["jobs"] == 0
+    assert pauses == [0.25, 0.25]
+
+
 def test_cleanup_refuses_a_negative_age():
     with pytest.raises(Exception, match="zero or more"):
         services.job_cleanup(older_than=timedelta(days=-1))
