@@ -32,6 +32,7 @@ BENCHES = {
     "drain": "bench.drain:bench_drain",
     "drain_q2": "bench.drain:bench_drain_q2",
     "drain_nosync": "bench.drain:bench_drain_nosync",
+    "drain_celery": "bench.drain:bench_drain_celery",
     "create": "bench.create:bench_create",
     "pickup": "bench.pickup:bench_pickup",
     "pickup_redis": "bench.pickup:bench_pickup_redis",
@@ -53,7 +54,7 @@ GROUPS: dict[str, tuple[str, str, str, list[str]]] = {
         "PostgreSQL, Redis broker",
         "postgres",
         "redis",
-        ["drain", "pickup_redis", "scaleout"],
+        ["drain", "drain_celery", "pickup_redis", "scaleout"],
     ),
     "big": ("PostgreSQL, 1,000,000 jobs", "postgres", "orm", ["bigdata"]),
 }

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import importlib.util
+import os
+import subprocess
+import sys
 import time
 from datetime import timedelta
 
@@ -10,7 +13,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from .common import Ctx, drain_figures, insert_noop_jobs, wait_drained
-from .harness import start_clusters, wait_until
+from .harness import ROOT, start_clusters, wait_until
 
 
 def _drain(ctx: Ctx, prefix: str, **env: str) -> dict[str, float]:
@@ -77,8 +80,6 @@ def bench_drain_q2(ctx: Ctx) -> dict[str, float]:
         "raw django-q2 messages are sent with save=False (as Jobdeck sends its wake-ups); "
         "a message is done when the monitor has acknowledged (deleted) it."
     )
-    if importlib.util.find_spec("celery") is None:
-        ctx.note("Celery is not installed: its column is skipped (the suite never installs it).")
     clusters = start_clusters(1)
     try:
         key = _q2_enqueue(20)
@@ -114,3 +115,51 @@ def bench_scaleout(ctx: Ctx) -> dict[str, float]:
     finally:
         for c in clusters:
             c.stop()
+
+
+def bench_drain_celery(ctx: Ctx) -> dict[str, float]:
+    """Celery + Redis, 2 prefork worker processes: N no-op tasks queued, then drained."""
+    if importlib.util.find_spec("celery") is None:
+        ctx.note(
+            "Celery is not installed: its figure is skipped (`./jobdeck bench --with-celery` "
+            "installs it)."
+        )
+        return {}
+    import redis
+
+    # The app reads its broker (this group's REDIS_URL) and queue from the environment,
+    # here and in the worker process.
+    queue = f"jobdeck-bench-celery-{os.getpid()}"
+    os.environ["JOBDECK_BENCH_CELERY_QUEUE"] = queue
+    from . import celery_app
+
+    client = redis.Redis.from_url(celery_app.BROKER)
+    key = f"{queue}:done"
+    client.delete(key, f"{key}:1", f"{key}:{ctx.n}", f"{queue}:warm")
+    for _ in range(20):
+        celery_app.noop.apply_async((f"{queue}:warm", 20), queue=queue)
+    for _ in range(ctx.n):  # queued before the worker starts: it drains a full queue
+        celery_app.noop.apply_async((key, ctx.n), queue=queue)
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "bench.celery_app", "worker", "-c", "2",
+         "-P", "prefork", "-Q", queue, "--without-gossip", "--without-mingle",
+         "--without-heartbeat", "-l", "WARNING"],
+        cwd=ROOT, env=dict(os.environ), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        wait_until(
+            lambda: int(client.get(key) or 0) >= ctx.n,
+            max(120, ctx.n / 20),
+            0.02,
+            "Celery to drain its queue",
+        )
+        first, last = (float(client.get(f"{key}:{i}")) for i in (1, ctx.n))
+    finally:
+        worker.terminate()
+        worker.wait(30)
+        client.delete(key, f"{key}:1", f"{key}:{ctx.n}", f"{queue}:warm", queue)
+    ctx.note(
+        "Celery: 2 prefork workers, Redis broker, default prefetch and acks, results "
+        "ignored; N tasks queued before the worker starts, rate = N / (first → last task)."
+    )
+    return {"Celery + Redis drain tasks/s (first task → last task)": ctx.n / (last - first)}
