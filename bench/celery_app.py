@@ -1,9 +1,16 @@
-"""Celery + Redis for the side-by-side drain figure (`./jobdeck bench --with-celery`
-installs Celery; without it the figure is skipped with a note)."""
+"""Celery + Redis for the side-by-side drain figure.
+
+Runs in its own virtualenv (`./jobdeck bench --with-celery` makes it under var/ and
+exports JOBDECK_BENCH_CELERY_PYTHON), so Celery's pins never touch the project's: the
+worker is `python -m celery -A celery_app worker` from this directory, and
+`python celery_app.py enqueue KEY N` queues the tasks. Broker and queue come from the
+environment (REDIS_URL, JOBDECK_BENCH_CELERY_QUEUE).
+"""
 
 from __future__ import annotations
 
 import os
+import sys
 import time
 
 import redis
@@ -34,3 +41,10 @@ def noop(key: str, total: int) -> None:
     done = _client.incr(key)
     if done in (1, total):
         _client.set(f"{key}:{done}", time.time())
+
+
+if __name__ == "__main__" and sys.argv[1:2] == ["enqueue"]:
+    key, total = sys.argv[2], int(sys.argv[3])
+    with app.producer_or_acquire() as producer:
+        for _ in range(total):
+            noop.apply_async((key, total), queue=QUEUE, producer=producer)

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import subprocess
-import sys
+import tempfile
 import time
 from datetime import timedelta
 
@@ -119,45 +118,56 @@ def bench_scaleout(ctx: Ctx) -> dict[str, float]:
 
 def bench_drain_celery(ctx: Ctx) -> dict[str, float]:
     """Celery + Redis, 2 prefork worker processes: N no-op tasks queued, then drained."""
-    if importlib.util.find_spec("celery") is None:
+    python = os.environ.get("JOBDECK_BENCH_CELERY_PYTHON", "")
+    if not os.access(python, os.X_OK):
         ctx.note(
             "Celery is not installed: its figure is skipped (`./jobdeck bench --with-celery` "
-            "installs it)."
+            "installs it in a virtualenv of its own)."
         )
         return {}
     import redis
 
-    # The app reads its broker (this group's REDIS_URL) and queue from the environment,
-    # here and in the worker process.
     queue = f"jobdeck-bench-celery-{os.getpid()}"
-    os.environ["JOBDECK_BENCH_CELERY_QUEUE"] = queue
-    from . import celery_app
+    env = {**os.environ, "JOBDECK_BENCH_CELERY_QUEUE": queue}
+    client = redis.Redis.from_url(env["REDIS_URL"])
+    key, warm = f"{queue}:done", f"{queue}:warm"
+    keys = [key, f"{key}:1", f"{key}:{ctx.n}", warm, f"{warm}:1", f"{warm}:20", queue]
+    keys.append(f"_kombu.binding.{queue}")
+    app_dir = ROOT / "bench"
 
-    client = redis.Redis.from_url(celery_app.BROKER)
-    key = f"{queue}:done"
-    client.delete(key, f"{key}:1", f"{key}:{ctx.n}", f"{queue}:warm")
-    for _ in range(20):
-        celery_app.noop.apply_async((f"{queue}:warm", 20), queue=queue)
-    for _ in range(ctx.n):  # queued before the worker starts: it drains a full queue
-        celery_app.noop.apply_async((key, ctx.n), queue=queue)
-    worker = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "bench.celery_app", "worker", "-c", "2",
-         "-P", "prefork", "-Q", queue, "--without-gossip", "--without-mingle",
-         "--without-heartbeat", "-l", "WARNING"],
-        cwd=ROOT, env=dict(os.environ), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    try:
-        wait_until(
-            lambda: int(client.get(key) or 0) >= ctx.n,
-            max(120, ctx.n / 20),
-            0.02,
-            "Celery to drain its queue",
-        )
-        first, last = (float(client.get(f"{key}:{i}")) for i in (1, ctx.n))
-    finally:
-        worker.terminate()
-        worker.wait(30)
-        client.delete(key, f"{key}:1", f"{key}:{ctx.n}", f"{queue}:warm", queue)
+    def enqueue(name: str, n: int) -> None:
+        cmd = [python, "celery_app.py", "enqueue", name, str(n)]
+        subprocess.run(cmd, cwd=app_dir, env=env, check=True, capture_output=True)
+
+    client.delete(*keys)
+    enqueue(warm, 20)
+    enqueue(key, ctx.n)  # queued before the worker starts: it drains a full queue
+    with tempfile.TemporaryFile() as log:
+        worker = subprocess.Popen(
+            [python, "-m", "celery", "-A", "celery_app", "worker", "-c", "2", "-P", "prefork",
+             "-Q", queue, "--without-gossip", "--without-mingle", "--without-heartbeat",
+             "-l", "WARNING"],
+            cwd=app_dir, env=env, stdout=log, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+
+        def drained() -> bool:
+            if worker.poll() is not None:
+                log.seek(0)
+                tail = log.read()[-2000:].decode(errors="replace")
+                raise RuntimeError(f"the Celery worker exited ({worker.returncode}): {tail}")
+            return client.exists(f"{key}:{ctx.n}") == 1  # set after the last INCR
+
+        try:
+            wait_until(drained, max(120, ctx.n / 20), 0.02, "Celery to drain its queue")
+            first, last = (float(client.get(f"{key}:{i}")) for i in (1, ctx.n))
+        finally:
+            worker.terminate()
+            try:
+                worker.wait(30)
+            except subprocess.TimeoutExpired:
+                worker.kill()
+                worker.wait()
+            client.delete(*keys)
     ctx.note(
         "Celery: 2 prefork workers, Redis broker, default prefetch and acks, results "
         "ignored; N tasks queued before the worker starts, rate = N / (first → last task)."
