@@ -13,8 +13,8 @@ from django.test import Client
 from django.urls import Resolver404, resolve
 
 from jobs import selectors, services
-from jobs.context import JobContext
 from jobs.models import Job, JobLog, JobStatus, Task
+from jobs.worker.context import JobContext
 
 from .common import Ctx, drain_figures, insert_noop_jobs, wait_drained
 from .harness import median, start_clusters, timed_ms
@@ -175,7 +175,7 @@ def _logs(ctx: Ctx, seed: dict[str, Any], long_n: int) -> dict[str, float]:
     job = services.job_create(job_type=NOOP)
     Job.objects.filter(pk=job.pk).update(status=JobStatus.CANCELLED)
     # What a handler calls: ctx.log() one line at a time, batched by the job's log
-    # buffer (jobs/logbuffer.py) and written by multi-row INSERTs.
+    # buffer (jobs/worker/logbuffer.py) and written by multi-row INSERTs.
     logging_ctx = JobContext(job)
     t0 = time.perf_counter()
     for i in range(append_n):

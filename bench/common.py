@@ -10,7 +10,7 @@ from django.db import InterfaceError, OperationalError, connection, transaction
 from django.db.models import Count, Max, Min, Q
 from django.utils import timezone
 
-from jobs import services
+from jobs import broker, services
 from jobs.models import Job, JobLog, JobStatus, Task
 
 from .harness import wait_until
@@ -63,7 +63,7 @@ def insert_noop_jobs(n: int, *, wakeups: int = 2, batch: int = 5000) -> list[int
             [Task(job_id=job.pk, position=1, name=names[0]) for job in jobs], batch_size=batch
         )
         for _ in range(wakeups):
-            transaction.on_commit(lambda: services.enqueue_wakeup(None))
+            transaction.on_commit(lambda: broker.enqueue_wakeup(None))
     return [job.pk for job in jobs]
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from jobs.context import JobContext
 from jobs.registry import JobType, register
+from jobs.worker.context import JobContext
 
 NOOP = "bench.noop"
 

@@ -48,7 +48,7 @@ ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "127.0.0.1,localhost")
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", "")
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    "jobs.admin_apps.JobdeckAdminConfig",  # django.contrib.admin with Jobdeck's site
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -63,6 +63,7 @@ INSTALLED_APPS = [
     "jobs",
     "releases",
     "scheduler",
+    "demo",
 ]
 
 MIDDLEWARE = [
@@ -222,7 +223,7 @@ JOBDECK_STALE_SECONDS = env_float("JOBDECK_STALE_SECONDS", 60.0)
 JOBDECK_DRAIN_SECONDS = env_float("JOBDECK_DRAIN_SECONDS", 30.0)
 # Longest accepted log message; longer ones are truncated, never refused.
 JOBDECK_LOG_MESSAGE_MAX = env_int("JOBDECK_LOG_MESSAGE_MAX", 4000)
-# A running job's log lines are written in batches (jobs/logbuffer.py): within this
+# A running job's log lines are written in batches (jobs/worker/logbuffer.py): within this
 # many seconds (the worker's heartbeat thread flushes), at the end of each task, or
 # once this many lines wait. 0 writes every line at once.
 JOBDECK_LOG_FLUSH_SECONDS = env_float("JOBDECK_LOG_FLUSH_SECONDS", 0.2)

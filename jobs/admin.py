@@ -18,14 +18,12 @@ from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
-from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.translation import ngettext
 from django.views.decorators.http import require_POST
 
-from releases.selectors import waiting_reasons
-
-from . import dashboard, registry, selectors, services
+from . import registry, selectors, services
+from .admin_site import dashboard_context
 from .admin_views import (
     EstimatedCountPaginator,
     JobChangeList,
@@ -39,7 +37,7 @@ from .admin_views import (
     pretty_json,
     validate_into_form,
 )
-from .exceptions import IllegalTransition
+from .exceptions import IllegalTransition, one_line
 from .models import (
     FINISHED_STATUSES,
     AuditEvent,
@@ -47,6 +45,7 @@ from .models import (
     JobStatus,
     Task,
 )
+from .selectors import waiting_reasons
 
 MAX_REFUSAL_MESSAGES = 10
 LOG_TAIL_DEFAULT = 200
@@ -334,7 +333,7 @@ class JobAdmin(admin.ModelAdmin):
             try:
                 call(job)
             except (IllegalTransition, ValidationError) as exc:
-                refusals.append(_error_text(exc))
+                refusals.append(one_line(exc))
                 continue
             done += 1
         for text in refusals[:MAX_REFUSAL_MESSAGES]:
@@ -566,7 +565,7 @@ class JobAdmin(admin.ModelAdmin):
         try:
             job = call(job)
         except (IllegalTransition, ValidationError) as exc:
-            self.message_user(request, f"Refused: {_error_text(exc)}.", messages.ERROR)
+            self.message_user(request, f"Refused: {one_line(exc)}.", messages.ERROR)
             return HttpResponseRedirect(url)
         self.log_change(request, job, f"{verb} via admin")
         return HttpResponseRedirect(url)
@@ -682,78 +681,4 @@ def _flatten_fields(fields) -> list[str]:
     return out
 
 
-def _error_text(exc: Exception) -> str:
-    """One readable line from a domain error or a ValidationError."""
-    if not isinstance(exc, ValidationError):
-        return str(exc)
-    if not hasattr(exc, "error_dict"):
-        return " ".join(exc.messages)
-    parts = []
-    for field, errors in exc.message_dict.items():
-        text = " ".join(map(str, errors))
-        parts.append(text if field == "__all__" else f"{field}: {text}")
-    return "; ".join(parts)
-
-
 # --- the dashboard (admin index) --------------------------------------------------------
-
-
-def dashboard_context(request: HttpRequest) -> dict[str, Any]:
-    figures = dashboard.figures(request.user)
-    return {
-        "jd": figures,
-        "jd_changelist": reverse("admin:jobs_job_changelist"),
-        "jd_generated": timezone.localtime(figures["now"]),
-    }
-
-
-_site_index = admin.site.index
-
-
-def index_with_dashboard(request: HttpRequest, extra_context: dict | None = None):
-    """admin.site.index with the dashboard's figures for users who may see jobs."""
-    extra = dict(extra_context or {})
-    if request.user.is_active and (
-        request.user.has_perm("jobs.view_job") or request.user.has_perm("jobs.change_job")
-    ):
-        extra.update(dashboard_context(request))
-        extra["jd_fragment_url"] = reverse("admin:jobs_job_dashboard")
-        extra["jd_run_url"] = reverse("admin:jobs_job_run")
-    return _site_index(request, extra)
-
-
-admin.site.index = index_with_dashboard
-admin.site.index_template = "admin/jobs/index.html"
-
-
-# --- django-q2's own admin: nothing here may run an arbitrary callable ---------------------
-
-
-def _register_django_q_read_only() -> None:
-    """django-q2's admin can create schedules of any callable and resubmit tasks;
-    here its models are read-only records without actions."""
-    from django_q import admin as q_admin
-    from django_q.models import Failure, OrmQ, Schedule, Success
-
-    def read_only(base: type[admin.ModelAdmin]) -> type[admin.ModelAdmin]:
-        class ReadOnly(ReadOnlyAdminMixin, base):
-            actions = ()
-
-            def get_readonly_fields(self, request, obj=None):
-                return [f.name for f in self.model._meta.fields]
-
-        ReadOnly.__name__ = f"ReadOnly{base.__name__}"
-        return ReadOnly
-
-    for model, base in (
-        (Schedule, q_admin.ScheduleAdmin),
-        (Success, q_admin.TaskAdmin),
-        (Failure, q_admin.FailAdmin),
-        (OrmQ, q_admin.QueueAdmin),
-    ):
-        if admin.site.is_registered(model):
-            admin.site.unregister(model)
-            admin.site.register(model, read_only(base))
-
-
-_register_django_q_read_only()

@@ -20,10 +20,9 @@ from django.utils import formats, timezone
 from django.utils.functional import cached_property
 from django.utils.text import capfirst
 
-from releases.selectors import waiting_reasons
-
 from . import registry
 from .models import Job, JobLog, LogLevel
+from .selectors import waiting_reasons
 
 # --- read-only records -------------------------------------------------------------
 
@@ -243,10 +242,10 @@ def config_form_class(job_type: registry.JobType) -> type[forms.Form]:
     for info in job_type.describe_config():
         fields[info["name"]] = _form_field(info, secret=info["name"] in job_type.secret_fields)
     if job_type.requires_release:
-        from releases.models import Release
-
+        # The release model through Job's field: jobs imports nothing of the app.
+        releases = Job._meta.get_field("release").related_model._default_manager
         fields["release"] = forms.ModelChoiceField(
-            queryset=Release.objects.order_by("slug"), required=True
+            queryset=releases.order_by("slug"), required=True
         )
     fields["priority"] = forms.IntegerField(
         min_value=-100, max_value=100, initial=0, help_text="Higher runs first (-100…100)."

@@ -16,13 +16,12 @@ from django.db.models import Count, Max, Min, Q, QuerySet
 from django.db.models.functions import TruncDay, TruncHour
 from django.utils import timezone
 
+from . import extensions, selectors
 from .models import Job, JobStatus
 
 SLOW_TYPES_WINDOW = timedelta(days=7)
 # SQLite has no percentile_cont: at most this many recent durations are read.
 SLOW_TYPES_SAMPLE = 5000
-# django-q2's scheduler may run a due schedule this late and still count as alive.
-TICK_GRACE = timedelta(seconds=90)
 
 
 def counts_by_status(jobs: QuerySet[Job]) -> list[dict[str, Any]]:
@@ -168,20 +167,6 @@ def queue(jobs: QuerySet[Job], now: datetime | None = None) -> dict[str, Any]:
     return figures
 
 
-def failing_schedules(limit: int = 10) -> list[Any]:
-    """Schedules whose last job failed (the scheduler app is imported lazily)."""
-    try:
-        from scheduler.models import Schedule
-    except ImportError:  # pragma: no cover - the app is part of Jobdeck
-        return []
-    return list(
-        Schedule.objects.filter(last_job__status=JobStatus.FAILED)
-        .select_related("last_job")
-        .only("pk", "name", "job_type", "enabled", "last_run_at", "last_job__status")
-        .order_by("-last_run_at")[:limit]
-    )
-
-
 def cluster_health(now: datetime | None = None) -> dict[str, Any]:
     """What the database knows about workers (django-q2's Stat is per-process).
 
@@ -201,11 +186,8 @@ def cluster_health(now: datetime | None = None) -> dict[str, Any]:
         (now - figures["last_heartbeat"]).total_seconds() if figures["last_heartbeat"] else None
     )
     from django_q.models import OrmQ
-    from django_q.models import Schedule as QSchedule
 
-    tick = QSchedule.objects.filter(name="jobdeck.tick").values("next_run", "minutes").first()
-    next_tick = tick["next_run"] if tick else None
-    interval = timedelta(minutes=(tick or {}).get("minutes") or 1)
+    next_tick, interval = selectors.tick_next_run()
     # A cluster that runs the schedule moves next_run into the future; the run before
     # was one interval earlier. A next_run left in the past means no cluster ran it.
     figures["last_tick"] = next_tick - interval if next_tick and next_tick > now else None
@@ -215,7 +197,7 @@ def cluster_health(now: datetime | None = None) -> dict[str, Any]:
     figures["tick_overdue"] = (
         (now - next_tick).total_seconds() if next_tick and next_tick <= now else None
     )
-    figures["scheduler_alive"] = next_tick is not None and now - next_tick < TICK_GRACE
+    figures["scheduler_alive"] = selectors.cluster_alive(now, next_tick)
     figures["broker_depth"] = OrmQ.objects.count() if settings.Q_CLUSTER.get("orm") else None
     return figures
 
@@ -236,7 +218,7 @@ def figures(user, now: datetime | None = None) -> dict[str, Any]:
         "running": running_jobs(jobs),
         "slowest": slowest_types(jobs, now=now),
         "queue": queue(jobs, now=now),
-        "failing_schedules": failing_schedules(),
+        "panels": extensions.dashboard_panels(user, now),
         "health": cluster_health(now=now),
     }
 

@@ -34,8 +34,28 @@ def _past(action: str) -> str:
     )
 
 
-def one_line(exc: ValidationError) -> str:
-    """A ValidationError as one readable line: 'field: message; other: message'."""
+def one_line(exc: Exception) -> str:
+    """Any error as one readable line; a ValidationError as 'field: message; other:
+    message' (messages that name no field come bare). The one formatter of the
+    commands, the admin's messages and the scheduler's skip reasons."""
+    if not isinstance(exc, ValidationError):
+        return str(exc)
+    if not hasattr(exc, "error_dict"):
+        return " ".join(exc.messages)
+    parts = []
+    for field, messages in exc.message_dict.items():
+        text = " ".join(map(str, messages))
+        parts.append(text if field in ("__all__", "non_field_errors") else f"{field}: {text}")
+    return "; ".join(parts)
+
+
+class ImmutableError(JobError):
+    """A write to a record that never changes once saved (HTTP 405)."""
+
+
+def validation_errors(exc: ValidationError) -> dict[str, list[str]]:
+    """A ValidationError as `{field: [messages]}` (`non_field_errors` when it names
+    no field): the one shape the API returns and bulk creation reports per item."""
     if hasattr(exc, "error_dict"):
-        return "; ".join(f"{k}: {' '.join(v)}" for k, v in exc.message_dict.items())
-    return " ".join(exc.messages)
+        return {field: [str(m) for m in messages] for field, messages in exc.message_dict.items()}
+    return {"non_field_errors": [str(m) for m in exc.messages]}

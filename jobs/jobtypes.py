@@ -8,9 +8,9 @@ from datetime import timedelta
 from rest_framework import serializers
 
 from . import services
-from .context import JobContext
 from .models import Task
 from .registry import JobType, register
+from .worker.context import JobContext
 
 
 class DemoStepsConfig(serializers.Serializer):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from django.conf import settings
+from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models
 from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
@@ -38,7 +39,8 @@ class LogLevel(models.IntegerChoices):
 ACTIVE_STATUSES = (JobStatus.PENDING, JobStatus.RUNNING)
 FINISHED_STATUSES = (JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED)
 
-# The one table of legal transitions; services.transition() enforces it.
+# The one table of legal transitions; every transition of jobs.engine is checked
+# against it (engine.transitions.moves).
 TRANSITIONS: dict[str, frozenset[str]] = {
     JobStatus.DRAFT: frozenset({JobStatus.PENDING}),
     JobStatus.PENDING: frozenset({JobStatus.RUNNING, JobStatus.CANCELLED}),
@@ -63,22 +65,24 @@ class JobQuerySet(models.QuerySet):
         return self.filter(status__in=FINISHED_STATUSES)
 
     def runnable(self, now=None, queues: list[str] | None = None) -> JobQuerySet:
-        """Pending jobs a worker of this cluster may start now.
+        """Pending jobs a worker of this cluster may start now: the readable definition
+        of "may this job run now?", which the engine's claim statements implement
+        (jobs/engine/sql/, kept in agreement by a property test).
 
         Due (`run_after` passed), in a queue this cluster serves (`queues`, by default
-        jobs.queues.served_queues()) and, for a release's jobs, FIFO: nothing of the
-        same release is running and no older job of it is still pending.
+        jobs.queues.served_queues()) and, for a job holding a lock key, FIFO per key:
+        no job of the same key is running and no older one of it is still pending.
         """
         from .queues import served_queues
 
         now = now or timezone.now()
-        blocking = Job.objects.filter(release=OuterRef("release")).filter(
+        blocking = Job.objects.filter(lock=OuterRef("lock")).filter(
             Q(status=JobStatus.RUNNING) | Q(status=JobStatus.PENDING, pk__lt=OuterRef("pk"))
         )
         return (
             self.filter(status=JobStatus.PENDING, queue__in=queues or served_queues())
             .filter(Q(run_after__isnull=True) | Q(run_after__lte=now))
-            .filter(Q(release__isnull=True) | ~Exists(blocking))
+            .filter(Q(lock__isnull=True) | ~Exists(blocking))
         )
 
     def visible_to(self, user) -> JobQuerySet:
@@ -127,6 +131,10 @@ class Job(models.Model):
     )
     # The lane it runs in: the cluster serving this queue claims it (jobs.queues).
     queue = models.CharField(max_length=100, default="default")
+    # At most one job per lock key runs at a time, FIFO among the key's pending jobs
+    # (the one_running_job_per_lock index enforces it). Another app names what it
+    # protects: a release's jobs carry "release:<id>". Null: no lock.
+    lock = models.CharField(max_length=200, null=True, blank=True)
     # Higher runs first; the same range as django.tasks (-100..100).
     priority = models.SmallIntegerField(default=0)
     run_after = models.DateTimeField(null=True, blank=True)
@@ -139,6 +147,8 @@ class Job(models.Model):
     heartbeat_at = models.DateTimeField(null=True, blank=True)
     cancel_requested_at = models.DateTimeField(null=True, blank=True)
     worker = models.CharField(max_length=255, blank=True)
+    # [worker, started_at] of each attempt, oldest first: written by every claim.
+    attempted_by = models.JSONField(default=list, blank=True)
     progress_done = models.PositiveIntegerField(default=0)
     progress_total = models.PositiveIntegerField(default=0)
     analysis = models.JSONField(null=True, blank=True)
@@ -158,11 +168,12 @@ class Job(models.Model):
             models.CheckConstraint(
                 condition=Q(priority__gte=-100, priority__lte=100), name="job_priority_range"
             ),
-            # One running job per release, enforced by the database, not by luck.
+            # One running job per lock key, enforced by the database, not by luck: two
+            # workers that both saw the key free cannot both start a job of it.
             models.UniqueConstraint(
-                fields=["release"],
+                fields=["lock"],
                 condition=Q(status=JobStatus.RUNNING),
-                name="one_running_job_per_release",
+                name="one_running_job_per_lock",
             ),
         ]
         indexes = [
@@ -182,6 +193,12 @@ class Job(models.Model):
             models.Index(fields=["status", "-id"], name="job_status_id_idx"),
             models.Index(fields=["created_by", "-id"], name="job_owner_id_idx"),
             models.Index(fields=["release", "status", "id"], name="job_release_status_idx"),
+            # The lock rule: running or older pending jobs of the same key.
+            models.Index(
+                fields=["lock", "status", "id"],
+                condition=Q(lock__isnull=False),
+                name="job_lock_status_idx",
+            ),
             models.Index(fields=["schedule", "-id"], name="job_schedule_id_idx"),
             models.Index(fields=["job_type", "-id"], name="job_type_id_idx"),
             # Cleanup and throughput. Partial, so the planner never prefers it to the
@@ -289,26 +306,54 @@ class AuditAction(models.TextChoices):
     RETRIED = "retried"
     DELETED = "deleted"
     CLEANUP = "cleanup"
+    CHANGED = "changed"  # a schedule's or release's fields
+    ENABLED = "enabled"
+    DISABLED = "disabled"
+    RAN = "ran"  # a schedule run by hand
+    APPLIED = "applied"  # a release version applied (the job that does it)
+    ROLLED_BACK = "rolled back"
 
 
 class AuditEvent(models.Model):
-    """Who did what to which job, and through which front door."""
+    """Who did what, to what, and through which front door.
+
+    An event outlives what it describes: `job` is nulled when the job is deleted,
+    and `target_*` keep naming it (a job, a schedule, a release, …).
+    """
 
     job = models.ForeignKey(
-        Job, null=True, blank=True, on_delete=models.CASCADE, related_name="events"
+        Job, null=True, blank=True, on_delete=models.SET_NULL, related_name="events"
     )
+    target_type = models.CharField(max_length=100, blank=True)  # "jobs.job", "scheduler.schedule"
+    target_id = models.CharField(max_length=100, blank=True)
+    target_repr = models.CharField(max_length=200, blank=True)
     actor = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
     )
     via = models.CharField(max_length=20, default="system")  # admin, api, cli, tasks, ...
     action = models.CharField(max_length=_max_length(AuditAction), choices=AuditAction.choices)
-    detail = models.JSONField(default=dict, blank=True)
+    # Dates and times in a change (a schedule's time of day) are stored as ISO text.
+    detail = models.JSONField(default=dict, blank=True, encoder=DjangoJSONEncoder)
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
         ordering = ["-id"]
-        indexes = [models.Index(fields=["job", "-id"], name="audit_job_id_idx")]
+        indexes = [
+            models.Index(fields=["job", "-id"], name="audit_job_id_idx"),
+            models.Index(fields=["target_type", "target_id", "-id"], name="audit_target_idx"),
+        ]
 
     def __str__(self) -> str:
         who = self.actor or "system"
         return f"{self.action} by {who} via {self.via}"
+
+    @staticmethod
+    def describe(subject: models.Model | None) -> dict[str, str]:
+        """The target_* fields naming `subject` (a saved model instance), or none."""
+        if subject is None or subject.pk is None:
+            return {}
+        return {
+            "target_type": subject._meta.label_lower,
+            "target_id": str(subject.pk),
+            "target_repr": str(subject)[:200],
+        }

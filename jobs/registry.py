@@ -12,8 +12,8 @@ from django.core.exceptions import ValidationError
 from rest_framework import serializers
 
 if TYPE_CHECKING:
-    from .context import JobContext
     from .models import Task
+    from .worker.context import JobContext
 
 
 class EmptyConfig(serializers.Serializer):

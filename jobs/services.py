@@ -1,17 +1,16 @@
 """Writes and workflows on jobs: the one place for their rules.
 
 Admin actions, API views, management commands, schedules and the django.tasks
-backend all call these functions. Every status change is a conditional UPDATE
-(`filter(pk=…, status__in=expected)`), so two workers, a redelivered broker
-message and a person clicking cancel can never both win.
+backend all call these functions: validation, who did it (the audit trail), and
+the wake-ups. Every status change itself is the engine's (jobs.engine), a
+conditional write that two workers, a redelivered broker message and a person
+clicking cancel can never both win.
 """
 
 from __future__ import annotations
 
-import functools
 import json
 import logging
-import random
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
@@ -19,13 +18,11 @@ from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import DEFAULT_DB_ALIAS, DatabaseError, connection, connections, transaction
-from django.db.models import F, Value
-from django.db.models.functions import Coalesce
+from django.db import connection, transaction
 from django.utils import timezone
 
-from . import queues, registry
-from .exceptions import IllegalTransition
+from . import broker, engine, extensions, queues, registry
+from .exceptions import IllegalTransition, validation_errors
 from .models import (
     ACTIVE_STATUSES,
     FINISHED_STATUSES,
@@ -36,173 +33,33 @@ from .models import (
     JobStatus,
     LogLevel,
     Task,
-    TaskStatus,
 )
 from .queues import DEFAULT_QUEUE
 
 logger = logging.getLogger(__name__)
 
-RUNNER = "jobs.runner.run_job"
-
-
-# --- transitions --------------------------------------------------------------
-
-
-def transition(
-    job_id: int,
-    *,
-    action: str,
-    expected: Iterable[str],
-    to: str,
-    attempt: int | None = None,
-    **fields: Any,
-) -> None:
-    """Move job `job_id` from one of `expected` to `to` in one conditional UPDATE.
-
-    Raises IllegalTransition (naming the current status) when the job was not in
-    an expected status, i.e. when another actor won the race or the move is illegal.
-    With `attempt` (a fencing token), only while the job is still on that attempt: a
-    worker whose claim was swept and claimed again cannot finish the new attempt.
-    """
-    expected = tuple(expected)
-    matching = Job.objects.filter(pk=job_id, status__in=expected)
-    if attempt is not None:
-        matching = matching.filter(attempts=attempt)
-    updated = matching.update(status=to, **fields)
-    if not updated:
-        current = Job.objects.filter(pk=job_id).values_list("status", flat=True).first()
-        raise IllegalTransition(job_id, action, current, allowed=expected)
-
 
 def audit(
-    *, job: Job | None, user, via: str, action: str, detail: dict | None = None
+    *,
+    job: Job | None,
+    user: Any,
+    via: str,
+    action: str,
+    detail: dict | None = None,
+    target: Any = None,
 ) -> AuditEvent:
+    """Record who did what through which front door (`via`): to a job, or to
+    `target` (any model instance: a schedule, a release, …)."""
     actor = user if user is not None and user.is_authenticated else None
+    subject = job if job is not None else target
     return AuditEvent.objects.create(
-        job=job, actor=actor, via=via, action=action, detail=detail or {}
+        job=job,
+        actor=actor,
+        via=via,
+        action=action,
+        detail=detail or {},
+        **AuditEvent.describe(subject),
     )
-
-
-# --- enqueueing -----------------------------------------------------------------
-
-
-def enqueue_wakeup(job_id: int | None = None, queue: str = DEFAULT_QUEUE) -> None:
-    """Send one broker message asking a worker of `queue`'s cluster to run `job_id`
-    (or any runnable job).
-
-    The payload is the job id only, never user data; the message is a wake-up,
-    a worker then claims jobs from the Job table itself.
-    """
-    from django_q.tasks import async_task
-
-    cluster = queues.cluster_for(queue)
-    async_task(
-        RUNNER,
-        job_id,
-        save=False,
-        cluster=cluster,
-        broker=_broker(cluster),
-        task_name=f"job-{job_id or 'any'}",
-    )
-
-
-_brokers: dict[tuple[Any, ...], Any] = {}
-
-
-def _broker(cluster: str) -> Any:
-    """django-q2's broker for `cluster`, made once per process and broker configuration.
-
-    async_task would make a new one per message: for Redis a new client, connection
-    pool and TCP connection each time; for the ORM broker a connection health check
-    (a SELECT 1 round trip) each time. Redis clients are thread-safe and reconnect
-    after a fork; the ORM broker holds no connection of its own.
-    """
-    from django_q.brokers import get_broker
-    from django_q.brokers.orm import ORM
-    from django_q.conf import Conf
-
-    key = (cluster, Conf.BROKER_CLASS, Conf.ORM, repr(Conf.REDIS), repr(Conf.SQS), Conf.IRON_MQ)
-    broker = _brokers.get(key)
-    if broker is None:
-        broker = get_broker(cluster)
-        if type(broker) is ORM:
-            broker = _outbox_orm_broker()(list_key=cluster)
-        _brokers[key] = broker
-    return broker
-
-
-@functools.cache
-def _outbox_orm_broker() -> type:
-    """django-q2's ORM broker, writing a message with one plain INSERT when a transaction
-    is open (the job's: see _wakeup_in_transaction) instead of OrmQ.objects.create(),
-    whose per-field SQL compilation cost as much as the job's own INSERT."""
-    from django_q.brokers.orm import ORM
-    from django_q.conf import Conf
-    from django_q.models import OrmQ
-
-    class OutboxORM(ORM):
-        def enqueue(self, task):
-            db = connections[Conf.ORM]
-            if db.get_autocommit():
-                return super().enqueue(task)  # as django-q2 does, stale-connection check too
-            quote = db.ops.quote_name
-            columns = ", ".join(
-                quote(OrmQ._meta.get_field(f).column) for f in ("key", "payload", "lock")
-            )
-            sql = f"INSERT INTO {quote(OrmQ._meta.db_table)} ({columns}) VALUES (%s, %s, %s)"
-            returning = db.features.can_return_columns_from_insert
-            if returning:
-                sql += f" RETURNING {quote(OrmQ._meta.pk.column)}"
-            lock = db.ops.adapt_datetimefield_value(timezone.now())
-            with db.cursor() as cursor:
-                cursor.execute(sql, [self.list_key or Conf.CLUSTER_NAME, task, lock])
-                return cursor.fetchone()[0] if returning else cursor.lastrowid
-
-    return OutboxORM
-
-
-def _wakeup_in_transaction(using: str) -> bool:
-    """Whether wake-ups for jobs written on database `using` go in the same transaction.
-
-    True for django-q2's ORM broker on that database (and not in sync mode, which would
-    run the job right away): the message is then a row like the job's, written with it
-    (a transactional outbox). It commits atomically with the job, is never sent for a
-    rolled-back job, and costs no commit of its own. The ORM broker's rows are visible
-    to workers once committed (their `lock` is the insert time, already past).
-    """
-    from django_q.conf import Conf
-
-    return (
-        using == Conf.ORM
-        and not (Conf.BROKER_CLASS or Conf.IRON_MQ or isinstance(Conf.SQS, dict))
-        and not Conf.SYNC
-    )
-
-
-def _enqueue_on_commit(job: Job) -> None:
-    job_id, queue = job.pk, job.queue
-    # robust: a broker hiccup after the commit must not fail the request that created
-    # the job (a client retry would create it twice); the periodic tick wakes it.
-    transaction.on_commit(lambda: enqueue_wakeup(job_id, queue), robust=True)
-
-
-def _enqueue_with_commit(job: Job, using: str = DEFAULT_DB_ALIAS) -> None:
-    """Send `job`'s wake-up as its transaction commits: in that transaction for the ORM
-    broker on the same database (see _wakeup_in_transaction), after the commit otherwise.
-
-    In the transaction, a failing INSERT fails the whole creation (nothing is committed,
-    so a client retry creates no duplicate); any other error is logged and the periodic
-    tick wakes the job, as for a broker hiccup after the commit.
-    """
-    if not _wakeup_in_transaction(using):
-        _enqueue_on_commit(job)
-        return
-    try:
-        enqueue_wakeup(job.pk, job.queue)
-    except DatabaseError:
-        raise
-    except Exception:
-        logger.exception("could not send the wake-up of job %s; the periodic tick wakes it", job.pk)
 
 
 # --- creation -------------------------------------------------------------------
@@ -242,9 +99,9 @@ def job_build(
     *,
     job_type: str,
     config: Any = None,
-    user=None,
-    release=None,
-    schedule=None,
+    user: Any = None,
+    release: Any = None,
+    schedule: Any = None,
     priority: int = 0,
     run_after: datetime | None = None,
     max_attempts: int | None = None,
@@ -261,6 +118,10 @@ def job_build(
     _validate_scheduling(priority=priority, run_after=run_after, max_attempts=max_attempts)
     if jt.requires_release and release is None:
         raise ValidationError({"release": [f"Job type {job_type!r} needs a release."]})
+    if release is not None and release.pk is None:  # as save() refuses it
+        raise ValueError(
+            "save() prohibited to prevent data loss due to unsaved related object 'release'."
+        )
     if queue not in queues.known_queues():
         known = ", ".join(sorted(queues.known_queues()))
         raise ValidationError({"queue": [f"Unknown queue {queue!r}; known: {known}."]})
@@ -282,6 +143,7 @@ def job_build(
         progress_total=len(names),
         analysis={"state": "pending"} if draft else None,
     )
+    job.lock = extensions.lock_key(job)
     return job, names
 
 
@@ -291,114 +153,19 @@ def job_create(*, draft: bool = False, via: str = "system", **kwargs: Any) -> Jo
 
     A pending job is enqueued once the transaction commits; a rolled-back job never runs.
     With the ORM broker its wake-up is written in the same transaction (one commit for
-    both, see _enqueue_with_commit), otherwise sent after the commit.
+    both, see broker.wake_with_commit), otherwise sent after the commit.
     A job a person creates is recorded in the audit trail with the front door used.
     """
     job, names = job_build(draft=draft, **kwargs)
-    _insert_job_with_tasks(job, names)
+    engine.insert(job, names)
     if job.created_by_id is not None:
         audit(job=job, user=job.created_by, via=via, action=AuditAction.CREATED)
     if draft:
-        transaction.on_commit(lambda: enqueue_analysis(job.pk), robust=True)
+        job_id = job.pk
+        transaction.on_commit(lambda: broker.enqueue_analysis(job_id), robust=True)
     else:
-        _enqueue_with_commit(job)
+        broker.wake_with_commit(job.pk, job.queue)
     return job
-
-
-def _insert_job_with_tasks(job: Job, names: list[str]) -> None:
-    """INSERT unsaved `job` and its tasks `names` (positions 1…n, every other task column
-    at its default) and set job.pk, as job.save() plus Task.objects.bulk_create would.
-
-    One statement on PostgreSQL (a data-modifying CTE: the tasks take the job's id on
-    the server), two elsewhere, with the SQL built once per process: the ORM's per-field
-    SQL compilation was most of a single job's creation time. Jobs and tasks have no
-    save() override or save signal to skip.
-    """
-    job._prepare_related_fields_for_save(operation_name="save")  # an unsaved release raises
-    job_fields, task_fields = _INSERT_FIELDS or _insert_fields()
-    db = connections[DEFAULT_DB_ALIAS]  # not the proxy: each field asks it for db.ops
-    values = [f.get_db_prep_save(f.pre_save(job, True), db) for f in job_fields]
-    task_defaults = [f.get_db_prep_save(f.get_default(), db) for f in task_fields[3:]]
-    with db.cursor() as cursor:
-        if db.vendor == "postgresql":
-            cursor.execute(_insert_sql("job+tasks"), [*values, *task_defaults, names])
-            job.pk = cursor.fetchone()[0]
-        else:
-            cursor.execute(_insert_sql("job"), values)
-            job.pk = (
-                cursor.fetchone()[0]
-                if db.features.can_return_columns_from_insert
-                else cursor.lastrowid
-            )
-            for start in range(0, len(names), 500):  # within SQLite's parameter limit
-                batch = names[start : start + 500]
-                params: list[Any] = []
-                for position, name in enumerate(batch, start=start + 1):
-                    params += [job.pk, position, name, *task_defaults]
-                cursor.execute(_insert_sql("tasks", len(batch)), params)
-    job._state.adding = False
-    job._state.db = db.alias
-
-
-_INSERT_FIELDS: list[list[Any]] = []
-_INSERT_SQL: dict[tuple[str, str, int], str] = {}
-
-
-def _insert_fields() -> list[list[Any]]:
-    """The concrete non-pk fields of Job, and of Task with job, position and name first."""
-    if not _INSERT_FIELDS:
-        first = ("job_id", "position", "name")
-        task_fields = [f for f in Task._meta.concrete_fields if not f.primary_key]
-        task_fields.sort(key=lambda f: first.index(f.attname) if f.attname in first else 3)
-        _INSERT_FIELDS[:] = [
-            [f for f in Job._meta.concrete_fields if not f.primary_key],
-            task_fields,
-        ]
-    return _INSERT_FIELDS
-
-
-def _insert_sql(kind: str, task_rows: int = 0) -> str:
-    """The SQL of _insert_job_with_tasks: a job's INSERT (RETURNING its id where the
-    database can), a multi-row INSERT of `task_rows` tasks, or (PostgreSQL) both in one
-    statement, the tasks' names in a text array as the last parameter."""
-    key = (connection.vendor, kind, task_rows)
-    sql = _INSERT_SQL.get(key)
-    if sql is not None:
-        return sql
-    job_fields, task_fields = _insert_fields()
-    quote = connection.ops.quote_name
-    pk = quote(Job._meta.pk.column)
-    job_columns = ", ".join(quote(f.column) for f in job_fields)
-    task_columns = ", ".join(quote(f.column) for f in task_fields)
-    job_sql = (
-        f"INSERT INTO {quote(Job._meta.db_table)} ({job_columns}) "
-        f"VALUES ({', '.join(['%s'] * len(job_fields))})"
-    )
-    if connection.features.can_return_columns_from_insert:
-        job_sql += f" RETURNING {pk}"
-    task_table = quote(Task._meta.db_table)
-    if kind == "job":
-        sql = job_sql
-    elif kind == "tasks":
-        row = "(" + ", ".join(["%s"] * len(task_fields)) + ")"
-        sql = f"INSERT INTO {task_table} ({task_columns}) VALUES {', '.join([row] * task_rows)}"
-    else:
-        defaults = ", ".join(f"%s::{f.cast_db_type(connection)}" for f in task_fields[3:])
-        sql = (
-            f"WITH new_job AS ({job_sql}), "
-            f"new_tasks AS (INSERT INTO {task_table} ({task_columns}) "
-            f"SELECT new_job.{pk}, t.position, t.name, {defaults} "
-            f"FROM new_job, UNNEST(%s::text[]) WITH ORDINALITY AS t(name, position)) "
-            f"SELECT {pk} FROM new_job"
-        )
-    _INSERT_SQL[key] = sql
-    return sql
-
-
-def enqueue_analysis(job_id: int) -> None:
-    from django_q.tasks import async_task
-
-    async_task("jobs.runner.analyze_job", job_id, save=False, task_name=f"analyze-{job_id}")
 
 
 def job_analyze(*, job_id: int) -> dict:
@@ -418,46 +185,26 @@ def job_analyze(*, job_id: int) -> dict:
 
 
 @transaction.atomic
-def job_submit(*, job: Job, user=None, via: str = "system") -> Job:
+def job_submit(*, job: Job, user: Any = None, via: str = "system") -> Job:
     """Turn a draft into a pending job that runs."""
-    now = timezone.now()
-    transition(
-        job.pk, action="submit", expected=[JobStatus.DRAFT], to=JobStatus.PENDING, queued_at=now
-    )
+    engine.submit(job.pk)
     audit(job=job, user=user, via=via, action=AuditAction.SUBMITTED)
-    _enqueue_on_commit(job)
+    broker.wake_on_commit(job.pk, job.queue)
     job.refresh_from_db()
     return job
 
 
 @transaction.atomic
-def job_cancel(*, job: Job, user=None, via: str = "system") -> Job:
+def job_cancel(*, job: Job, user: Any = None, via: str = "system") -> Job:
     """Cancel a job: a pending one at once, a running one at its next task boundary."""
-    now = timezone.now()
-    if Job.objects.filter(pk=job.pk, status=JobStatus.PENDING).update(
-        status=JobStatus.CANCELLED, cancel_requested_at=now, finished_at=now
-    ):
-        Task.objects.filter(job_id=job.pk, status=TaskStatus.PENDING).update(
-            status=TaskStatus.SKIPPED
-        )
-        detail = {"was": JobStatus.PENDING}
-    elif Job.objects.filter(pk=job.pk, status=JobStatus.RUNNING).update(
-        # A second cancel keeps the first request's time.
-        cancel_requested_at=Coalesce(F("cancel_requested_at"), Value(now))
-    ):
-        detail = {"was": JobStatus.RUNNING}
-    else:
-        current = Job.objects.filter(pk=job.pk).values_list("status", flat=True).first()
-        raise IllegalTransition(
-            job.pk, "cancel", current, allowed=[JobStatus.PENDING, JobStatus.RUNNING]
-        )
-    audit(job=job, user=user, via=via, action=AuditAction.CANCELLED, detail=detail)
+    was = engine.cancel(job.pk)
+    audit(job=job, user=user, via=via, action=AuditAction.CANCELLED, detail={"was": was})
     job.refresh_from_db()
     return job
 
 
 @transaction.atomic
-def job_retry(*, job: Job, user=None, via: str = "system", config: Any = None) -> Job:
+def job_retry(*, job: Job, user: Any = None, via: str = "system", config: Any = None) -> Job:
     """Run a failed or cancelled job again: succeeded tasks are kept and skipped.
 
     With `config`, the job runs with that corrected config (validated; the change
@@ -481,68 +228,18 @@ def job_retry(*, job: Job, user=None, via: str = "system", config: Any = None) -
                 "new": registry.redact(job.job_type, clean),
             }
             names = jt.tasks(clean)
-    now = timezone.now()
-    transition(
-        job.pk,
-        action="retry",
-        expected=[JobStatus.FAILED, JobStatus.CANCELLED],
-        to=JobStatus.PENDING,
-        error="",
-        result=None,
-        finished_at=None,
-        cancel_requested_at=None,
-        heartbeat_at=None,
-        run_after=None,
-        worker="",
-        queued_at=now,
-        **fields,
-    )
-    if names is not None:
-        _replace_unfinished_tasks(job.pk, names)
-    Task.objects.filter(job_id=job.pk).exclude(status=TaskStatus.SUCCEEDED).update(
-        status=TaskStatus.PENDING,
-        error="",
-        result=None,
-        started_at=None,
-        finished_at=None,
-        progress_done=0,
-        progress_total=0,
-    )
+    engine.retry(job.pk, fields=fields, task_names=names)
     audit(job=job, user=user, via=via, action=AuditAction.RETRIED, detail=detail)
-    _enqueue_on_commit(job)
+    broker.wake_on_commit(job.pk, job.queue)
     job.refresh_from_db()
     return job
-
-
-def _replace_unfinished_tasks(job_id: int, names: list[str]) -> None:
-    """Keep succeeded tasks whose (position, name) still match; rebuild the rest."""
-    kept = set(
-        Task.objects.filter(job_id=job_id, status=TaskStatus.SUCCEEDED).values_list(
-            "position", "name"
-        )
-    )
-    wanted = set(enumerate(names, start=1))
-    Task.objects.filter(job_id=job_id).exclude(
-        position__in=[p for p, n in kept if (p, n) in wanted]
-    ).delete()
-    keep_positions = {p for p, n in kept if (p, n) in wanted}
-    Task.objects.bulk_create(
-        [
-            Task(job_id=job_id, position=p, name=n)
-            for p, n in sorted(wanted)
-            if p not in keep_positions
-        ]
-    )
-    Job.objects.filter(pk=job_id).update(
-        progress_total=len(names), progress_done=len(keep_positions)
-    )
 
 
 @transaction.atomic
 def job_delete(
     *,
     job: Job,
-    user=None,
+    user: Any = None,
     via: str = "system",
     statuses: Iterable[str] = (*FINISHED_STATUSES, JobStatus.DRAFT),
     action: str = "delete",
@@ -561,64 +258,19 @@ def job_delete(
         via=via,
         action=AuditAction.DELETED,
         detail={"job": job.pk, "job_type": job.job_type},
+        target=job,
     )
     _delete_jobs([job.pk])
 
 
-# --- logs and progress ------------------------------------------------------------
-
-
-def clean_log_message(message: str) -> str:
-    """Bounded, and storable everywhere (PostgreSQL text cannot hold NUL)."""
-    limit = settings.JOBDECK_LOG_MESSAGE_MAX
-    message = message.replace("\x00", "\\x00")
-    if len(message) > limit:
-        message = message[: limit - 1] + "…"
-    return message
+# --- logs ---------------------------------------------------------------------------
 
 
 def job_log(
     *, job_id: int, message: str, level: int = LogLevel.INFO, task_id: int | None = None
 ) -> JobLog:
     """Append one log line (one INSERT; the id is the follow cursor)."""
-    from .logbuffer import flush_active
-
-    flush_active(job_id)  # lines the running job buffered come first
-    return JobLog.objects.create(
-        job_id=job_id, task_id=task_id, level=level, message=clean_log_message(message)
-    )
-
-
-def job_log_many(job_id: int, lines: Sequence[tuple[int | None, datetime, int, str]]) -> None:
-    """Append `lines` ((task_id, created_at, level, clean message), in order) to a job in
-    one multi-row INSERT; ids follow the given order (the worker's log buffer)."""
-    adapt = connection.ops.adapt_datetimefield_value
-    _bulk_insert(
-        JobLog,
-        [
-            {
-                "job_id": job_id,
-                "task_id": task_id,
-                "created_at": adapt(created_at),
-                "level": level,
-                "message": message,
-            }
-            for task_id, created_at, level, message in lines
-        ],
-        returning=False,
-    )
-
-
-def job_task_progress(*, job_id: int, task: Task | None, done: int, total: int) -> None:
-    if task is None:
-        return
-    Task.objects.filter(pk=task.pk, job_id=job_id).update(
-        progress_done=max(0, done), progress_total=max(0, total)
-    )
-
-
-def job_cancel_requested(*, job_id: int) -> bool:
-    return Job.objects.filter(pk=job_id, cancel_requested_at__isnull=False).exists()
+    return engine.append_log(job_id, message, level=level, task_id=task_id)
 
 
 # --- cleanup and recovery -----------------------------------------------------------
@@ -741,7 +393,7 @@ def job_cleanup(
     *,
     older_than: timedelta,
     dry_run: bool = False,
-    user=None,
+    user: Any = None,
     via: str = "system",
     batch_size: int | None = None,
     pause: float | None = None,
@@ -793,74 +445,15 @@ def job_cleanup(
     return summary
 
 
-def retry_delay(job: Job, base: float | None = None) -> timedelta:
-    """Exponential backoff with jitter: base * 2^(attempt-1), ±50 %."""
-    base = settings.JOBDECK_RETRY_BACKOFF_SECONDS if base is None else base
-    seconds = base * (2 ** max(0, job.attempts - 1)) * random.uniform(0.5, 1.5)
-    return timedelta(seconds=min(seconds, 3600))
-
-
 def sweep_stale_jobs(*, now: datetime | None = None) -> dict[str, int]:
-    """Recover running jobs whose worker stopped heartbeating (killed, machine lost).
-
-    Each is re-queued while attempts remain, else failed with a clear error. The
-    UPDATE re-checks staleness, so a worker that heartbeats meanwhile keeps its job.
-    """
-    now = now or timezone.now()
-    cutoff = now - timedelta(seconds=settings.JOBDECK_STALE_SECONDS)
-    stale = Job.objects.filter(status=JobStatus.RUNNING, heartbeat_at__lt=cutoff)
-    counts = {"requeued": 0, "failed": 0, "cancelled": 0}
-    fields = ("pk", "attempts", "max_attempts", "worker", "heartbeat_at", "job_type", "queue")
-    for job in stale.only(*fields, "cancel_requested_at"):
-        reason = (
-            f"worker lost: no heartbeat from {job.worker or 'its worker'} "
-            f"since {job.heartbeat_at.isoformat()}"
-        )
-        with transaction.atomic():
-            still_stale = Job.objects.filter(
-                pk=job.pk, status=JobStatus.RUNNING, attempts=job.attempts, heartbeat_at__lt=cutoff
-            )
-            if job.cancel_requested_at is not None:
-                # Someone asked to cancel it: a lost worker does not earn a re-run.
-                outcome = "cancelled"
-                won = still_stale.update(
-                    status=JobStatus.CANCELLED, error=reason, finished_at=now, heartbeat_at=None
-                )
-            elif job.attempts < job.max_attempts:
-                outcome = "requeued"
-                won = still_stale.filter(cancel_requested_at__isnull=True).update(
-                    status=JobStatus.PENDING,
-                    error=reason,
-                    worker="",
-                    heartbeat_at=None,
-                    run_after=now + retry_delay(job),
-                )
-            else:
-                outcome = "failed"
-                won = still_stale.update(
-                    status=JobStatus.FAILED, error=reason, finished_at=now, heartbeat_at=None
-                )
-            if not won:
-                continue
-            Task.objects.filter(job_id=job.pk, status=TaskStatus.RUNNING).update(
-                status=TaskStatus.FAILED, error=reason, finished_at=now
-            )
-            if outcome == "cancelled":
-                Task.objects.filter(job_id=job.pk, status=TaskStatus.PENDING).update(
-                    status=TaskStatus.SKIPPED
-                )
-            suffix = {
-                "requeued": "re-queued",
-                "failed": "attempts exhausted",
-                "cancelled": "cancelled as requested",
-            }[outcome]
-            JobLog.objects.create(
-                job_id=job.pk, level=LogLevel.ERROR, message=f"{reason} — {suffix}"
-            )
-            counts[outcome] += 1
-            if outcome == "requeued":
-                _enqueue_on_commit(job)
-    return counts
+    """Recover running jobs whose worker stopped heartbeating (engine.sweep) and wake
+    the re-queued ones."""
+    swept = engine.sweep(
+        now=now or timezone.now(), stale_after=timedelta(seconds=settings.JOBDECK_STALE_SECONDS)
+    )
+    for job_id, queue in swept.requeued:
+        broker.wake_on_commit(job_id, queue)
+    return swept.counts
 
 
 # --- bulk creation ------------------------------------------------------------------
@@ -912,67 +505,10 @@ def _bulk_validated_config(
     return entry
 
 
-def _error_dict(exc: ValidationError) -> dict[str, list[str]]:
-    if hasattr(exc, "error_dict"):
-        return {field: [str(m) for m in messages] for field, messages in exc.message_dict.items()}
-    return {"non_field_errors": [str(m) for m in exc.messages]}
-
-
-def _wake_workers(count: int) -> None:
-    for _ in range(count):
-        enqueue_wakeup(None)
-
-
-def _bulk_insert(
-    model: type, rows: list[dict[str, Any]], *, returning: bool, batch_size: int = 1000
-) -> list[int]:
-    """INSERT `rows` (column → db-ready value; omitted columns get the field default).
-
-    Django's bulk_create prepares every value of every field in Python, which is
-    most of its cost at 10,000 rows; here the defaults are prepared once and the
-    varying values come in ready. Ids come back in row order with RETURNING, the
-    same guarantee bulk_create relies on.
-    """
-    if not rows:
-        return []
-    fields = [f for f in model._meta.concrete_fields if not f.primary_key]
-    defaults = {
-        f.column: f.get_db_prep_save(f.get_default(), connection)
-        for f in fields
-        if f.column not in rows[0]
-    }
-    columns = [f.column for f in fields]
-    quote = connection.ops.quote_name
-    row_sql = "(" + ", ".join(["%s"] * len(columns)) + ")"
-    head = f"INSERT INTO {quote(model._meta.db_table)} ({', '.join(map(quote, columns))}) VALUES "
-    tail = f" RETURNING {quote(model._meta.pk.column)}" if returning else ""
-    if connection.vendor == "postgresql":
-        # One array per column through UNNEST (as Django's own bulk_create does on
-        # PostgreSQL): a handful of parameters instead of one per value, which
-        # psycopg would otherwise have to splice into a huge statement.
-        casts = ", ".join(f"%s::{f.cast_db_type(connection)}[]" for f in fields)
-        head = head.removesuffix(" VALUES ") + f" SELECT * FROM UNNEST({casts})"
-        batch_size = 5000
-    ids: list[int] = []
-    with connection.cursor() as cursor:
-        for start in range(0, len(rows), batch_size):
-            batch = rows[start : start + batch_size]
-            if connection.vendor == "postgresql":
-                params = [[row.get(c, defaults.get(c)) for row in batch] for c in columns]
-                sql = head + tail
-            else:
-                params = [row.get(c, defaults.get(c)) for row in batch for c in columns]
-                sql = head + ", ".join([row_sql] * len(batch)) + tail
-            cursor.execute(sql, params)
-            if returning:
-                ids.extend(r[0] for r in cursor.fetchall())
-    return ids
-
-
 def job_bulk_create(
     *,
     specs: Sequence[Mapping[str, Any]],
-    user=None,
+    user: Any = None,
     via: str = "system",
     now: datetime | None = None,
 ) -> list[int]:
@@ -981,10 +517,10 @@ def job_bulk_create(
     Each spec holds job_type, config and optionally release (an object), priority,
     run_after and max_attempts, as for `job_create`. Every item is validated before
     anything is written; BulkValidationError names each bad item by its index.
-    Jobs and tasks go in with multi-row INSERTs, and once the transaction commits
-    only min(n, workers) wake-up messages are sent, not one per job: each woken
-    worker keeps claiming runnable jobs from the table, so the broker is never the
-    limit. Returns the new jobs' ids in input order.
+    Jobs and tasks go in with one statement each (engine.insert_many), and once the
+    transaction commits only min(n, workers) wake-up messages are sent, not one per
+    job: each woken worker keeps claiming runnable jobs from the table, so the broker
+    is never the limit. Returns the new jobs' ids in input order.
     """
     if not specs:
         raise ValidationError({"jobs": ["At least one job is required."]})
@@ -992,16 +528,12 @@ def job_bulk_create(
         raise ValidationError({"jobs": [f"At most {BULK_MAX_JOBS} jobs per call."]})
     now = now or timezone.now()
     owner = user if user is not None and user.is_authenticated else None
-    adapt_dt = connection.ops.adapt_datetimefield_value
-    config_field = Job._meta.get_field("config")
-    db_now = adapt_dt(now)
     cache: dict[tuple[str, str], _BulkCacheEntry] = {}
-    # id(clean config) → (the config, its db value): made once per distinct config; the
+    # id(clean config) → (the config, its JSON): encoded once per distinct config; the
     # config is kept referenced so its id cannot be reused by another item's.
-    db_configs: dict[int, tuple[dict, Any]] = {}
+    encoded: dict[int, tuple[dict, str]] = {}
     errors: dict[int, dict[str, list[str]]] = {}
-    job_rows: list[dict[str, Any]] = []
-    task_names: list[list[str]] = []
+    new_jobs: list[engine.NewJob] = []
     for index, spec in enumerate(specs):
         try:
             if spec.get("draft"):
@@ -1017,39 +549,29 @@ def job_bulk_create(
             if jt.requires_release and release is None:
                 raise ValidationError({"release": [f"Job type {jt.name!r} needs a release."]})
         except ValidationError as exc:
-            errors[index] = _error_dict(exc)
+            errors[index] = validation_errors(exc)
             continue
-        if id(clean) not in db_configs:
-            db_configs[id(clean)] = (clean, config_field.get_db_prep_save(clean, connection))
-        job_rows.append(
-            {
-                "job_type": jt.name,
-                "status": JobStatus.PENDING.value,
-                "config": db_configs[id(clean)][1],
-                "release_id": release.pk if release is not None else None,
-                "created_by_id": owner.pk if owner is not None else None,
-                "priority": priority,
-                "run_after": adapt_dt(run_after) if run_after is not None else None,
-                "max_attempts": max_attempts or jt.max_attempts,
-                "created_at": db_now,
-                "queued_at": db_now,
-                "progress_total": len(names),
-            }
+        if id(clean) not in encoded:
+            encoded[id(clean)] = (clean, json.dumps(clean))
+        job = Job(job_type=jt.name, config=clean, release=release, queue=DEFAULT_QUEUE)
+        new_jobs.append(
+            engine.NewJob(
+                job_type=jt.name,
+                config=encoded[id(clean)][1],
+                release_id=release.pk if release is not None else None,
+                queue=DEFAULT_QUEUE,
+                lock=extensions.lock_key(job),
+                priority=priority,
+                run_after=run_after,
+                max_attempts=max_attempts or jt.max_attempts,
+                task_names=names,
+            )
         )
-        task_names.append(names)
     if errors:
         raise BulkValidationError(errors)
     with transaction.atomic():
-        ids = _bulk_insert(Job, job_rows, returning=True)
-        pending = TaskStatus.PENDING.value
-        _bulk_insert(
-            Task,
-            [
-                {"job_id": job_id, "position": position, "name": name, "status": pending}
-                for job_id, names in zip(ids, task_names, strict=True)
-                for position, name in enumerate(names, start=1)
-            ],
-            returning=False,
+        ids = engine.insert_many(
+            new_jobs, created_by_id=owner.pk if owner is not None else None, now=now
         )
         audit(
             job=None,
@@ -1058,6 +580,6 @@ def job_bulk_create(
             action=AuditAction.CREATED,
             detail={"bulk": len(ids), "first": ids[0], "last": ids[-1]},
         )
-        wakeups = min(len(ids), int(settings.Q_CLUSTER.get("workers") or 1))
-        transaction.on_commit(lambda: _wake_workers(wakeups), robust=True)
+        wakeups = min(len(ids), broker.workers_per_cluster())
+        transaction.on_commit(lambda: broker.wake_workers(wakeups), robust=True)
     return ids

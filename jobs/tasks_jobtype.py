@@ -24,7 +24,6 @@ from django.utils import timezone
 from django.utils.json import normalize_json
 from rest_framework import serializers
 
-from .context import JobContext
 from .models import LogLevel
 from .models import Task as JobTask
 from .registry import JobType, register
@@ -37,6 +36,7 @@ from .tasks_backend import (
     result_from_job,
     worker_history,
 )
+from .worker.context import JobContext
 
 logger = logging.getLogger(__name__)
 

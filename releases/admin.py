@@ -11,8 +11,9 @@ from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.translation import ngettext
 
+from jobs import selectors as job_selectors
 from jobs.admin_views import ReadOnlyAdminMixin
-from jobs.exceptions import JobError
+from jobs.exceptions import JobError, one_line
 from jobs.models import Job, JobStatus
 
 from . import selectors, services
@@ -33,12 +34,6 @@ def human_size(size: int | None) -> str:
             return f"{int(value)} {unit}" if unit == "B" else f"{value:.1f} {unit}"
         value /= 1024
     return f"{size} B"
-
-
-def _error(exc: Exception) -> str:
-    if isinstance(exc, ValidationError):
-        return "; ".join(exc.messages)
-    return str(exc)
 
 
 class ReadOnlyInline(ReadOnlyAdminMixin, admin.TabularInline):
@@ -101,7 +96,7 @@ class ApplyPermissionMixin:
             try:
                 created.append(make(item))
             except (ValidationError, JobError) as exc:
-                self.message_user(request, f"{item}: {_error(exc)}", messages.ERROR)
+                self.message_user(request, f"{item}: {one_line(exc)}", messages.ERROR)
         if created:
             ids = ", ".join(f"#{j.pk}" for j in created)
             self.message_user(
@@ -152,7 +147,7 @@ class ReleaseAdmin(ApplyPermissionMixin, admin.ModelAdmin):
         if obj.pk is None:
             return "—"
         jobs = list(selectors.release_jobs(obj)[:RECENT_JOBS])
-        waiting = selectors.waiting_reasons(jobs)
+        waiting = job_selectors.waiting_reasons(jobs)
         rows = format_html_join(
             "",
             '<tr><td><a href="{}">#{}</a></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>'
@@ -182,9 +177,9 @@ class ReleaseAdmin(ApplyPermissionMixin, admin.ModelAdmin):
     def save_model(self, request, obj: Release, form, change: bool) -> None:
         data = {f: form.cleaned_data[f] for f in ("slug", "name", "description")}
         if change:
-            services.release_update(release=obj, user=request.user, **data)
+            services.release_update(release=obj, user=request.user, via="admin", **data)
         else:
-            created = services.release_create(user=request.user, **data)
+            created = services.release_create(user=request.user, via="admin", **data)
             obj.pk, obj.created_at, obj.created_by = (
                 created.pk,
                 created.created_at,

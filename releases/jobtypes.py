@@ -25,9 +25,9 @@ from django.core.files.storage import default_storage
 from django.utils import timezone
 from rest_framework import serializers
 
-from jobs.context import JobContext
 from jobs.models import Task
 from jobs.registry import JobType, register
+from jobs.worker.context import JobContext
 
 from . import selectors, services
 from .models import Artefact, ArtefactKind, Release, ReleaseVersion

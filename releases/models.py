@@ -7,9 +7,9 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
+from jobs.exceptions import ImmutableError
 
-class ImmutableError(Exception):
-    """Raised on any attempt to change or delete a saved release version or artefact."""
+__all__ = ["Artefact", "ArtefactKind", "ImmutableError", "Release", "ReleaseVersion"]
 
 
 class Release(models.Model):

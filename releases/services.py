@@ -20,7 +20,7 @@ from django.db.models import Max
 
 from jobs import services as job_services
 from jobs.exceptions import JobError
-from jobs.models import Job, JobStatus
+from jobs.models import AuditAction, Job, JobStatus
 
 from . import selectors
 from .models import Artefact, ArtefactKind, Release, ReleaseVersion
@@ -82,7 +82,9 @@ def _clean_release(release: Release) -> None:
 
 
 @transaction.atomic
-def release_create(*, slug: str, name: str, description: str = "", user=None) -> Release:
+def release_create(
+    *, slug: str, name: str, description: str = "", user=None, via: str = "system"
+) -> Release:
     """Create a release; ValidationError naming the field (bad or taken slug, …)."""
     release = Release(
         slug=slug,
@@ -92,20 +94,32 @@ def release_create(*, slug: str, name: str, description: str = "", user=None) ->
     )
     _clean_release(release)
     release.save()
+    job_services.audit(job=None, user=user, via=via, action=AuditAction.CREATED, target=release)
     return release
 
 
 @transaction.atomic
-def release_update(*, release: Release, user=None, **fields: Any) -> Release:
+def release_update(*, release: Release, user=None, via: str = "system", **fields: Any) -> Release:
     """Change a release's slug, name or description (never its current version)."""
     allowed = {"slug", "name", "description"}
     unknown = set(fields) - allowed
     if unknown:
         raise ValidationError({name: ["This field cannot be changed here."] for name in unknown})
+    before = {name: getattr(release, name) for name in fields}
     for name, value in fields.items():
         setattr(release, name, value)
     _clean_release(release)
     release.save(update_fields=[*fields, "updated_at"])
+    changes = {n: {"old": before[n], "new": v} for n, v in fields.items() if before[n] != v}
+    if changes:
+        job_services.audit(
+            job=None,
+            user=user,
+            via=via,
+            action=AuditAction.CHANGED,
+            target=release,
+            detail={"changes": changes},
+        )
     return release
 
 
@@ -125,10 +139,13 @@ def release_delete(*, release: Release, user=None, via: str = "system") -> dict[
         )
     names = list(Artefact.objects.filter(version__release=release).values_list("file", flat=True))
     versions = ReleaseVersion.objects.filter(release=release).count()
+    summary = {"versions": versions, "files": len(names), "jobs": len(jobs)}
+    job_services.audit(
+        job=None, user=user, via=via, action=AuditAction.DELETED, target=release, detail=summary
+    )
     release.delete()  # cascades: versions, artefacts, jobs (with their tasks and logs)
     transaction.on_commit(lambda: _delete_files(names))
-    logger.info("release %s deleted via %s by %s", release.slug, via, getattr(user, "pk", None))
-    return {"versions": versions, "files": len(names), "jobs": len(jobs)}
+    return summary
 
 
 def _delete_files(names: list[str]) -> None:
@@ -151,6 +168,7 @@ def version_create(
     comment: str = "",
     parent: int | None = None,
     user=None,
+    via: str = "system",
 ) -> ReleaseVersion:
     """Create the next version of `release` from uploaded files.
 
@@ -195,7 +213,7 @@ def version_create(
     stored: list[str] = []
     try:
         with transaction.atomic():
-            return _version_insert(
+            version = _version_insert(
                 release=release,
                 uploads=list(zip(names, files, strict=True)),
                 declared=declared,
@@ -205,6 +223,15 @@ def version_create(
                 user=user,
                 stored=stored,
             )
+            job_services.audit(
+                job=None,
+                user=user,
+                via=via,
+                action=AuditAction.CREATED,
+                target=release,
+                detail={"version": version.number, "files": len(names)},
+            )
+            return version
     except BaseException:
         # The rows rolled back; the files written meanwhile must not be left behind.
         _delete_files(stored)
@@ -297,7 +324,9 @@ def package_record(*, version: ReleaseVersion, path: str, stream: File) -> Artef
 
 
 def _job(*, job_type: str, release: Release, config: dict, user, via: str) -> Job:
-    job = job_services.job_create(job_type=job_type, config=config, user=user, release=release)
+    job = job_services.job_create(
+        job_type=job_type, config=config, user=user, release=release, via=via
+    )
     logger.info("%s job #%s on %s created via %s", job_type, job.pk, release.slug, via)
     return job
 
@@ -346,7 +375,6 @@ def release_verify(
     return _job(job_type=VERIFY, release=release, config=config, user=user, via=via)
 
 
-@transaction.atomic
 @transaction.atomic
 def release_apply(*, release: Release, number: int, user=None, via: str = "system") -> Job:
     """Queue a release.apply job making version `number` current once verified."""

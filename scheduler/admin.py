@@ -17,7 +17,7 @@ from django.utils.timesince import timesince, timeuntil
 from django.utils.translation import ngettext
 
 from jobs import registry
-from jobs.exceptions import JobError
+from jobs.exceptions import JobError, one_line
 
 from . import selectors, services, timing
 from .models import Occurrence, Schedule
@@ -247,25 +247,27 @@ class ScheduleAdmin(admin.ModelAdmin):
         fields = {name: getattr(obj, name) for name in services.EDITABLE_FIELDS}
         if change:
             if set(form.changed_data) <= {"enabled"}:  # the list's toggle column
-                services.schedule_toggle(schedule=obj, enabled=obj.enabled, user=request.user)
+                services.schedule_toggle(
+                    schedule=obj, enabled=obj.enabled, user=request.user, via="admin"
+                )
             else:
-                services.schedule_update(schedule=obj, user=request.user, **fields)
+                services.schedule_update(schedule=obj, user=request.user, via="admin", **fields)
             obj.refresh_from_db()
         else:
-            created = services.schedule_create(user=request.user, **fields)
+            created = services.schedule_create(user=request.user, via="admin", **fields)
             obj.pk = created.pk
             obj._state.adding = False
             obj.refresh_from_db()
 
     def delete_model(self, request: HttpRequest, obj: Schedule) -> None:
-        services.schedule_delete(schedule=obj, user=request.user)
+        services.schedule_delete(schedule=obj, user=request.user, via="admin")
 
     # --- actions ------------------------------------------------------------------------
 
     def _set_enabled(self, request: HttpRequest, queryset: QuerySet[Schedule], on: bool) -> None:
         count = 0
         for schedule in queryset.filter(enabled=not on):
-            services.schedule_toggle(schedule=schedule, enabled=on, user=request.user)
+            services.schedule_toggle(schedule=schedule, enabled=on, user=request.user, via="admin")
             count += 1
         done = (
             ngettext("%d schedule enabled.", "%d schedules enabled.", count)
@@ -291,9 +293,9 @@ class ScheduleAdmin(admin.ModelAdmin):
                     services.schedule_run_now(schedule=schedule, user=request.user, via="admin")
                 )
             except ValidationError as exc:
-                failed.append(f"{schedule.name}: {'; '.join(exc.messages)}")
+                failed.append(f"{schedule.name}: {one_line(exc)}")
             except JobError as exc:
-                failed.append(f"{schedule.name}: {exc}")
+                failed.append(f"{schedule.name}: {one_line(exc)}")
         if jobs:
             self.message_user(
                 request,

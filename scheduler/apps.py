@@ -4,3 +4,10 @@ from django.apps import AppConfig
 class SchedulerConfig(AppConfig):
     name = "scheduler"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from jobs import extensions
+
+        from .dashboard import failing_schedules
+
+        extensions.register_dashboard_panel(failing_schedules)

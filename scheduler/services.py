@@ -25,7 +25,7 @@ from django.utils import timezone
 from jobs import registry
 from jobs import services as job_services
 from jobs.exceptions import one_line
-from jobs.models import ACTIVE_STATUSES, Job
+from jobs.models import ACTIVE_STATUSES, AuditAction, Job
 
 from . import timing
 from .models import MisfirePolicy, Occurrence, OverlapPolicy, Schedule, ScheduleKind
@@ -192,7 +192,9 @@ def _next_from(schedule: Schedule, now: datetime) -> datetime:
 
 
 @transaction.atomic
-def schedule_create(*, user=None, now: datetime | None = None, **fields: Any) -> Schedule:
+def schedule_create(
+    *, user=None, via: str = "system", now: datetime | None = None, **fields: Any
+) -> Schedule:
     """Create a schedule; its first occurrence is computed from now."""
     unknown = set(fields) - set(EDITABLE_FIELDS)
     if unknown:
@@ -206,12 +208,18 @@ def schedule_create(*, user=None, now: datetime | None = None, **fields: Any) ->
     )
     schedule.next_run_at = _next_from(schedule, now)
     schedule.save()
+    job_services.audit(job=None, user=user, via=via, action=AuditAction.CREATED, target=schedule)
     return schedule
 
 
 @transaction.atomic
 def schedule_update(
-    *, schedule: Schedule, user=None, now: datetime | None = None, **fields: Any
+    *,
+    schedule: Schedule,
+    user=None,
+    via: str = "system",
+    now: datetime | None = None,
+    **fields: Any,
 ) -> Schedule:
     """Change some fields; next_run_at is recomputed from now when the timing changes."""
     unknown = set(fields) - set(EDITABLE_FIELDS)
@@ -224,6 +232,8 @@ def schedule_update(
     before = schedule_values(locked)
     clean = schedule_clean({**before, **fields}, instance=locked)
     changed = [name for name in EDITABLE_FIELDS if clean[name] != before[name]]
+    if changed:
+        _audit_change(locked, before, clean, changed, user=user, via=via)
     for name in changed:
         setattr(locked, name, clean[name])
     timing_changed = any(name in TIMING_FIELDS for name in changed)
@@ -250,12 +260,53 @@ def _enabled_next(schedule: Schedule, now: datetime, *, enabling: bool) -> datet
 
 
 def schedule_toggle(
-    *, schedule: Schedule, enabled: bool | None = None, user=None, now: datetime | None = None
+    *,
+    schedule: Schedule,
+    enabled: bool | None = None,
+    user=None,
+    via: str = "system",
+    now: datetime | None = None,
 ) -> Schedule:
     """Enable or disable (or flip, with enabled=None). Disabling stops firing at once."""
     if enabled is None:
         enabled = not Schedule.objects.values_list("enabled", flat=True).get(pk=schedule.pk)
-    return schedule_update(schedule=schedule, user=user, now=now, enabled=enabled)
+    return schedule_update(schedule=schedule, user=user, via=via, now=now, enabled=enabled)
+
+
+def _audit_change(
+    schedule: Schedule,
+    before: dict[str, Any],
+    after: dict[str, Any],
+    changed: list[str],
+    *,
+    user: Any,
+    via: str,
+) -> None:
+    """Record a change of `schedule` (secret config values masked): enabled or
+    disabled when that is all that changed."""
+    if changed == ["enabled"]:
+        action = AuditAction.ENABLED if after["enabled"] else AuditAction.DISABLED
+        job_services.audit(job=None, user=user, via=via, action=action, target=schedule)
+        return
+
+    def shown(name: str, values: dict[str, Any]) -> Any:
+        value = values[name]
+        if name == "config":
+            return registry.redact(values["job_type"], value)
+        return value.pk if hasattr(value, "pk") else value
+
+    job_services.audit(
+        job=None,
+        user=user,
+        via=via,
+        action=AuditAction.CHANGED,
+        target=schedule,
+        detail={
+            "changes": {
+                name: {"old": shown(name, before), "new": shown(name, after)} for name in changed
+            }
+        },
+    )
 
 
 @transaction.atomic
@@ -281,13 +332,22 @@ def schedule_run_now(
     )
     Schedule.objects.filter(pk=schedule.pk).update(last_job=job, last_run_at=now)
     schedule.last_job, schedule.last_run_at = job, now
+    job_services.audit(
+        job=job,
+        user=user,
+        via=via,
+        action=AuditAction.RAN,
+        target=schedule,
+        detail={"schedule": schedule.pk},
+    )
     logger.info("schedule %s run now by %s via %s: job %s", schedule.pk, owner, via, job.pk)
     return job
 
 
 @transaction.atomic
-def schedule_delete(*, schedule: Schedule, user=None) -> None:
+def schedule_delete(*, schedule: Schedule, user=None, via: str = "system") -> None:
     """Delete a schedule and its occurrence ledger; the jobs it created are kept."""
+    job_services.audit(job=None, user=user, via=via, action=AuditAction.DELETED, target=schedule)
     Schedule.objects.filter(pk=schedule.pk).delete()
 
 

@@ -17,9 +17,8 @@ from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from jobs.api.parsers import RequestTooLarge
-from jobs.exceptions import IllegalTransition, JobError
+from jobs.exceptions import IllegalTransition, ImmutableError, JobError, validation_errors
 from jobs.services import BulkValidationError
-from releases.models import ImmutableError
 
 
 class Conflict(exceptions.APIException):
@@ -28,18 +27,12 @@ class Conflict(exceptions.APIException):
     default_code = "conflict"
 
 
-def validation_error_detail(exc: DjangoValidationError) -> dict | list:
-    if hasattr(exc, "error_dict"):
-        return {field: [str(m) for m in messages] for field, messages in exc.message_dict.items()}
-    return {"non_field_errors": [str(m) for m in exc.messages]}
-
-
 def exception_handler(exc, context):
     if isinstance(exc, BulkValidationError):
         # {"jobs": {"<index>": {"field": ["message"]}}}: which items, and why.
         exc = exceptions.ValidationError({"jobs": {str(i): e for i, e in exc.errors.items()}})
     elif isinstance(exc, DjangoValidationError):
-        exc = exceptions.ValidationError(validation_error_detail(exc))
+        exc = exceptions.ValidationError(validation_errors(exc))
     elif isinstance(exc, IllegalTransition):
         exc = Conflict(str(exc))
     elif isinstance(exc, ImmutableError):

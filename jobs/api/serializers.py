@@ -16,9 +16,8 @@ from rest_framework.utils import json
 
 from jobs import registry
 from jobs.models import AuditEvent, Job, JobLog, JobStatus, LogLevel, Task
+from jobs.selectors import waiting_reasons
 from jobs.services import BULK_MAX_JOBS
-from releases.models import Release
-from releases.selectors import waiting_reasons
 
 # JSON configs nested deeper than this are refused: no job type needs it, and
 # deep structures are a cheap way to make every later json.dumps expensive.
@@ -36,6 +35,11 @@ def json_depth(value: Any, limit: int) -> int:
         depth += 1
         level = [item for c in containers for item in (c.values() if isinstance(c, dict) else c)]
     return depth
+
+
+# Jobs may name a release (jobs.Job.release); its model is reached through the field,
+# so jobs imports nothing of the releases app.
+RELEASES = Job._meta.get_field("release").related_model._default_manager.all()
 
 
 class ConfigField(serializers.JSONField):
@@ -72,7 +76,7 @@ class JobCreateSerializer(serializers.Serializer):
     job_type = serializers.CharField(max_length=100)
     config = ConfigField(required=False, default=dict)
     release = serializers.PrimaryKeyRelatedField(
-        queryset=Release.objects.all(), required=False, allow_null=True, default=None
+        queryset=RELEASES, required=False, allow_null=True, default=None
     )
     priority = serializers.IntegerField(min_value=-100, max_value=100, required=False, default=0)
     run_after = serializers.DateTimeField(required=False, allow_null=True, default=None)
@@ -129,7 +133,7 @@ class BulkCreateSerializer(serializers.Serializer):
         if errors:
             raise serializers.ValidationError(errors)
         release_ids = {s["release"] for s in specs if s["release"] is not None}
-        releases = Release.objects.in_bulk(release_ids) if release_ids else {}
+        releases = RELEASES.in_bulk(release_ids) if release_ids else {}
         for index, spec in enumerate(specs):
             if spec["release"] is not None:
                 spec["release"] = releases.get(spec["release"])

@@ -13,7 +13,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import DatabaseError, connection
-from django.db.models import Max, Prefetch, Q, QuerySet
+from django.db.models import Prefetch, Q, QuerySet
 from django.utils import timezone
 from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
@@ -344,19 +344,9 @@ class HealthView(APIView):
         return Response(body, status=code)
 
     def cluster_state(self, now) -> dict[str, Any]:
-        from django_q.models import Schedule
-
-        window = timedelta(seconds=settings.JOBDECK_HEALTH_CLUSTER_SECONDS)
-        tick_next_run = (
-            Schedule.objects.filter(name="jobdeck.tick").values_list("next_run", flat=True).first()
-        )
-        last_heartbeat = Job.objects.filter(status=JobStatus.RUNNING).aggregate(
-            last=Max("heartbeat_at")
-        )["last"]
-        seen = bool(
-            (tick_next_run and tick_next_run >= now - window)
-            or (last_heartbeat and last_heartbeat >= now - window)
-        )
+        tick_next_run, _ = selectors.tick_next_run()
+        last_heartbeat = selectors.last_heartbeat()
+        seen = selectors.cluster_alive(now, tick_next_run, last_heartbeat)
         return {
             "status": "ok" if seen else "not seen",
             "seen": seen,

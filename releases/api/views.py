@@ -62,7 +62,7 @@ class ReleaseViewSet(viewsets.ModelViewSet):
     def create(self, request: Request, *args, **kwargs) -> Response:
         data = ReleaseInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        release = services.release_create(user=request.user, **data.validated_data)
+        release = services.release_create(user=request.user, via="api", **data.validated_data)
         return Response(ReleaseSerializer(release).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(request=ReleaseUpdateSerializer, responses={200: ReleaseSerializer})
@@ -70,7 +70,9 @@ class ReleaseViewSet(viewsets.ModelViewSet):
         release = self.get_object()
         data = ReleaseUpdateSerializer(data=request.data, partial=True)
         data.is_valid(raise_exception=True)
-        release = services.release_update(release=release, user=request.user, **data.validated_data)
+        release = services.release_update(
+            release=release, user=request.user, via="api", **data.validated_data
+        )
         return Response(ReleaseSerializer(release).data)
 
     def destroy(self, request: Request, *args, **kwargs) -> Response:
@@ -142,7 +144,9 @@ class VersionViewSet(
             }
         inp = VersionInputSerializer(data=data)
         inp.is_valid(raise_exception=True)
-        version = services.version_create(release=release, user=request.user, **inp.validated_data)
+        version = services.version_create(
+            release=release, user=request.user, via="api", **inp.validated_data
+        )
         version = self.get_queryset().get(pk=version.pk)
         return Response(VersionSerializer(version).data, status=status.HTTP_201_CREATED)
 

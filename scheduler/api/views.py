@@ -52,7 +52,7 @@ class ScheduleViewSet(viewsets.ModelViewSet):
     def create(self, request: Request, *args, **kwargs) -> Response:
         data = ScheduleInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        schedule = services.schedule_create(user=request.user, **data.validated_data)
+        schedule = services.schedule_create(user=request.user, via="api", **data.validated_data)
         return Response(self._out(schedule), status=status.HTTP_201_CREATED)
 
     @extend_schema(request=ScheduleInputSerializer, responses=ScheduleSerializer)
@@ -64,11 +64,13 @@ class ScheduleViewSet(viewsets.ModelViewSet):
         fields = dict(data.validated_data)
         if partial:  # only what the client sent, not the input serializer's defaults
             fields = {k: v for k, v in fields.items() if k in request.data}
-        schedule = services.schedule_update(schedule=schedule, user=request.user, **fields)
+        schedule = services.schedule_update(
+            schedule=schedule, user=request.user, via="api", **fields
+        )
         return Response(self._out(schedule))
 
     def destroy(self, request: Request, *args, **kwargs) -> Response:
-        services.schedule_delete(schedule=self.get_object(), user=request.user)
+        services.schedule_delete(schedule=self.get_object(), user=request.user, via="api")
         return Response(status=status.HTTP_204_NO_CONTENT)
 
     @extend_schema(request=ToggleSerializer, responses=ScheduleSerializer)
@@ -78,7 +80,10 @@ class ScheduleViewSet(viewsets.ModelViewSet):
         data = ToggleSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         schedule = services.schedule_toggle(
-            schedule=self.get_object(), enabled=data.validated_data["enabled"], user=request.user
+            schedule=self.get_object(),
+            enabled=data.validated_data["enabled"],
+            user=request.user,
+            via="api",
         )
         return Response(self._out(schedule))
 

@@ -9,6 +9,7 @@ from django.utils import timezone
 
 from jobs import dashboard
 from jobs.models import Job, JobStatus
+from scheduler.dashboard import failing_schedules
 from scheduler.models import Schedule
 from tests.admin.helpers import client_for
 
@@ -114,7 +115,8 @@ def test_failing_schedules_are_those_whose_last_job_failed(make_job):
     Schedule.objects.create(name="bad", job_type="demo.steps", kind="interval", last_job=failed)
     Schedule.objects.create(name="good", job_type="demo.steps", kind="interval", last_job=ok)
 
-    assert [s.name for s in dashboard.failing_schedules()] == ["bad"]
+    panel = failing_schedules(None, timezone.now())
+    assert [s.name for s in panel["schedules"]] == ["bad"]
 
 
 def test_cluster_health_reads_heartbeats_and_the_tick_schedule(make_job):

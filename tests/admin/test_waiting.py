@@ -16,7 +16,7 @@ def test_the_changelist_and_the_job_page_show_a_jobs_place_in_its_release_queue(
         services.job_create(job_type="demo.steps", config={"steps": 1}, release=release)
         for _ in range(2)
     )
-    assert runner.claim(worker="w").pk == first.pk
+    assert runner.claim(worker="w").job.pk == first.pk
 
     changelist = admin_client.get("/admin/jobs/job/").content.decode()
     assert f"waiting, 1st behind job #{first.pk} on release Shop" in changelist

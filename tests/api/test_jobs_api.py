@@ -9,7 +9,7 @@ import pytest
 from django.utils import timezone
 from rest_framework import serializers
 
-from jobs import registry, services
+from jobs import broker, registry, services
 from jobs.models import AuditEvent, Job, JobLog, JobStatus, Task, TaskStatus
 from releases.models import Release
 from tests.jobs.factories import make_job
@@ -516,7 +516,7 @@ def test_bulk_creation_makes_every_job_and_task_and_wakes_only_a_few_workers(
 ):
     woken: list = []
     monkeypatch.setattr(
-        services, "enqueue_wakeup", lambda job_id=None, queue="default": woken.append(job_id)
+        broker, "enqueue_wakeup", lambda job_id=None, queue="default": woken.append(job_id)
     )
     jobs = [DEMO, {**DEMO, "priority": 3}, {"job_type": "maintenance.cleanup"}] * 10
 

@@ -21,7 +21,7 @@ def test_jobs_queued_behind_a_running_job_on_their_release_say_how_far_back_they
 ):
     release = make_release("shop", name="Shop")
     first, second, third = demo(user, release), demo(user, release), demo(user, release)
-    assert runner.claim(worker="w").pk == first.pk
+    assert runner.claim(worker="w").job.pk == first.pk
 
     rows = {r["id"]: r for r in api_client.get("/api/jobs/").json()["results"]}
     assert rows[first.pk]["waiting_reason"] is None

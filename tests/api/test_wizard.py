@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from jobs import services
+from jobs import broker, services
 from jobs.models import AuditEvent, Job, JobStatus
 from tests.jobs.factories import make_job
 
@@ -25,7 +25,7 @@ def test_the_wizard_creates_a_draft_and_queues_its_analysis(
     api_client, monkeypatch, django_capture_on_commit_callbacks
 ):
     analysed: list[int] = []
-    monkeypatch.setattr(services, "enqueue_analysis", analysed.append)
+    monkeypatch.setattr(broker, "enqueue_analysis", analysed.append)
 
     with django_capture_on_commit_callbacks(execute=True):
         draft = create_draft(api_client)
@@ -87,7 +87,7 @@ def test_submitting_a_draft_makes_it_pending_and_enqueues_it(
     draft = create_draft(api_client)
     woken: list = []
     monkeypatch.setattr(
-        services, "enqueue_wakeup", lambda job_id=None, queue="default": woken.append(job_id)
+        broker, "enqueue_wakeup", lambda job_id=None, queue="default": woken.append(job_id)
     )
 
     with django_capture_on_commit_callbacks(execute=True):

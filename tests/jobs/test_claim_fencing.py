@@ -46,7 +46,7 @@ def test_a_worker_whose_job_was_swept_and_reclaimed_stops_and_does_not_touch_the
         Job.objects.filter(pk=job.pk).update(heartbeat_at=timezone.now() - timedelta(hours=1))
         services.sweep_stale_jobs()
         Job.objects.filter(pk=job.pk).update(run_after=None)
-        assert runner.claim(worker="B").attempts == 2
+        assert runner.claim(worker="B").job.attempts == 2
         job.tasks.filter(position=1).update(status=TaskStatus.RUNNING)  # B started task 1
 
     job_type.hook = staticmethod(swept_and_taken_by_b)

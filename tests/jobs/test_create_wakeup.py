@@ -12,7 +12,7 @@ from django_q.conf import Conf
 from django_q.models import OrmQ
 from django_q.signing import SignedPackage
 
-from jobs import registry, services
+from jobs import broker, registry, services
 from jobs.models import AuditEvent, Job, JobStatus, Task, TaskStatus
 
 pytestmark = pytest.mark.django_db
@@ -33,7 +33,7 @@ def test_with_the_orm_broker_the_wakeup_is_written_with_the_job_and_rolls_back_w
         job = services.job_create(job_type="demo.steps", config={"steps": 1})
         message = OrmQ.objects.get()  # in the job's transaction, not after it
         task = SignedPackage.loads(message.payload)
-        assert (task["func"], task["args"]) == (services.RUNNER, (job.pk,))
+        assert (task["func"], task["args"]) == (broker.RUNNER, (job.pk,))
         assert message.key == "jobdeck" and message.lock <= timezone.now()
         raise Rollback
     assert callbacks == []
@@ -46,7 +46,7 @@ def test_with_a_broker_elsewhere_the_wakeup_is_sent_only_after_the_commit(
     monkeypatch.setattr(Conf, "ORM", None)  # e.g. Redis, or the ORM broker on another database
     sent: list[Any] = []
     monkeypatch.setattr(
-        services, "enqueue_wakeup", lambda job_id=None, queue="default": sent.append(job_id)
+        broker, "enqueue_wakeup", lambda job_id=None, queue="default": sent.append(job_id)
     )
     with django_capture_on_commit_callbacks(execute=True) as callbacks:
         job = services.job_create(job_type="demo.steps", config={"steps": 1})
@@ -56,14 +56,14 @@ def test_with_a_broker_elsewhere_the_wakeup_is_sent_only_after_the_commit(
 
 def test_in_sync_mode_the_wakeup_waits_for_the_commit(monkeypatch):
     monkeypatch.setattr(Conf, "SYNC", True)  # it would run the job before the job is committed
-    assert not services._wakeup_in_transaction("default")
+    assert not broker.wakeup_in_transaction("default")
 
 
 def test_a_failing_wakeup_insert_fails_the_whole_creation(monkeypatch):
     def broken(job_id=None, queue="default"):
         raise DatabaseError("broker table is gone")
 
-    monkeypatch.setattr(services, "enqueue_wakeup", broken)
+    monkeypatch.setattr(broker, "enqueue_wakeup", broken)
     with pytest.raises(DatabaseError):
         services.job_create(job_type="demo.steps", config={"steps": 1})
     assert not Job.objects.exists() and not Task.objects.exists()
@@ -73,7 +73,7 @@ def test_any_other_wakeup_error_is_logged_and_the_job_is_kept(monkeypatch, caplo
     def broken(job_id=None, queue="default"):
         raise ValueError("cannot sign")
 
-    monkeypatch.setattr(services, "enqueue_wakeup", broken)
+    monkeypatch.setattr(broker, "enqueue_wakeup", broken)
     job = services.job_create(job_type="demo.steps", config={"steps": 1})
     assert Job.objects.filter(pk=job.pk, status=JobStatus.PENDING).exists()
     assert f"wake-up of job {job.pk}" in caplog.text
@@ -157,8 +157,8 @@ def test_a_config_for_a_type_without_config_fields_is_validated_as_before():
 
 
 def test_the_broker_is_made_once_per_cluster():
-    assert services._broker("jobdeck") is services._broker("jobdeck")
-    assert services._broker("jobdeck") is not services._broker("jobdeck-reports")
+    assert broker._broker("jobdeck") is broker._broker("jobdeck")
+    assert broker._broker("jobdeck") is not broker._broker("jobdeck-reports")
 
 
 def test_a_job_for_an_unsaved_release_is_refused_as_save_would():

@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 
 from jobs import registry, runner, services
-from jobs.logbuffer import LogBuffer
 from jobs.models import JobLog, JobStatus, LogLevel
+from jobs.worker.logbuffer import LogBuffer
 
 pytestmark = pytest.mark.django_db
 

@@ -34,12 +34,12 @@ def test_a_worker_claims_only_the_jobs_of_the_queues_its_cluster_serves(settings
     default = services.job_create(job_type="demo.steps", config={"steps": 1})
 
     monkeypatch.setenv("Q_CLUSTER_NAME", "jobdeck-reports")
-    assert runner.claim(worker="reports").pk == report.pk
+    assert runner.claim(worker="reports").job.pk == report.pk
     assert runner.claim(worker="reports") is None
     assert runner.claim(worker="reports", job_id=default.pk) is None
 
     monkeypatch.delenv("Q_CLUSTER_NAME")
-    assert runner.claim(worker="default").pk == default.pk
+    assert runner.claim(worker="default").job.pk == default.pk
 
 
 def test_a_jobs_wakeup_goes_to_its_queues_cluster(settings, django_capture_on_commit_callbacks):

@@ -7,8 +7,10 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from jobs import runner, services
+from jobs import broker, runner, services
+from jobs.engine import transitions
 from jobs.models import Job, JobStatus, TaskStatus
+from jobs.worker import execution
 from tests.jobs.factories import make_job
 
 pytestmark = pytest.mark.django_db
@@ -89,7 +91,7 @@ def test_higher_priority_jobs_are_claimed_first_then_oldest_first():
     old = make_job()
     new = make_job()
     high = make_job(priority=10)
-    order = [runner.claim(worker="w").pk for _ in range(4)]
+    order = [runner.claim(worker="w").job.pk for _ in range(4)]
     assert order == [high.pk, old.pk, new.pk, low.pk]
 
 
@@ -97,7 +99,7 @@ def test_a_delayed_job_is_not_claimed_before_run_after():
     job = make_job(run_after=timezone.now() + timedelta(hours=1))
     assert runner.claim(worker="w") is None
     Job.objects.filter(pk=job.pk).update(run_after=timezone.now() - timedelta(seconds=1))
-    assert runner.claim(worker="w").pk == job.pk
+    assert runner.claim(worker="w").job.pk == job.pk
 
 
 def test_a_job_of_an_unregistered_type_fails_with_a_clear_error():
@@ -172,7 +174,7 @@ def test_creating_a_job_enqueues_one_wakeup_naming_only_its_id(
 ):
     sent = []
     monkeypatch.setattr(
-        services, "enqueue_wakeup", lambda job_id=None, queue="default": sent.append(job_id)
+        broker, "enqueue_wakeup", lambda job_id=None, queue="default": sent.append(job_id)
     )
     with django_capture_on_commit_callbacks(execute=True):
         job = services.job_create(job_type="demo.steps", config={"steps": 1})
@@ -231,7 +233,7 @@ def test_a_release_successor_is_claimed_right_after_its_predecessor_completes():
 
 def test_a_completion_whose_claim_loses_a_release_race_is_still_written(monkeypatch):
     job = services.job_create(job_type="demo.steps", config={"steps": 1, "delay": 0})
-    outcome = runner._execute(runner.claim(worker="w", job_id=job.pk))
+    outcome = execution.execute_deferred(runner.claim(worker="w", job_id=job.pk))
     assert isinstance(outcome, runner.Finished)
 
     def release_race(*args, **kwargs):
@@ -239,7 +241,7 @@ def test_a_completion_whose_claim_loses_a_release_race_is_still_written(monkeypa
 
         raise IntegrityError("one_running_job_per_release")
 
-    monkeypatch.setattr(runner, "_claim_run", release_race)
+    monkeypatch.setattr(transitions, "_claim_rows", release_race)
     assert runner.claim(worker="w", finished=outcome) is None
     job.refresh_from_db()
     assert job.status == JobStatus.COMPLETED

@@ -29,7 +29,8 @@ def test_no_single_column_index_duplicates_the_lead_of_a_composite_index():
     assert "job_id" not in _single_column_indexes("jobs_task")
 
 
-def test_the_one_running_job_per_release_index_survives_the_index_cleanup():
+def test_the_one_running_job_per_lock_index_survives_the_index_cleanup():
+    # A release's jobs hold the lock key release:<id> (the engine's generic lock).
     constraints = _constraints("jobs_job")
-    assert constraints["one_running_job_per_release"]["unique"]
-    assert constraints["one_running_job_per_release"]["columns"] == ["release_id"]
+    assert constraints["one_running_job_per_lock"]["unique"]
+    assert constraints["one_running_job_per_lock"]["columns"] == ["lock"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from jobs import runner, services
+from jobs import engine, runner, services
 from jobs.exceptions import IllegalTransition
 from jobs.models import TRANSITIONS, Job, JobStatus, TaskStatus
 from tests.jobs.factories import make_job
@@ -54,7 +54,7 @@ def test_cancelling_a_pending_job_cancels_it_at_once_and_it_never_runs():
 def test_cancelling_a_running_job_requests_the_cancel_and_it_ends_cancelled_at_a_boundary():
     job = services.job_create(job_type="demo.steps", config={"steps": 3, "delay": 0})
     claimed = runner.claim(worker="w")
-    assert claimed.pk == job.pk
+    assert claimed.job.pk == job.pk
     services.job_cancel(job=job)
     assert Job.objects.get(pk=job.pk).status == S.RUNNING
     assert Job.objects.get(pk=job.pk).cancel_requested_at is not None
@@ -116,7 +116,7 @@ def test_retry_with_a_corrected_config_validates_it_and_records_the_change():
 
 def test_the_runner_claims_a_pending_job_only_once():
     job = make_job(S.PENDING)
-    assert runner.claim(worker="a", job_id=job.pk).pk == job.pk
+    assert runner.claim(worker="a", job_id=job.pk).job.pk == job.pk
     assert runner.claim(worker="b", job_id=job.pk) is None
     job.refresh_from_db()
     assert (job.status, job.worker, job.attempts) == (S.RUNNING, "a", 1)
@@ -134,8 +134,9 @@ def test_a_redelivered_message_for_a_finished_job_does_nothing():
 
 def test_finishing_a_job_that_another_actor_already_finished_is_refused_quietly():
     job = make_job(S.RUNNING)
-    services.transition(job.pk, action="fail", expected=[S.RUNNING], to=S.FAILED)
-    assert runner._finish(job, S.COMPLETED) == S.COMPLETED
+    engine.transition(job.pk, action="fail", expected=[S.RUNNING], to=S.FAILED)
+    completion = engine.Completion(job.pk, job.attempts, None, None, None, 0)
+    assert engine.complete(completion, []) is False
     assert Job.objects.get(pk=job.pk).status == S.FAILED
 
 
@@ -161,7 +162,7 @@ def test_retry_cannot_change_the_config_of_a_type_only_jobdeck_may_create():
         job = services.job_create(
             job_type="test.carrier", config={"target": "a"}, allow_internal=True
         )
-        services.transition(job.pk, action="fail", expected=[S.PENDING], to=S.FAILED)
+        Job.objects.filter(pk=job.pk).update(status=S.FAILED)  # as if it had run and failed
         with pytest.raises(ValidationError, match="cannot be changed"):
             services.job_retry(job=job, config={"target": "b"})
         assert Job.objects.get(pk=job.pk).status == S.FAILED

@@ -31,10 +31,11 @@ def test_only_the_oldest_pending_job_of_an_idle_release_is_runnable(release):
 
 def test_a_running_job_blocks_the_rest_of_its_release_until_it_finishes(release):
     a, b = demo(release), demo(release)
-    assert runner.claim(worker="w1").pk == a.pk
+    first = runner.claim(worker="w1")
+    assert first.job.pk == a.pk
     assert runner.claim(worker="w2", job_id=b.pk) is None
-    runner.execute(Job.objects.get(pk=a.pk))
-    assert runner.claim(worker="w2").pk == b.pk
+    runner.execute(first)
+    assert runner.claim(worker="w2").job.pk == b.pk
 
 
 def test_the_database_refuses_a_second_running_job_on_one_release(release):
@@ -51,7 +52,7 @@ def test_the_database_refuses_a_second_running_job_on_one_release(release):
 )
 def test_a_claimed_jobs_recorded_start_is_never_before_its_predecessors_finish(release):
     a, b = demo(release), demo(release)
-    assert runner.claim(worker="w1").pk == a.pk
+    assert runner.claim(worker="w1").job.pk == a.pk
 
     def predecessor_finishes_just_before_the_claim(execute, sql, params, many, context):
         # Another worker finishes A after claim() began, right before its statement.
@@ -63,7 +64,7 @@ def test_a_claimed_jobs_recorded_start_is_never_before_its_predecessors_finish(r
         return execute(sql, params, many, context)
 
     with connection.execute_wrapper(predecessor_finishes_just_before_the_claim):
-        assert runner.claim(worker="w2").pk == b.pk
+        assert runner.claim(worker="w2").job.pk == b.pk
     a.refresh_from_db()
     b.refresh_from_db()
     assert a.finished_at <= b.started_at

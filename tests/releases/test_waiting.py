@@ -8,7 +8,7 @@ import pytest
 
 from jobs import services as job_services
 from jobs.models import Job, JobStatus
-from releases.selectors import waiting_reason, waiting_reasons
+from jobs.selectors import waiting_reason, waiting_reasons
 from tests.releases.factories import make_release
 
 pytestmark = pytest.mark.django_db

@@ -14,8 +14,8 @@ import time
 from django.db import connection
 from rest_framework import serializers
 
-from jobs.context import JobContext
 from jobs.registry import JobType, register
+from jobs.worker.context import JobContext
 
 SIDE_EFFECT_TABLE = "reliability_side_effect"
 

@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from jobs import runner, services
 from jobs.models import Job, JobStatus, TaskStatus
+from jobs.worker import execution
 
 pytestmark = pytest.mark.django_db
 
@@ -76,7 +77,7 @@ def test_a_worker_whose_claim_was_swept_and_taken_over_cannot_finish_the_new_att
 def test_finished_work_is_recorded_across_a_dropped_connection_and_not_run_again(
     side_effects, monkeypatch
 ):
-    record = runner._complete  # the last task's success and the job's completion
+    record = execution.complete  # the last task's success and the job's completion
     calls: list[int] = []
 
     def drop_first(*args):
@@ -85,7 +86,7 @@ def test_finished_work_is_recorded_across_a_dropped_connection_and_not_run_again
             raise OperationalError("terminating connection due to administrator command")
         return record(*args)
 
-    monkeypatch.setattr(runner, "_complete", drop_first)
+    monkeypatch.setattr(execution, "complete", drop_first)
     job = services.job_create(job_type="reliability.once", max_attempts=2)
     claimed = runner.claim(worker="w:1", job_id=job.pk)
     assert claimed is not None

@@ -47,7 +47,7 @@ class JobLifecycle(RuleBasedStateMachine):
             Release.objects.get_or_create(slug=f"sm-{i}", defaults={"name": f"SM {i}"})[0]
             for i in range(2)
         ]
-        # Each worker's current claim: the Job object runner.claim() returned.
+        # Each worker's current claim: what runner.claim() returned.
         self.claims: dict[str, Job] = {}
         self.seen: dict[int, str] = {}
         self.clock = timedelta(0)
@@ -97,23 +97,24 @@ class JobLifecycle(RuleBasedStateMachine):
     def claim(self, worker, job_id) -> None:
         if worker in self.claims:
             return  # one job at a time per worker
-        job = runner.claim(worker=worker, job_id=job_id)
-        if job is not None:
-            self.claims[worker] = job
+        claim = runner.claim(worker=worker, job_id=job_id)
+        if claim is not None:
+            self.claims[worker] = claim
 
     @rule(worker=st.sampled_from(WORKERS))
     def finish(self, worker) -> None:
         """The worker executes its claimed job; a superseded claim must change nothing."""
-        job = self.claims.pop(worker, None)
-        if job is None:
+        claim = self.claims.pop(worker, None)
+        if claim is None:
             return
+        job = claim.job
         before = Job.objects.values("status", "attempts", "worker").get(pk=job.pk)
         superseded = (before["status"], before["attempts"], before["worker"]) != (
             JobStatus.RUNNING,
             job.attempts,
             worker,
         )
-        runner.execute(job)
+        runner.execute(claim)
         if superseded:
             after = Job.objects.values("status", "attempts", "worker").get(pk=job.pk)
             assert after == before, f"a superseded claim of job {job.pk} changed it"

@@ -9,7 +9,7 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.db import connection
 
-from jobs import services as job_services
+from jobs import broker
 from jobs.models import Job, JobStatus
 from scheduler import services
 from scheduler.models import Occurrence, Schedule
@@ -206,7 +206,7 @@ def test_a_dry_run_schedule_creates_drafts_with_analysis_and_never_a_running_job
     monkeypatch.setattr(Conf, "SYNC", True)  # the analysis runs in-process, as a worker would
     enqueued: list[int] = []
     monkeypatch.setattr(
-        job_services, "enqueue_wakeup", lambda job_id=None, queue="default": enqueued.append(job_id)
+        broker, "enqueue_wakeup", lambda job_id=None, queue="default": enqueued.append(job_id)
     )
     schedule = make_schedule(
         kind="interval", interval_minutes=1, dry_run=True, config={"steps": 2, "delay": 0.5}
@@ -306,7 +306,7 @@ def test_deleting_a_schedule_keeps_the_jobs_it_created(make_schedule):
 def test_concurrent_firing_from_many_threads_creates_exactly_one_job_per_occurrence(
     make_schedule, monkeypatch
 ):
-    monkeypatch.setattr(job_services, "enqueue_wakeup", lambda job_id=None, queue="default": None)
+    monkeypatch.setattr(broker, "enqueue_wakeup", lambda job_id=None, queue="default": None)
     schedule = make_schedule(kind="interval", interval_minutes=1, overlap_policy="queue")
     first = schedule.next_run_at
     now = first + timedelta(minutes=3, seconds=1)  # 4 on-time occurrences due at once

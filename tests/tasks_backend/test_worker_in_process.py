@@ -21,11 +21,11 @@ WORKER = "test-host:4242"
 
 def run(result_id: str) -> Job:
     """Claim and execute the job behind `result_id` as a worker would."""
-    job = runner.claim(worker=WORKER, job_id=int(result_id))
-    assert job is not None, "the job was not runnable"
-    runner.execute(job)
-    job.refresh_from_db()
-    return job
+    claim = runner.claim(worker=WORKER, job_id=int(result_id))
+    assert claim is not None, "the job was not runnable"
+    runner.execute(claim)
+    claim.job.refresh_from_db()
+    return claim.job
 
 
 def log_messages(result_id: str) -> list[str]:
@@ -159,8 +159,7 @@ def test_a_retried_task_counts_both_attempts_and_both_workers():
     assert result.status == TaskResultStatus.READY
     assert result.worker_ids == [WORKER]
 
-    job = runner.claim(worker="other-host:1", job_id=int(result.id))
-    runner.execute(job)
+    runner.execute(runner.claim(worker="other-host:1", job_id=int(result.id)))
     result.refresh()
     assert result.status == TaskResultStatus.FAILED
     assert result.worker_ids == [WORKER, "other-host:1"]
@@ -211,8 +210,7 @@ def test_automatic_retries_keep_every_attempts_error_and_worker():
         assert result.status == TaskResultStatus.READY  # re-queued by the runner
         assert [e.exception_class_path for e in result.errors] == ["builtins.ValueError"]
 
-        job = runner.claim(worker="other-host:2", job_id=int(result.id))
-        runner.execute(job)
+        runner.execute(runner.claim(worker="other-host:2", job_id=int(result.id)))
         result.refresh()
     assert result.status == TaskResultStatus.FAILED
     assert result.worker_ids == [WORKER, "other-host:2"]
@@ -238,10 +236,11 @@ def test_a_task_job_shows_in_the_admin_with_its_task_path_and_log(admin_client, 
 
 def test_a_cancel_requested_before_the_function_starts_stops_it_from_running():
     result = add.enqueue(2, 3)
-    job = runner.claim(worker=WORKER, job_id=int(result.id))
+    claim = runner.claim(worker=WORKER, job_id=int(result.id))
+    job = claim.job
     services.job_cancel(job=job, via="test")  # running: a cancel request
 
-    runner.execute(job)
+    runner.execute(claim)
     result.refresh()
     assert Job.objects.get(pk=job.pk).status == JobStatus.CANCELLED
     assert result.status == TaskResultStatus.FAILED

@@ -90,6 +90,7 @@ class Command(BaseCommand):
                     name=opts["name"] or opts["slug"],
                     description=opts["description"],
                     user=user,
+                    via="cli",
                 )
                 self.stdout.write(f"created release {release.slug} (#{release.pk})")
                 return None
@@ -180,6 +181,7 @@ class Command(BaseCommand):
                 comment=opts["comment"],
                 parent=opts["parent"],
                 user=user,
+                via="cli",
             )
         finally:
             for h in handles:

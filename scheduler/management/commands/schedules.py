@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from jobs.exceptions import JobError
+from jobs.exceptions import JobError, one_line
 from scheduler import selectors, services
 from scheduler.models import Schedule
 
@@ -49,12 +49,14 @@ class Command(BaseCommand):
                 job = services.schedule_run_now(schedule=schedule, via="cli")
                 self.stdout.write(f"Created job #{job.pk} ({job.status}) from {schedule.name!r}.")
             else:
-                schedule = services.schedule_toggle(schedule=schedule, enabled=action == "enable")
+                schedule = services.schedule_toggle(
+                    schedule=schedule, enabled=action == "enable", via="cli"
+                )
                 state = "enabled" if schedule.enabled else "disabled"
                 nxt = schedule.next_run_at.isoformat() if schedule.enabled else "-"
                 self.stdout.write(f"Schedule {schedule.name!r} {state}; next run {nxt}.")
         except ValidationError as exc:
-            raise CommandError(" ".join(exc.messages)) from exc
+            raise CommandError(one_line(exc)) from exc
         except JobError as exc:
             raise CommandError(str(exc)) from exc
 

@@ -2,15 +2,15 @@
 
 One INSERT and one commit per line caps a chatty handler at a few hundred lines a
 second. A running job's lines are kept here and written as one multi-row INSERT:
-by the worker's background thread once the oldest waiting line is
+by the worker's heartbeat thread once the oldest waiting line is
 JOBDECK_LOG_FLUSH_SECONDS old (so a line shows in the live log even while the
 handler blocks), when JOBDECK_LOG_FLUSH_LINES are waiting, and at the latest with
 the task's own bookkeeping (the last task's lines commit with the job's
 completion). JOBDECK_LOG_FLUSH_SECONDS=0 writes every line at once.
 
-A line written directly (services.job_log, e.g. from a signal receiver) for a job
-whose buffer is active in this process first flushes the buffer, so lines keep the
-order they were logged in.
+An active buffer is registered with the engine's log writer: a line written
+directly for its job (engine.append_log, e.g. from a signal receiver) first
+flushes the buffer, so lines keep the order they were logged in.
 """
 
 from __future__ import annotations
@@ -23,13 +23,14 @@ from contextlib import contextmanager
 from django.conf import settings
 from django.utils import timezone
 
-from . import services
+from .. import engine
+from ..engine import logs
 
 
 class LogBuffer:
     def __init__(self, job_id: int) -> None:
         self.job_id = job_id
-        self._lines: list[tuple[int | None, object, int, str]] = []
+        self._lines: list[engine.LogLine] = []
         self._oldest = 0.0  # time.monotonic() of the oldest waiting line
         self._guard = threading.Lock()  # the list itself; held for microseconds
         # Held while lines are taken *and* inserted, so two flushers (the worker and its
@@ -37,7 +38,7 @@ class LogBuffer:
         self._writing = threading.Lock()
 
     def add(self, message: str, level: int, task_id: int | None) -> None:
-        line = (task_id, timezone.now(), level, services.clean_log_message(message))
+        line = (task_id, timezone.now(), level, engine.clean_message(message))
         with self._guard:
             if not self._lines:
                 self._oldest = time.monotonic()
@@ -53,7 +54,7 @@ class LogBuffer:
         )
 
     @contextmanager
-    def writing(self) -> Iterator[list]:
+    def writing(self) -> Iterator[list[engine.LogLine]]:
         """The waiting lines, to be written in the caller's transaction.
 
         If the block raises (its transaction rolls back), the lines are put back and
@@ -74,25 +75,11 @@ class LogBuffer:
         if not wait and self._writing.locked():
             return
         with self.writing() as lines:
-            if lines:
-                services.job_log_many(self.job_id, lines)
+            engine.append_logs(self.job_id, lines)
 
+    def activate(self) -> None:
+        """Register with the engine: direct lines for this job flush this buffer first."""
+        logs.register_buffer(self.job_id, self.flush)
 
-# The buffers of the jobs this process is running (the runner registers them).
-_active: dict[int, LogBuffer] = {}
-
-
-def activate(logs: LogBuffer) -> None:
-    _active[logs.job_id] = logs
-
-
-def deactivate(logs: LogBuffer) -> None:
-    if _active.get(logs.job_id) is logs:
-        del _active[logs.job_id]
-
-
-def flush_active(job_id: int) -> None:
-    """Write job `job_id`'s buffered lines now, if this process is running it."""
-    logs = _active.get(job_id)
-    if logs is not None:
-        logs.flush()
+    def deactivate(self) -> None:
+        logs.unregister_buffer(self.job_id, self.flush)

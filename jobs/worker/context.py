@@ -2,24 +2,21 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from django.utils.functional import cached_property
 
-from . import registry, services
-from .exceptions import JobCancelled
+from .. import engine, registry
+from ..exceptions import JobCancelled
+from ..models import Job, LogLevel, Task
 from .logbuffer import LogBuffer
-from .models import Job, LogLevel
-
-if TYPE_CHECKING:
-    from .models import Task
 
 
 class JobContext:
     def __init__(self, job: Job):
         self.job = job
         self.task: Task | None = None
-        # Lines are written in batches (jobs.logbuffer); the runner flushes at task ends.
+        # Lines are written in batches (logbuffer); the worker flushes at task ends.
         self.logs = LogBuffer(job.pk)
 
     @property
@@ -32,7 +29,7 @@ class JobContext:
         return self.job.attempts
 
     @cached_property
-    def release(self):
+    def release(self) -> Any:
         return self.job.release
 
     def log(self, message: Any, level: int = LogLevel.INFO) -> None:
@@ -46,10 +43,11 @@ class JobContext:
         self.log(message, LogLevel.WARNING)
 
     def progress(self, done: int, total: int) -> None:
-        """Progress inside the current task (shown as a log line, cheap to call)."""
-        services.job_task_progress(job_id=self.job.pk, task=self.task, done=done, total=total)
+        """Progress inside the current task (cheap to call)."""
+        if self.task is not None:
+            engine.task_progress(self.job.pk, self.task.pk, done, total)
 
     def check_cancelled(self) -> None:
         """Raise JobCancelled if someone asked to cancel this job."""
-        if services.job_cancel_requested(job_id=self.job.pk):
+        if engine.cancel_requested(self.job.pk):
             raise JobCancelled(f"job #{self.job.pk} was cancelled")

@@ -1,0 +1,71 @@
+"""Jobdeck's admin site: Django's, with the jobs dashboard as its index.
+
+Installed with `AdminConfig.default_site` (jobs.apps.JobdeckAdminConfig replaces
+"django.contrib.admin" in INSTALLED_APPS), so every app's `admin.site.register` lands
+here and nothing patches a site after the fact.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import admin
+from django.db.models.base import ModelBase
+from django.http import HttpRequest
+from django.template.response import TemplateResponse
+from django.urls import reverse
+from django.utils import timezone
+
+from . import dashboard
+from .admin_views import ReadOnlyAdminMixin
+
+
+def dashboard_context(request: HttpRequest) -> dict[str, Any]:
+    figures = dashboard.figures(request.user)
+    return {
+        "jd": figures,
+        "jd_changelist": reverse("admin:jobs_job_changelist"),
+        "jd_generated": timezone.localtime(figures["now"]),
+    }
+
+
+def read_only(base: type[admin.ModelAdmin]) -> type[admin.ModelAdmin]:
+    """`base` as a read-only record view without actions."""
+
+    class ReadOnly(ReadOnlyAdminMixin, base):  # type: ignore[misc, valid-type]
+        actions = ()
+
+        def get_readonly_fields(self, request, obj=None):
+            return [f.name for f in self.model._meta.fields]
+
+    ReadOnly.__name__ = f"ReadOnly{base.__name__}"
+    return ReadOnly
+
+
+class JobdeckAdminSite(admin.AdminSite):
+    site_header = "Jobdeck"
+    site_title = "Jobdeck"
+    index_title = "Jobs and what runs them"
+    index_template = "admin/jobs/index.html"
+
+    def index(self, request: HttpRequest, extra_context: dict | None = None) -> TemplateResponse:
+        """The app list, with the dashboard's figures for users who may see jobs."""
+        extra = dict(extra_context or {})
+        user = request.user
+        if user.is_active and (user.has_perm("jobs.view_job") or user.has_perm("jobs.change_job")):
+            extra.update(dashboard_context(request))
+            extra["jd_fragment_url"] = reverse("admin:jobs_job_dashboard", current_app=self.name)
+            extra["jd_run_url"] = reverse("admin:jobs_job_run", current_app=self.name)
+        return super().index(request, extra)
+
+    def register(self, model_or_iterable: Any, admin_class: Any = None, **options: Any) -> None:
+        """Register as Django does; django-q2's models only read-only: its admin could
+        create schedules of any callable and resubmit tasks."""
+        models = (
+            [model_or_iterable] if isinstance(model_or_iterable, ModelBase) else model_or_iterable
+        )
+        for model in models:
+            cls = admin_class or admin.ModelAdmin
+            if model._meta.app_label == "django_q":
+                cls = read_only(cls)
+            super().register(model, cls, **options)

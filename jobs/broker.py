@@ -1,0 +1,156 @@
+"""The django-q2 adaptor: wake-up messages for jobs and drafts.
+
+A broker message is only a wake-up naming a job id (never user data, never a
+callable path from input); a woken worker claims jobs from the Job table itself.
+With django-q2's ORM broker on the jobs' database, a new job's wake-up is a row
+written in the job's own transaction (a transactional outbox); otherwise it is sent
+once the transaction commits.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from typing import Any
+
+from django.conf import settings
+from django.db import DEFAULT_DB_ALIAS, DatabaseError, connections, transaction
+from django.utils import timezone
+
+from . import queues
+from .engine import queries
+from .queues import DEFAULT_QUEUE
+
+logger = logging.getLogger(__name__)
+
+# The django-q2 entry points, by the dotted path a message names.
+RUNNER = "jobs.runner.run_job"
+ANALYZER = "jobs.runner.analyze_job"
+
+
+def enqueue_wakeup(job_id: int | None = None, queue: str = DEFAULT_QUEUE) -> None:
+    """Send one message asking a worker of `queue`'s cluster to run `job_id` (or any
+    runnable job)."""
+    from django_q.tasks import async_task
+
+    cluster = queues.cluster_for(queue)
+    async_task(
+        RUNNER,
+        job_id,
+        save=False,
+        cluster=cluster,
+        broker=_broker(cluster),
+        task_name=f"job-{job_id or 'any'}",
+    )
+
+
+def enqueue_analysis(job_id: int) -> None:
+    from django_q.tasks import async_task
+
+    async_task(ANALYZER, job_id, save=False, task_name=f"analyze-{job_id}")
+
+
+def wake_workers(count: int, queue: str = DEFAULT_QUEUE) -> None:
+    """`count` wake-ups for `queue` (each woken worker drains the queue's jobs)."""
+    for _ in range(count):
+        enqueue_wakeup(None, queue)
+
+
+def wake_on_commit(job_id: int, queue: str) -> None:
+    """Wake job `job_id` once the current transaction commits (at once outside one).
+
+    robust: a broker hiccup after the commit must not fail the request that created
+    the job (a client retry would create it twice); the periodic tick wakes it.
+    """
+    transaction.on_commit(lambda: enqueue_wakeup(job_id, queue), robust=True)
+
+
+def wake_with_commit(job_id: int, queue: str, using: str = DEFAULT_DB_ALIAS) -> None:
+    """Wake new job `job_id` as its transaction commits: in that transaction for the
+    ORM broker on the same database (see wakeup_in_transaction), after it otherwise.
+
+    In the transaction, a failing INSERT fails the whole creation (nothing is
+    committed, so a client retry creates no duplicate); any other error is logged and
+    the periodic tick wakes the job, as for a broker hiccup after the commit.
+    """
+    if not wakeup_in_transaction(using):
+        wake_on_commit(job_id, queue)
+        return
+    try:
+        enqueue_wakeup(job_id, queue)
+    except DatabaseError:
+        raise
+    except Exception:
+        logger.exception("could not send the wake-up of job %s; the periodic tick wakes it", job_id)
+
+
+def wakeup_in_transaction(using: str) -> bool:
+    """Whether wake-ups for jobs written on database `using` go in the same transaction.
+
+    True for django-q2's ORM broker on that database (and not in sync mode, which would
+    run the job right away): the message is then a row like the job's, written with it.
+    It commits atomically with the job, is never sent for a rolled-back job, and costs
+    no commit of its own. The ORM broker's rows are visible to workers once committed
+    (their `lock` is the insert time, already past).
+    """
+    from django_q.conf import Conf
+
+    return (
+        using == Conf.ORM
+        and not (Conf.BROKER_CLASS or Conf.IRON_MQ or isinstance(Conf.SQS, dict))
+        and not Conf.SYNC
+    )
+
+
+def workers_per_cluster() -> int:
+    return int(settings.Q_CLUSTER.get("workers") or 1)
+
+
+_brokers: dict[tuple[Any, ...], Any] = {}
+
+
+def _broker(cluster: str) -> Any:
+    """django-q2's broker for `cluster`, made once per process and broker configuration.
+
+    async_task would make a new one per message: for Redis a new client, connection
+    pool and TCP connection each time; for the ORM broker a connection health check
+    (a SELECT 1 round trip) each time. Redis clients are thread-safe and reconnect
+    after a fork; the ORM broker holds no connection of its own.
+    """
+    from django_q.brokers import get_broker
+    from django_q.brokers.orm import ORM
+    from django_q.conf import Conf
+
+    key = (cluster, Conf.BROKER_CLASS, Conf.ORM, repr(Conf.REDIS), repr(Conf.SQS), Conf.IRON_MQ)
+    broker = _brokers.get(key)
+    if broker is None:
+        broker = get_broker(cluster)
+        if type(broker) is ORM:
+            broker = _outbox_orm_broker()(list_key=cluster)
+        _brokers[key] = broker
+    return broker
+
+
+@functools.cache
+def _outbox_orm_broker() -> type:
+    """django-q2's ORM broker, writing a message with one plain INSERT when a
+    transaction is open (the job's: see wakeup_in_transaction) instead of
+    OrmQ.objects.create(), whose per-field SQL compilation cost as much as the job's
+    own INSERT (sql: enqueue_orm_message)."""
+    from django_q.brokers.orm import ORM
+    from django_q.conf import Conf
+
+    class OutboxORM(ORM):
+        def enqueue(self, task: str) -> Any:
+            db = connections[Conf.ORM]
+            if db.get_autocommit():
+                return super().enqueue(task)  # as django-q2 does, stale-connection check too
+            params = {
+                "key": self.list_key or Conf.CLUSTER_NAME,
+                "payload": task,
+                "lock": queries.db_datetime(timezone.now()),
+            }
+            rows, _ = queries.execute("enqueue_orm_message", params)
+            return rows[0]["id"]
+
+    return OutboxORM

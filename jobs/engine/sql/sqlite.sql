@@ -1,0 +1,194 @@
+-- Jobdeck's hand-written statements for SQLite: the same work as postgresql.sql
+-- (read its header). SQLite has no row locks: the engine runs a claim and what
+-- commits with it inside one BEGIN IMMEDIATE transaction, so writers queue on the
+-- database lock and a claim always sees the last committed state. Lists travel as
+-- one JSON parameter read with json_each (one statement whatever their length,
+-- within SQLite's parameter limit). Datetimes are Django's text form (UTC), which
+-- sorts like time.
+
+
+-- name: claim_next
+-- Claim the most urgent runnable job of :queues (a JSON list) for :worker at :now:
+-- pending, due, and without a lock key or first in line for it; highest priority,
+-- then oldest. Under the write lock no other claim interleaves, so the
+-- one_running_job_per_lock index is only the last line of defence here.
+UPDATE jobs_job
+SET status = 'running',
+    attempts = attempts + 1,
+    worker = %(worker)s,
+    started_at = %(now)s,
+    heartbeat_at = %(now)s,
+    finished_at = NULL,
+    attempted_by = json_insert(attempted_by, '$[#]', json_array(%(worker)s, %(now)s))
+WHERE id = (
+    SELECT j.id FROM jobs_job j
+    WHERE j.status = 'pending'
+      AND j.queue IN (SELECT value FROM json_each(%(queues)s))
+      AND (j.run_after IS NULL OR j.run_after <= %(now)s)
+      AND (j.lock IS NULL OR NOT EXISTS (
+            SELECT 1 FROM jobs_job k
+            WHERE k.lock = j.lock
+              AND (k.status = 'running' OR (k.status = 'pending' AND k.id < j.id))))
+    ORDER BY j.priority DESC, j.id
+    LIMIT 1)
+  AND status = 'pending'
+RETURNING *;
+
+
+-- name: claim_job
+-- Claim job :job_id (the one a wake-up names) for :worker if it is runnable and one
+-- of :queues: the rules of claim_next.
+UPDATE jobs_job
+SET status = 'running',
+    attempts = attempts + 1,
+    worker = %(worker)s,
+    started_at = %(now)s,
+    heartbeat_at = %(now)s,
+    finished_at = NULL,
+    attempted_by = json_insert(attempted_by, '$[#]', json_array(%(worker)s, %(now)s))
+WHERE id = (
+    SELECT j.id FROM jobs_job j
+    WHERE j.id = %(job_id)s
+      AND j.status = 'pending'
+      AND j.queue IN (SELECT value FROM json_each(%(queues)s))
+      AND (j.run_after IS NULL OR j.run_after <= %(now)s)
+      AND (j.lock IS NULL OR NOT EXISTS (
+            SELECT 1 FROM jobs_job k
+            WHERE k.lock = j.lock
+              AND (k.status = 'running' OR (k.status = 'pending' AND k.id < j.id)))))
+  AND status = 'pending'
+RETURNING *;
+
+
+-- name: start_first_task
+-- In the claim's transaction: start the first unfinished task of the job just
+-- claimed (:job_id), if it is pending or failed in an earlier attempt.
+UPDATE jobs_task
+SET status = 'running', started_at = %(now)s, finished_at = NULL, error = '',
+    attempts = attempts + 1
+WHERE id = (
+    SELECT t.id FROM jobs_task t
+    WHERE t.job_id = %(job_id)s AND t.status <> 'succeeded'
+    ORDER BY t.position LIMIT 1)
+  AND status IN ('pending', 'failed')
+RETURNING id;
+
+
+-- name: task_list
+-- The tasks of job :job_id in order, with what the worker reads.
+SELECT id, position, name, status, result FROM jobs_task
+WHERE job_id = %(job_id)s
+ORDER BY position;
+
+
+-- name: start_task
+-- Start task :task_id of job :job_id: only while the worker's claim holds (running,
+-- attempt :attempt) and nobody asked to cancel, and only if the task is pending or
+-- failed in an earlier attempt (see postgresql.sql).
+UPDATE jobs_task
+SET status = 'running', started_at = %(now)s, finished_at = NULL, error = '',
+    attempts = attempts + 1
+WHERE id = %(task_id)s
+  AND status IN ('pending', 'failed')
+  AND EXISTS (
+        SELECT 1 FROM jobs_job
+        WHERE id = %(job_id)s AND status = 'running' AND attempts = %(attempt)s
+          AND cancel_requested_at IS NULL);
+
+
+-- name: task_succeeded
+-- Task :task_id succeeded with :task_result (JSON), fenced on the claim.
+UPDATE jobs_task
+SET status = 'succeeded', result = %(task_result)s, finished_at = %(now)s
+WHERE id = %(task_id)s AND status = 'running'
+  AND EXISTS (
+        SELECT 1 FROM jobs_job
+        WHERE id = %(job_id)s AND status = 'running' AND attempts = %(attempt)s);
+
+
+-- name: job_progress
+-- One more task of job :job_id done, fenced on the claim; with task_succeeded (and
+-- the task's log lines) in one transaction.
+UPDATE jobs_job SET progress_done = progress_done + 1
+WHERE id = %(job_id)s AND status = 'running' AND attempts = %(attempt)s;
+
+
+-- name: job_completed
+-- Job :job_id completed with :job_result and :progress tasks done, fenced on the
+-- claim; with its last task's success and log lines in one transaction (and, in the
+-- worker's drain, in the transaction of its next claim).
+UPDATE jobs_job
+SET status = 'completed', result = %(job_result)s, progress_done = %(progress)s,
+    error = '', finished_at = %(now)s, heartbeat_at = NULL
+WHERE id = %(job_id)s AND status = 'running' AND attempts = %(attempt)s;
+
+
+-- name: insert_job
+-- A new job (status :status: pending, or a draft); its tasks follow (insert_tasks_of).
+INSERT INTO jobs_job (
+    job_type, status, config, result, error, release_id, schedule_id,
+    created_by_id, queue, lock, priority, run_after, attempts, max_attempts,
+    created_at, queued_at, started_at, finished_at, heartbeat_at,
+    cancel_requested_at, worker, attempted_by, progress_done, progress_total,
+    analysis)
+VALUES (
+    %(job_type)s, %(status)s, %(config)s, NULL, '', %(release_id)s, %(schedule_id)s,
+    %(created_by_id)s, %(queue)s, %(lock)s, %(priority)s, %(run_after)s, 0,
+    %(max_attempts)s, %(created_at)s, %(queued_at)s, NULL, NULL, NULL,
+    NULL, '', '[]', 0, %(progress_total)s,
+    %(analysis)s)
+RETURNING id;
+
+
+-- name: insert_tasks_of
+-- The tasks of new job :job_id, positions 1…n named by :task_names (a JSON list),
+-- every other column at its initial value.
+INSERT INTO jobs_task (
+    job_id, position, name, status, result, error, attempts, progress_done,
+    progress_total, started_at, finished_at)
+SELECT %(job_id)s, t.key + 1, t.value, 'pending', NULL, '', 0, 0, 0, NULL, NULL
+FROM json_each(%(task_names)s) AS t;
+
+
+-- name: insert_jobs
+-- Many new pending jobs at once (bulk creation): :jobs is a JSON list of
+-- [job_type, config, release_id, queue, lock, priority, run_after, max_attempts,
+-- progress_total], every other column at its initial value. Returns their ids (in
+-- ascending order they are the input order: AUTOINCREMENT under the write lock).
+INSERT INTO jobs_job (
+    job_type, status, config, result, error, release_id, schedule_id, created_by_id,
+    queue, lock, priority, run_after, attempts, max_attempts, created_at, queued_at,
+    started_at, finished_at, heartbeat_at, cancel_requested_at, worker, attempted_by,
+    progress_done, progress_total, analysis)
+SELECT j.value ->> 0, 'pending', j.value -> 1, NULL, '', j.value ->> 2, NULL,
+       %(created_by_id)s, j.value ->> 3, j.value ->> 4, j.value ->> 5, j.value ->> 6, 0,
+       j.value ->> 7, %(created_at)s, %(created_at)s, NULL, NULL, NULL, NULL, '', '[]', 0,
+       j.value ->> 8, NULL
+FROM json_each(%(jobs)s) AS j
+RETURNING id;
+
+
+-- name: insert_tasks
+-- The pending tasks of new jobs (bulk creation): :tasks is a JSON list of
+-- [job_id, position, name], every other column at its initial value.
+INSERT INTO jobs_task (
+    job_id, position, name, status, result, error, attempts, progress_done,
+    progress_total, started_at, finished_at)
+SELECT t.value ->> 0, t.value ->> 1, t.value ->> 2, 'pending', NULL, '', 0, 0, 0, NULL, NULL
+FROM json_each(%(tasks)s) AS t;
+
+
+-- name: insert_logs
+-- Log lines of job :job_id in the given order (their ids, the follow cursor, follow
+-- it): :lines is a JSON list of [task_id, created_at, level, message].
+INSERT INTO jobs_joblog (job_id, task_id, created_at, level, message)
+SELECT %(job_id)s, l.value ->> 0, l.value ->> 1, l.value ->> 2, l.value ->> 3
+FROM json_each(%(lines)s) AS l;
+
+
+-- name: enqueue_orm_message
+-- A wake-up message in django-q2's ORM broker table, written in the open transaction
+-- of the job it wakes (see postgresql.sql).
+INSERT INTO django_q_ormq (key, payload, lock)
+VALUES (%(key)s, %(payload)s, %(lock)s)
+RETURNING id;

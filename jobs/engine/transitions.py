@@ -1,0 +1,573 @@
+"""Every change of `Job.status` and `Task.status`: one named function per transition.
+
+Each transition is a conditional write that reports whether it won, never a
+read-modify-write: two clusters, a redelivered message, the sweep and a person
+clicking cancel race, and exactly one of them wins. A worker's writes are fenced on
+its claim (the job is running *on the worker's attempt*), so a worker whose job was
+swept and claimed again changes nothing. The hot path runs the named statements of
+sql/<vendor>.sql; the rest uses the ORM. Each function is declared with the moves it
+makes (`@moves`), checked against TRANSITIONS when this module is imported, so the
+table in jobs/models.py is the one that holds.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, TypeVar
+
+from django.conf import settings
+from django.db import IntegrityError, connection, transaction
+from django.db.models import F, Value
+from django.db.models.functions import Coalesce
+from django.utils import timezone
+
+from ..exceptions import IllegalTransition
+from ..models import TRANSITIONS, Job, JobStatus, LogLevel, Task, TaskStatus
+from . import logs
+from .queries import db_datetime, db_json, execute, execute_many, job_from_row, py_json
+
+logger = logging.getLogger(__name__)
+
+S = JobStatus
+F_ = TypeVar("F_", bound=Callable[..., Any])
+
+# (function name, from statuses, to status) of every transition: see docs/architecture.md.
+MOVES: list[tuple[str, tuple[str, ...], str]] = []
+
+
+def moves(sources: Iterable[str], to: str) -> Callable[[F_], F_]:
+    """Declare that the decorated function moves jobs from `sources` to `to`; refuse
+    at import a move that TRANSITIONS does not allow."""
+    sources = tuple(sources)
+
+    def declare(function: F_) -> F_:
+        for source in sources:
+            if to not in TRANSITIONS[source]:
+                raise AssertionError(f"{function.__name__}: {source} → {to} is not in TRANSITIONS")
+        MOVES.append((function.__name__, sources, to))
+        return function
+
+    return declare
+
+
+# A log line as the worker's buffer holds it: (task id, created at, level, message).
+LogLine = tuple[int | None, datetime, int, str]
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A job this worker claimed: its row as the claim left it, its tasks in order
+    (the fields the worker reads) and the task the claim itself started."""
+
+    job: Job
+    tasks: list[Task]
+    started_task_id: int | None
+
+
+@dataclass(frozen=True)
+class Completion:
+    """A job whose last task succeeded, not yet written (see complete())."""
+
+    job_id: int
+    attempt: int
+    task_id: int
+    task_result: Any
+    job_result: Any
+    progress: int
+
+
+# --- claiming -------------------------------------------------------------------
+
+
+@moves([S.PENDING], to=S.RUNNING)
+def claim(*, worker: str, queues: Sequence[str], job_id: int | None = None) -> Claim | None:
+    """Claim one runnable job of `queues` (job `job_id`, or the next by priority then
+    FIFO) for `worker`, and start its first unfinished task.
+
+    Races (sql/postgresql.sql, claim_next): concurrent claimers take different jobs;
+    a job is claimed at most once; two claimers of one free lock key cannot both win
+    (the loser claims nothing now). On SQLite the claim runs in a BEGIN IMMEDIATE
+    transaction, writers queueing on the database lock.
+    """
+    try:
+        with _claim_transaction():
+            return _claim_rows(worker, queues, job_id, None, [])[1]
+    except IntegrityError:  # the lock key already has a running job: not now
+        return None
+
+
+@moves([S.RUNNING], to=S.COMPLETED)
+@moves([S.PENDING], to=S.RUNNING)
+def complete_and_claim(
+    completion: Completion, lines: Sequence[LogLine], *, worker: str, queues: Sequence[str]
+) -> Claim | None:
+    """complete() and claim() in one transaction (one round trip on PostgreSQL): a
+    draining worker commits once per job. A job of the same lock key waiting behind
+    the completed one is claimable by this very claim.
+
+    If the claim loses a lock race (the transaction rolls back, completion included),
+    the completion is written alone and nothing is claimed.
+    """
+    try:
+        with _claim_transaction():
+            settled, claimed = _claim_rows(worker, queues, None, completion, lines)
+    except IntegrityError:
+        complete(completion, lines)
+        return None
+    if not settled:
+        logger.warning("job #%s lost its claim before it completed", completion.job_id)
+    return claimed
+
+
+def _claim_transaction() -> Any:
+    """SQLite: the write lock (BEGIN IMMEDIATE) for the claim and what commits with it.
+    PostgreSQL: one implicit transaction per statement batch, or a savepoint when the
+    caller holds a transaction, so a lost lock race does not break the caller's."""
+    if connection.vendor == "sqlite" or connection.in_atomic_block:
+        return transaction.atomic()
+    return _nothing()
+
+
+class _nothing:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+def _claim_rows(
+    worker: str,
+    queues: Sequence[str],
+    job_id: int | None,
+    completion: Completion | None,
+    lines: Sequence[LogLine],
+) -> tuple[bool, Claim | None]:
+    """Run the claim (after `completion`'s statement when given): (whether the
+    completion won, the claim)."""
+    name = "claim_next" if job_id is None else "claim_job"
+    settled = True
+    if connection.vendor == "postgresql":
+        params: dict[str, Any] = {"worker": worker, "queues": list(queues), "job_id": job_id}
+        if completion is None:
+            (rows,) = execute_many([name], params)
+        else:
+            params.update(_completion_params(completion, lines))
+            done, rows = execute_many(["complete", name], params)
+            settled = bool(done[0]["count"])
+        if not rows:
+            return settled, None
+        row = rows[0]
+        started = row["started_task_id"]
+        tasks = [
+            _task(row["id"], started, id=pk, position=pos, name=n, status=st, result=result)
+            for pk, pos, n, st, result in py_json(row["task_list"]) or []
+        ]
+        return settled, Claim(job_from_row(row), tasks, started)
+    # SQLite, in the claim's BEGIN IMMEDIATE: the clock is read once the write lock is
+    # held, so a start is never recorded before a lock predecessor's finish.
+    now = db_datetime(timezone.now())
+    if completion is not None:
+        settled = _complete_sqlite(completion, lines, now)
+    params = {"worker": worker, "queues": _json_list(queues), "job_id": job_id, "now": now}
+    rows, _ = execute(name, params)
+    if not rows:
+        return settled, None
+    job = job_from_row(rows[0])
+    first, _ = execute("start_first_task", {"job_id": job.pk, "now": now})
+    started = first[0]["id"] if first else None
+    task_rows, _ = execute("task_list", {"job_id": job.pk})
+    tasks = [_task(job.pk, started, **{**r, "result": py_json(r["result"])}) for r in task_rows]
+    return settled, Claim(job, tasks, started)
+
+
+def _task(job_id: int, started: int | None, **fields: Any) -> Task:
+    """A claimed job's task as the claim left it (the read preceded the start)."""
+    if fields["id"] == started:
+        fields["status"] = TaskStatus.RUNNING
+    return Task(job_id=job_id, **fields)
+
+
+def _json_list(values: Iterable[Any]) -> str:
+    return db_json(list(values)) or "[]"
+
+
+# --- running ------------------------------------------------------------------------
+
+
+def start_task(job: Job, task_id: int) -> bool:
+    """Start task `task_id` (pending, or failed in an earlier attempt): only while the
+    worker's claim holds and nobody asked to cancel (sql: start_task)."""
+    params = {"task_id": task_id, "job_id": job.pk, "attempt": job.attempts}
+    if connection.vendor == "sqlite":
+        params["now"] = db_datetime(timezone.now())
+    return execute("start_task", params)[1] > 0
+
+
+def finish_task(job: Job, task_id: int, result: Any, lines: Sequence[LogLine]) -> bool:
+    """A task that is not the job's last succeeded: its log lines, its success and the
+    job's progress in one transaction, fenced on the claim. False if the claim was lost."""
+    if connection.vendor == "postgresql":
+        params = {
+            "job_id": job.pk,
+            "attempt": job.attempts,
+            "task_id": task_id,
+            "task_result": db_json(result),
+            **logs.line_arrays(lines),
+        }
+        rows, _ = execute("finish_task", params)
+        return bool(rows[0]["count"])
+    now = db_datetime(timezone.now())
+    fence = {"job_id": job.pk, "attempt": job.attempts}
+    with transaction.atomic():
+        if lines:
+            logs.append_many(job.pk, lines)
+        params = {**fence, "task_id": task_id, "task_result": db_json(result), "now": now}
+        execute("task_succeeded", params)
+        return execute("job_progress", fence)[1] > 0
+
+
+@moves([S.RUNNING], to=S.COMPLETED)
+def complete(completion: Completion, lines: Sequence[LogLine]) -> bool:
+    """The job's last task succeeded: its log lines, the task's success and the job's
+    completion in one transaction, fenced on the claim. False if the claim was lost."""
+    if connection.vendor == "postgresql":
+        rows, _ = execute("complete", _completion_params(completion, lines))
+        settled = bool(rows[0]["count"])
+    else:
+        with transaction.atomic():
+            settled = _complete_sqlite(completion, lines, db_datetime(timezone.now()))
+    if not settled:
+        logger.warning("job #%s lost its claim before it completed", completion.job_id)
+    return settled
+
+
+def _completion_params(completion: Completion, lines: Sequence[LogLine]) -> dict[str, Any]:
+    return {
+        "job_id": completion.job_id,
+        "attempt": completion.attempt,
+        "task_id": completion.task_id,
+        "task_result": db_json(completion.task_result),
+        "job_result": db_json(completion.job_result),
+        "progress": completion.progress,
+        **logs.line_arrays(lines),
+    }
+
+
+def _complete_sqlite(completion: Completion, lines: Sequence[LogLine], now: Any) -> bool:
+    """complete() on SQLite, inside the caller's transaction."""
+    if lines:
+        logs.append_many(completion.job_id, lines)
+    fence = {"job_id": completion.job_id, "attempt": completion.attempt}
+    task = {"task_id": completion.task_id, "task_result": db_json(completion.task_result)}
+    execute("task_succeeded", {**fence, **task, "now": now})
+    done = {"job_result": db_json(completion.job_result), "progress": completion.progress}
+    return execute("job_completed", {**fence, **done, "now": now})[1] > 0
+
+
+def _claimed(job: Job) -> Any:
+    """The job's row while the worker's attempt still holds it (the fencing token)."""
+    return Job.objects.filter(pk=job.pk, status=S.RUNNING, attempts=job.attempts)
+
+
+def fail_task(job: Job, task_id: int, error: str) -> bool:
+    """A running task's handler raised: the task is failed with `error`, fenced on
+    the claim (the job's own outcome follows: fail() or requeue())."""
+    with transaction.atomic():
+        if not _claimed(job).exists():
+            return False
+        updated = Task.objects.filter(pk=task_id, status=TaskStatus.RUNNING).update(
+            status=TaskStatus.FAILED, error=error, finished_at=timezone.now()
+        )
+    return updated > 0
+
+
+@moves([S.RUNNING], to=S.FAILED)
+def fail(job: Job, error: str) -> None:
+    """The running job failed with `error` (its last attempt, an unknown type, a task
+    that was not pending). Fenced on the claim: IllegalTransition if it was lost."""
+    transition(
+        job.pk,
+        action="finish as failed",
+        expected=[S.RUNNING],
+        to=S.FAILED,
+        attempt=job.attempts,
+        error=error,
+        finished_at=timezone.now(),
+        heartbeat_at=None,
+    )
+
+
+@moves([S.RUNNING], to=S.PENDING)
+def requeue(job: Job, *, error: str, run_after: datetime) -> bool:
+    """A failed attempt with attempts left goes back to pending, due at `run_after`.
+
+    Never a job someone asked to cancel (it ends cancelled instead: see
+    cancel_at_boundary), and only on the worker's own attempt.
+    """
+    return bool(
+        _claimed(job)
+        .filter(cancel_requested_at__isnull=True)
+        .update(status=S.PENDING, error=error, worker="", heartbeat_at=None, run_after=run_after)
+    )
+
+
+@moves([S.RUNNING], to=S.CANCELLED)
+def cancel_at_boundary(job: Job, task_id: int | None, lines: Sequence[LogLine]) -> None:
+    """A running job whose cancel was requested ends cancelled at a task boundary (or
+    when its handler raised JobCancelled): the running task `task_id` cancelled, the
+    pending ones skipped, with the job's last log lines, in one transaction. Fenced on
+    the claim: the job first, the tasks only if it won (IllegalTransition otherwise)."""
+    with transaction.atomic():
+        if lines:
+            logs.append_many(job.pk, lines)
+        transition(
+            job.pk,
+            action="finish as cancelled",
+            expected=[S.RUNNING],
+            to=S.CANCELLED,
+            attempt=job.attempts,
+            finished_at=timezone.now(),
+            heartbeat_at=None,
+        )
+        _end_tasks(job.pk, running=TaskStatus.CANCELLED, skip_pending=True, now=timezone.now())
+
+
+def _end_tasks(
+    job_id: int, *, running: str, skip_pending: bool, now: datetime, error: str | None = None
+) -> None:
+    """The tasks of a job that just ended: the running one becomes `running` (with
+    `error` if given), and the pending ones skipped if asked."""
+    fields: dict[str, Any] = {"status": running, "finished_at": now}
+    if error is not None:
+        fields["error"] = error
+    Task.objects.filter(job_id=job_id, status=TaskStatus.RUNNING).update(**fields)
+    if skip_pending:
+        Task.objects.filter(job_id=job_id, status=TaskStatus.PENDING).update(
+            status=TaskStatus.SKIPPED
+        )
+
+
+def heartbeat(job_id: int, attempt: int) -> bool:
+    """The worker still runs job `job_id` on `attempt` (not a status change)."""
+    return bool(
+        Job.objects.filter(pk=job_id, status=S.RUNNING, attempts=attempt).update(
+            heartbeat_at=timezone.now()
+        )
+    )
+
+
+def claim_state(job_id: int) -> tuple[str, int, datetime | None] | None:
+    """(status, attempts, cancel_requested_at) of job `job_id`, None if it is gone."""
+    return (
+        Job.objects.filter(pk=job_id)
+        .values_list("status", "attempts", "cancel_requested_at")
+        .first()
+    )
+
+
+def cancel_requested(job_id: int) -> bool:
+    return Job.objects.filter(pk=job_id, cancel_requested_at__isnull=False).exists()
+
+
+def task_progress(job_id: int, task_id: int, done: int, total: int) -> None:
+    """Progress inside a running task, as its handler reports it (not a status)."""
+    Task.objects.filter(pk=task_id, job_id=job_id).update(
+        progress_done=max(0, done), progress_total=max(0, total)
+    )
+
+
+def retry_delay(attempts: int, base: float | None = None) -> timedelta:
+    """Exponential backoff with jitter before attempt `attempts` + 1:
+    base * 2^(attempts-1), ±50 %, at most an hour."""
+    base = settings.JOBDECK_RETRY_BACKOFF_SECONDS if base is None else base
+    seconds = base * (2 ** max(0, attempts - 1)) * random.uniform(0.5, 1.5)
+    return timedelta(seconds=min(seconds, 3600))
+
+
+# --- people's actions ---------------------------------------------------------------
+
+
+def transition(
+    job_id: int,
+    *,
+    action: str,
+    expected: Iterable[str],
+    to: str,
+    attempt: int | None = None,
+    **fields: Any,
+) -> None:
+    """Move job `job_id` from one of `expected` to `to` in one conditional UPDATE.
+
+    Raises IllegalTransition (naming the current status) when the job was not in an
+    expected status (another actor won the race) or when TRANSITIONS forbids the move.
+    With `attempt` (the fencing token), only while the job is still on that attempt.
+    """
+    expected = tuple(expected)
+    if any(to not in TRANSITIONS[source] for source in expected):
+        raise IllegalTransition(job_id, action, None, allowed=expected)
+    matching = Job.objects.filter(pk=job_id, status__in=expected)
+    if attempt is not None:
+        matching = matching.filter(attempts=attempt)
+    if not matching.update(status=to, **fields):
+        current = Job.objects.filter(pk=job_id).values_list("status", flat=True).first()
+        raise IllegalTransition(job_id, action, current, allowed=expected)
+
+
+@moves([S.DRAFT], to=S.PENDING)
+def submit(job_id: int) -> None:
+    """A draft becomes a pending job that runs (IllegalTransition if not a draft)."""
+    transition(job_id, action="submit", expected=[S.DRAFT], to=S.PENDING, queued_at=timezone.now())
+
+
+@moves([S.PENDING], to=S.CANCELLED)
+def cancel(job_id: int) -> str:
+    """Cancel job `job_id`: a pending one at once (its tasks skipped; it never runs), a
+    running one by recording the request, honoured at its next task boundary (a second
+    request keeps the first one's time). Returns the status it had; IllegalTransition
+    for any other. The pending→cancelled UPDATE and the claim's `status = 'pending'`
+    re-check settle a cancel racing a claim: exactly one of them wins."""
+    now = timezone.now()
+    with transaction.atomic():
+        if Job.objects.filter(pk=job_id, status=S.PENDING).update(
+            status=S.CANCELLED, cancel_requested_at=now, finished_at=now
+        ):
+            Task.objects.filter(job_id=job_id, status=TaskStatus.PENDING).update(
+                status=TaskStatus.SKIPPED
+            )
+            return S.PENDING
+        if Job.objects.filter(pk=job_id, status=S.RUNNING).update(
+            cancel_requested_at=Coalesce(F("cancel_requested_at"), Value(now))
+        ):
+            return S.RUNNING
+    current = Job.objects.filter(pk=job_id).values_list("status", flat=True).first()
+    raise IllegalTransition(job_id, "cancel", current, allowed=[S.PENDING, S.RUNNING])
+
+
+@moves([S.FAILED, S.CANCELLED], to=S.PENDING)
+def retry(job_id: int, *, fields: dict[str, Any], task_names: list[str] | None) -> None:
+    """A failed or cancelled job runs again (IllegalTransition otherwise): succeeded
+    tasks are kept and skipped, the others reset to pending. With `task_names` (a
+    corrected config's tasks), succeeded tasks whose position and name still match are
+    kept and the rest rebuilt. Call inside a transaction."""
+    transition(
+        job_id,
+        action="retry",
+        expected=[S.FAILED, S.CANCELLED],
+        to=S.PENDING,
+        error="",
+        result=None,
+        finished_at=None,
+        cancel_requested_at=None,
+        heartbeat_at=None,
+        run_after=None,
+        worker="",
+        queued_at=timezone.now(),
+        **fields,
+    )
+    if task_names is not None:
+        _replace_unfinished_tasks(job_id, task_names)
+    Task.objects.filter(job_id=job_id).exclude(status=TaskStatus.SUCCEEDED).update(
+        status=TaskStatus.PENDING,
+        error="",
+        result=None,
+        started_at=None,
+        finished_at=None,
+        progress_done=0,
+        progress_total=0,
+    )
+
+
+def _replace_unfinished_tasks(job_id: int, names: list[str]) -> None:
+    """Keep succeeded tasks whose (position, name) still match; rebuild the rest."""
+    kept = set(
+        Task.objects.filter(job_id=job_id, status=TaskStatus.SUCCEEDED).values_list(
+            "position", "name"
+        )
+    )
+    wanted = set(enumerate(names, start=1))
+    keep_positions = {p for p, n in kept if (p, n) in wanted}
+    Task.objects.filter(job_id=job_id).exclude(position__in=keep_positions).delete()
+    Task.objects.bulk_create(
+        [
+            Task(job_id=job_id, position=p, name=n)
+            for p, n in sorted(wanted)
+            if p not in keep_positions
+        ]
+    )
+    Job.objects.filter(pk=job_id).update(
+        progress_total=len(names), progress_done=len(keep_positions)
+    )
+
+
+# --- recovery -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Swept:
+    counts: dict[str, int]
+    requeued: list[tuple[int, str]]  # (job id, queue): to be woken
+
+
+@moves([S.RUNNING], to=S.PENDING)
+@moves([S.RUNNING], to=S.FAILED)
+@moves([S.RUNNING], to=S.CANCELLED)
+def sweep(*, now: datetime, stale_after: timedelta) -> Swept:
+    """Recover running jobs whose worker stopped heartbeating (killed, machine lost):
+    re-queued while attempts remain, else failed; cancelled if someone asked to.
+
+    Each UPDATE re-checks staleness and the attempt, so a worker that heartbeats
+    meanwhile keeps its job and two sweeps (two clusters' ticks) recover it once.
+    """
+    cutoff = now - stale_after
+    stale = Job.objects.filter(status=S.RUNNING, heartbeat_at__lt=cutoff)
+    counts = {"requeued": 0, "failed": 0, "cancelled": 0}
+    requeued: list[tuple[int, str]] = []
+    fields = ("pk", "attempts", "max_attempts", "worker", "heartbeat_at", "queue")
+    for job in stale.only(*fields, "cancel_requested_at"):
+        reason = (
+            f"worker lost: no heartbeat from {job.worker or 'its worker'} "
+            f"since {job.heartbeat_at.isoformat() if job.heartbeat_at else 'its claim'}"
+        )
+        with transaction.atomic():
+            still_stale = Job.objects.filter(
+                pk=job.pk, status=S.RUNNING, attempts=job.attempts, heartbeat_at__lt=cutoff
+            )
+            if job.cancel_requested_at is not None:
+                # Someone asked to cancel it: a lost worker does not earn a re-run.
+                outcome, suffix = "cancelled", "cancelled as requested"
+                won = still_stale.update(
+                    status=S.CANCELLED, error=reason, finished_at=now, heartbeat_at=None
+                )
+            elif job.attempts < job.max_attempts:
+                outcome, suffix = "requeued", "re-queued"
+                won = still_stale.filter(cancel_requested_at__isnull=True).update(
+                    status=S.PENDING,
+                    error=reason,
+                    worker="",
+                    heartbeat_at=None,
+                    run_after=now + retry_delay(job.attempts),
+                )
+            else:
+                outcome, suffix = "failed", "attempts exhausted"
+                won = still_stale.update(
+                    status=S.FAILED, error=reason, finished_at=now, heartbeat_at=None
+                )
+            if not won:
+                continue
+            _end_tasks(
+                job.pk,
+                running=TaskStatus.FAILED,
+                skip_pending=outcome == "cancelled",
+                now=now,
+                error=reason,
+            )
+            logs.append(job.pk, f"{reason} — {suffix}", level=LogLevel.ERROR)
+            counts[outcome] += 1
+            if outcome == "requeued":
+                requeued.append((job.pk, job.queue))
+    return Swept(counts, requeued)

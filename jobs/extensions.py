@@ -1,0 +1,74 @@
+"""How the apps built on jobs add to it, so that jobs imports none of them.
+
+`releases` and `scheduler` depend on `jobs`, never the other way (import-linter
+checks it, pyproject.toml). Where a job's lock, its waiting reason or the dashboard
+needs what another app knows, that app registers a function here from its
+AppConfig.ready():
+
+- `register_lock_key(fn)`: fn(job) → the lock key a new job takes, or None. The
+  first non-None answer wins. (releases: "release:<id>" for a release's jobs.)
+- `register_lock_label(prefix, fn, related=())`: fn(job) → a label for the lock
+  key of `job` (which starts with `prefix`), naming what a job waiting behind it
+  waits for ("release Shop"); `related` names the job's foreign keys fn reads, which
+  the reader loads with the job (select_related), so no query per label.
+- `register_dashboard_panel(fn)`: fn(user, now) → {"template": …, …context} or
+  None, a panel the admin dashboard shows (scheduler: failing schedules).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .models import Job
+
+LockKey = Callable[["Job"], str | None]
+LockLabel = Callable[["Job"], str]
+DashboardPanel = Callable[[Any, datetime], dict[str, Any] | None]
+
+_lock_keys: list[LockKey] = []
+_lock_labels: dict[str, tuple[LockLabel, tuple[str, ...]]] = {}
+_dashboard_panels: list[DashboardPanel] = []
+
+
+def register_lock_key(fn: LockKey) -> None:
+    if fn not in _lock_keys:
+        _lock_keys.append(fn)
+
+
+def lock_key(job: Job) -> str | None:
+    """The lock key of new job `job` (None: it runs beside anything)."""
+    for fn in _lock_keys:
+        key = fn(job)
+        if key is not None:
+            return key
+    return None
+
+
+def register_lock_label(prefix: str, fn: LockLabel, related: tuple[str, ...] = ()) -> None:
+    _lock_labels[prefix] = (fn, related)
+
+
+def lock_label_relations() -> list[str]:
+    """The foreign keys of Job that the registered label functions read."""
+    return sorted({name for _, related in _lock_labels.values() for name in related})
+
+
+def lock_label(job: Job) -> str:
+    """What a job waiting behind `job` (which holds a lock key) waits for."""
+    key = job.lock or ""
+    for prefix, (fn, _) in _lock_labels.items():
+        if key.startswith(prefix):
+            return fn(job)
+    return f"lock {key}"
+
+
+def register_dashboard_panel(fn: DashboardPanel) -> None:
+    if fn not in _dashboard_panels:
+        _dashboard_panels.append(fn)
+
+
+def dashboard_panels(user: Any, now: datetime) -> list[dict[str, Any]]:
+    return [panel for fn in _dashboard_panels if (panel := fn(user, now)) is not None]

@@ -1,0 +1,94 @@
+"""How many statements and commits a job costs: the reason for the hand-written SQL
+(jobs/engine/sql/), pinned so that a change adding one fails loudly."""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+
+import pytest
+from django.db import connection
+
+from jobs import runner, services
+from jobs.models import Job, JobStatus
+
+# Real transactions: what commits is what a worker or a web request commits.
+pytestmark = pytest.mark.django_db(transaction=True)
+
+DEMO = {"job_type": "demo.steps", "config": {"steps": 1, "delay": 0}}
+PG = connection.vendor == "postgresql"
+
+
+class Count:
+    """Statements sent, and commits: explicit ones plus statements run in autocommit
+    (each its own transaction)."""
+
+    def __init__(self) -> None:
+        self.statements: list[str] = []
+        self.commits = 0
+
+    def __call__(self, execute, sql, params, many, context):
+        self.statements.append(sql)
+        if connection.get_autocommit() and not sql.lstrip().upper().startswith("BEGIN"):
+            self.commits += 1
+        return execute(sql, params, many, context)
+
+
+@contextmanager
+def counting():
+    count = Count()
+    commit = connection.commit
+
+    def counted_commit() -> None:
+        count.commits += 1
+        commit()
+
+    connection.commit = counted_commit  # the atomic blocks' commits
+    try:
+        with connection.execute_wrapper(count):
+            yield count
+    finally:
+        del connection.commit
+
+
+def test_creating_a_job_costs_two_statements_on_postgresql_and_four_on_sqlite():
+    services.job_create(**DEMO)  # warm caches (statements, registry)
+    with counting() as count:
+        services.job_create(**DEMO)
+    # PostgreSQL: the job with its tasks (one statement), its wake-up (a transactional
+    # outbox row); SQLite: BEGIN IMMEDIATE, the job, its tasks, the wake-up. One commit.
+    assert (len(count.statements), count.commits) == ((2, 1) if PG else (4, 1))
+
+
+def test_each_job_a_worker_drains_costs_one_statement_on_postgresql(settings):
+    settings.JOBDECK_DRAIN_SECONDS = 60
+    services.job_bulk_create(specs=[DEMO] * 3)
+    runner.run_job()  # warm: first claims, the statements parsed
+
+    def drain(n: int) -> Count:
+        services.job_bulk_create(specs=[DEMO] * n)
+        with counting() as count:
+            assert runner.run_job() == {"ran": n}
+        return count
+
+    five, fifteen = drain(5), drain(15)
+    per_job = (len(fifteen.statements) - len(five.statements)) / 10
+    commits_per_job = (fifteen.commits - five.commits) / 10
+    # PostgreSQL: a finished job's completion (its log lines, its last task, the job)
+    # and the next claim (with its first task's start and the task list) are one round
+    # trip and one commit. SQLite (no data-modifying CTEs): BEGIN IMMEDIATE, the log
+    # lines, the last task, the job, the claim, its first task and the task list: seven
+    # statements and one commit.
+    assert (per_job, commits_per_job) == ((1, 1) if PG else (7, 1))
+    assert Job.objects.filter(status=JobStatus.COMPLETED).count() == 23
+
+
+def test_a_job_of_three_tasks_costs_a_statement_per_task_boundary_on_postgresql():
+    job = services.job_create(job_type="demo.steps", config={"steps": 3, "delay": 0})
+    with counting() as count:
+        claim = runner.claim(worker="w:1", job_id=job.pk)
+        assert runner.execute(claim) == JobStatus.COMPLETED
+    # PostgreSQL: the claim (with task 1's start); for tasks 1 and 2 their success (with
+    # their log lines and the job's progress) and the next task's start; the completion.
+    # SQLite: 4 for the claim (BEGIN, claim, first task, task list), 4 per success or
+    # completion (BEGIN, log lines, task, job), 1 per start.
+    assert (len(count.statements), count.commits) == ((6, 6) if PG else (18, 6))
