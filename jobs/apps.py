@@ -21,4 +21,3 @@ class JobsConfig(AppConfig):
         autodiscover_modules("jobtypes")
         for module in settings.JOBDECK_JOBTYPE_MODULES:
             import_module(module)
-

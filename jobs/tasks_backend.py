@@ -14,9 +14,8 @@ serves it (JOBDECK_QUEUE_CLUSTERS) wakes for it and claims it.
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import fields
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from django.core import checks
@@ -26,18 +25,19 @@ from django.tasks.backends.base import BaseTaskBackend
 from django.tasks.base import TaskError
 from django.tasks.exceptions import InvalidTask, TaskResultDoesNotExist
 from django.tasks.signals import task_enqueued
+from django.utils.dateparse import parse_datetime
 from django.utils.json import normalize_json
 from django.utils.module_loading import import_string
 
 from . import queues, services
-from .models import AuditAction, Job, JobLog, JobStatus, TaskStatus
+from .models import AuditAction, Job, JobStatus, TaskStatus
 from .models import Task as JobTask
 
 CARRIER = "tasks.call"
 
-# The carrier writes one such line when an attempt starts: the worker history.
+# The carrier logs this line when an attempt starts (for people reading the log; the
+# worker history itself is the job's attempted_by, written by each claim).
 ATTEMPT_LINE = "attempt {attempt} started on worker {worker}"
-_ATTEMPT_RE = re.compile(r"^attempt (\d+) started on worker (\S+)$")
 
 # Where the carrier keeps each attempt's structured error on the task row.
 ERROR_KEY = "task_errors"
@@ -77,15 +77,16 @@ def exception_class_path(exc: BaseException) -> str:
     return f"{type(exc).__module__}.{type(exc).__qualname__}"
 
 
-def worker_history(job_id: int) -> list[tuple[datetime, str]]:
-    """(start time, worker) of each attempt that reached the carrier, oldest first."""
-    lines = JobLog.objects.filter(
-        job_id=job_id, message__startswith="attempt ", message__contains=" started on worker "
-    ).order_by("id")
+def worker_history(job: Job) -> list[tuple[datetime, str]]:
+    """(start time, worker) of each attempt, oldest first: the job's attempted_by (a
+    job claimed before that column existed has only its last attempt's)."""
     history = []
-    for created_at, message in lines.values_list("created_at", "message"):
-        if match := _ATTEMPT_RE.match(message):
-            history.append((created_at, match.group(2)))
+    for worker, started in job.attempted_by or []:
+        at = parse_datetime(str(started))
+        if at is not None:
+            history.append((at if at.tzinfo else at.replace(tzinfo=UTC), str(worker)))
+    if not history and job.attempts and job.started_at is not None:
+        history.append((job.started_at, job.worker))
     return history
 
 
@@ -133,7 +134,6 @@ def result_from_job(
     alias: str,
     task: Task | None = None,
     task_row: JobTask | None = None,
-    history: list[tuple[datetime, str]] | None = None,
 ) -> TaskResult:
     """The TaskResult a `tasks.call` job stands for (its id is the job id)."""
     config = job.config
@@ -148,11 +148,8 @@ def result_from_job(
     status = STATUS_MAP[job.status]
     if task_row is None and status != TaskResultStatus.SUCCESSFUL and job.attempts:
         task_row = JobTask.objects.filter(job_id=job.pk).order_by("position").first()
-    if history is None:
-        history = worker_history(job.pk) if job.attempts else []
+    history = worker_history(job)
     worker_ids = [worker for _, worker in history]
-    if job.worker and len(worker_ids) < job.attempts:
-        worker_ids.append(job.worker)  # claimed; the carrier has not logged yet
     result = TaskResult(
         task=task,
         id=str(job.pk),
@@ -216,7 +213,7 @@ class JobdeckBackend(BaseTaskBackend):
                 action=AuditAction.CREATED,
                 detail={"task": task.module_path, "queue": task.queue_name},
             )
-        result = result_from_job(job, alias=self.alias, task=task, history=[])
+        result = result_from_job(job, alias=self.alias, task=task)
         task_enqueued.send(type(self), task_result=result)
         return result
 

@@ -34,7 +34,6 @@ from .tasks_backend import (
     exception_class_path,
     resolve_task,
     result_from_job,
-    worker_history,
 )
 from .worker.context import JobContext
 
@@ -176,9 +175,7 @@ class TasksCall(JobType):
         alias = config.get("backend") or task.backend
         ctx.check_cancelled()  # a running function cannot be interrupted; this is the last stop
         ctx.log(ATTEMPT_LINE.format(attempt=ctx.attempt, worker=ctx.job.worker))
-        result = result_from_job(
-            ctx.job, alias=alias, task=task, history=worker_history(ctx.job.pk)
-        )
+        result = result_from_job(ctx.job, alias=alias, task=task)
         task = result.task
         backend = task.get_backend()
         _send(task_started, type(backend), result, ctx)
