@@ -21,6 +21,7 @@ from django.utils.functional import cached_property
 from django.utils.text import capfirst
 
 from . import registry
+from .engine import queries
 from .models import Job, JobLog, LogLevel
 from .selectors import waiting_reasons
 
@@ -78,15 +79,12 @@ class EstimatedCountPaginator(Paginator):
         qs = self.object_list
         connection = connections[qs.db]
         if connection.vendor == "postgresql" and not qs.query.where:
-            with connection.cursor() as cursor:
-                cursor.execute(
-                    "SELECT reltuples::bigint FROM pg_class WHERE oid = to_regclass(%s)",
-                    [connection.ops.quote_name(qs.model._meta.db_table)],
-                )
-                row = cursor.fetchone()
-            if row and row[0] >= self.estimate_from:
+            table = connection.ops.quote_name(qs.model._meta.db_table)
+            rows, _ = queries.execute("estimated_rows", {"table": table})
+            estimate = rows[0]["estimate"] if rows else None
+            if estimate is not None and estimate >= self.estimate_from:
                 self.estimated = True
-                return int(row[0])
+                return int(estimate)
         counted = qs.order_by()[: self.cap + 1].count()
         if counted > self.cap:
             self.estimated = True

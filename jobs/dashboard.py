@@ -12,8 +12,19 @@ from typing import Any
 
 from django.conf import settings
 from django.db import connections
-from django.db.models import Count, Max, Min, Q, QuerySet
-from django.db.models.functions import TruncDay, TruncHour
+from django.db.models import (
+    Aggregate,
+    Count,
+    DurationField,
+    ExpressionWrapper,
+    F,
+    FloatField,
+    Max,
+    Min,
+    Q,
+    QuerySet,
+)
+from django.db.models.functions import Extract, TruncDay, TruncHour
 from django.utils import timezone
 
 from . import extensions, selectors
@@ -119,27 +130,32 @@ def slowest_types(
     return rows[:limit]
 
 
+class PercentileCont(Aggregate):
+    """PostgreSQL's percentile_cont(fraction) WITHIN GROUP (ORDER BY expression)."""
+
+    function = "percentile_cont"
+    template = "%(function)s(%(fraction)s) WITHIN GROUP (ORDER BY %(expressions)s)"
+    output_field = FloatField()
+
+    def __init__(self, expression: Any, fraction: float) -> None:
+        super().__init__(expression, fraction=float(fraction))
+
+
 def _slowest_types_postgres(finished: QuerySet[Job], limit: int) -> list[dict[str, Any]]:
-    inner_sql, params = finished.values(
-        "job_type", "started_at", "finished_at"
-    ).query.sql_with_params()
-    sql = f"""
-        SELECT job_type, COUNT(*),
-               percentile_cont(0.5) WITHIN GROUP (ORDER BY secs),
-               percentile_cont(0.95) WITHIN GROUP (ORDER BY secs)
-        FROM (SELECT t.job_type AS job_type,
-                     EXTRACT(EPOCH FROM (t.finished_at - t.started_at)) AS secs
-              FROM ({inner_sql}) AS t) AS d
-        GROUP BY job_type
-        ORDER BY 4 DESC
-        LIMIT %s
-    """
-    with connections[finished.db].cursor() as cursor:
-        cursor.execute(sql, [*params, limit])
-        return [
-            {"job_type": t, "count": n, "median": float(med), "p95": float(p95)}
-            for t, n, med, p95 in cursor.fetchall()
-        ]
+    seconds = Extract(
+        ExpressionWrapper(F("finished_at") - F("started_at"), output_field=DurationField()),
+        "epoch",
+    )
+    rows = (
+        finished.values("job_type")
+        .annotate(
+            count=Count("pk"),
+            median=PercentileCont(seconds, 0.5),
+            p95=PercentileCont(seconds, 0.95),
+        )
+        .order_by("-p95")[:limit]
+    )
+    return [{**row, "median": float(row["median"]), "p95": float(row["p95"])} for row in rows]
 
 
 def _percentile(values: list[float], q: float) -> float:

@@ -109,7 +109,7 @@ class Job(models.Model):
         "releases.Release",
         null=True,
         blank=True,
-        on_delete=models.CASCADE,
+        on_delete=models.DB_CASCADE,
         related_name="jobs",
         db_index=False,
     )
@@ -117,7 +117,7 @@ class Job(models.Model):
         "scheduler.Schedule",
         null=True,
         blank=True,
-        on_delete=models.SET_NULL,
+        on_delete=models.DB_SET_NULL,
         related_name="jobs",
         db_index=False,
     )
@@ -125,7 +125,7 @@ class Job(models.Model):
         settings.AUTH_USER_MODEL,
         null=True,
         blank=True,
-        on_delete=models.SET_NULL,
+        on_delete=models.DB_SET_NULL,
         related_name="jobs",
         db_index=False,
     )
@@ -241,7 +241,7 @@ class Job(models.Model):
 
 class Task(models.Model):
     # No index of its own: task_position_unique (job, position) serves job lookups.
-    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="tasks", db_index=False)
+    job = models.ForeignKey(Job, on_delete=models.DB_CASCADE, related_name="tasks", db_index=False)
     position = models.PositiveIntegerField()
     name = models.CharField(max_length=200)
     status = models.CharField(
@@ -279,9 +279,14 @@ class Task(models.Model):
 class JobLog(models.Model):
     """One log line; its id is the follow cursor."""
 
-    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="logs", db_index=False)
+    job = models.ForeignKey(Job, on_delete=models.DB_CASCADE, related_name="logs", db_index=False)
     task = models.ForeignKey(
-        Task, null=True, blank=True, on_delete=models.CASCADE, related_name="logs", db_index=False
+        Task,
+        null=True,
+        blank=True,
+        on_delete=models.DB_CASCADE,
+        related_name="logs",
+        db_index=False,
     )
     created_at = models.DateTimeField(default=timezone.now)
     level = models.PositiveSmallIntegerField(choices=LogLevel.choices, default=LogLevel.INFO)
@@ -322,13 +327,13 @@ class AuditEvent(models.Model):
     """
 
     job = models.ForeignKey(
-        Job, null=True, blank=True, on_delete=models.SET_NULL, related_name="events"
+        Job, null=True, blank=True, on_delete=models.DB_SET_NULL, related_name="events"
     )
     target_type = models.CharField(max_length=100, blank=True)  # "jobs.job", "scheduler.schedule"
     target_id = models.CharField(max_length=100, blank=True)
     target_repr = models.CharField(max_length=200, blank=True)
     actor = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.DB_SET_NULL
     )
     via = models.CharField(max_length=20, default="system")  # admin, api, cli, tasks, ...
     action = models.CharField(max_length=_max_length(AuditAction), choices=AuditAction.choices)

@@ -18,7 +18,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import connection, transaction
+from django.db import transaction
 from django.utils import timezone
 
 from . import broker, engine, extensions, queues, registry
@@ -276,117 +276,22 @@ def job_log(
 # --- cleanup and recovery -----------------------------------------------------------
 
 
-def _deletion_plan(model: type) -> tuple[Any, ...] | None:
-    """How to delete rows of `model` with plain SQL, read from the model _meta so that
-    a relation added later is covered: for each relation pointing at `model`, CASCADE
-    (recursively, leaf models first), SET_NULL, or nothing (DO_NOTHING and the DB_*
-    variants the database applies itself). None when a relation needs Django's
-    collector (PROTECT, RESTRICT, SET_DEFAULT, SET(...), generic relations, a cycle)."""
-    from django.db.models import deletion
-
-    def plan(model: type, seen: frozenset) -> tuple[Any, ...] | None:
-        if (
-            model in seen
-            or model._meta.parents
-            or any(hasattr(f, "bulk_related_objects") for f in model._meta.private_fields)
-        ):
-            return None
-        cascades, set_nulls = [], []
-        for rel in deletion.get_candidate_relations_to_delete(model._meta):
-            field, on_delete = rel.field, rel.on_delete
-            if on_delete is deletion.CASCADE:
-                sub = plan(rel.related_model, seen | {model})
-                if sub is None:
-                    return None
-                cascades.append((field, sub))
-            elif on_delete is deletion.SET_NULL:
-                set_nulls.append(field)
-            elif on_delete not in deletion.SKIP_COLLECTION:
-                return None
-        cascades.sort(key=lambda step: len(step[1][1]))  # leaves first: fewer empty probes
-        return (model, tuple(cascades), tuple(set_nulls))
-
-    return plan(model, frozenset())
-
-
-def _plan_models(plan: tuple[Any, ...]) -> Iterable[type]:
-    model, cascades, _ = plan
-    yield model
-    for _, sub in cascades:
-        yield from _plan_models(sub)
-
-
-def _in_ids(column: str, ids: list[int]) -> tuple[str, list[Any]]:
-    """`column` among `ids`: one array parameter on PostgreSQL (a list of thousands of
-    parameters costs more to send and parse than the delete itself), else IN (…)."""
-    if connection.vendor == "postgresql":
-        return f"{column} = ANY(%s)", [ids]
-    return f"{column} IN ({', '.join(['%s'] * len(ids))})", list(ids)
-
-
-def _run_deletion_plan(
-    cursor: Any,
-    plan: tuple[Any, ...],
-    where: tuple[str, list[Any]],
-    counts: dict[str, int],
-    ids: list[int] | None = None,
-) -> None:
-    """Delete the rows of the plan's model matching `where` (SQL on its table; their
-    primary keys are `ids` when known) after what cascades from them, and null the
-    SET_NULL references to them: one statement per relation."""
-    model, cascades, set_nulls = plan
-    qn = connection.ops.quote_name
-    table = qn(model._meta.db_table)
-
-    def pointing_at(field: Any) -> tuple[str, str, list[Any]]:
-        """(table, condition, params) of the rows of field.model pointing at `where`."""
-        column = f"{qn(field.model._meta.db_table)}.{qn(field.column)}"
-        if ids is not None and field.target_field == model._meta.pk:
-            return (qn(field.model._meta.db_table), *_in_ids(column, ids))
-        target = f"{table}.{qn(field.target_field.column)}"
-        sql = f"{column} IN (SELECT {target} FROM {table} WHERE {where[0]})"
-        return qn(field.model._meta.db_table), sql, where[1]
-
-    for field, sub in cascades:
-        _, sql, params = pointing_at(field)
-        _run_deletion_plan(cursor, sub, (sql, params), counts)
-    for field in set_nulls:
-        related, sql, params = pointing_at(field)
-        cursor.execute(f"UPDATE {related} SET {qn(field.column)} = NULL WHERE {sql}", params)
-    cursor.execute(f"DELETE FROM {table} WHERE {where[0]}", where[1])
-    counts[model._meta.label] = counts.get(model._meta.label, 0) + max(cursor.rowcount, 0)
-
-
 def _delete_jobs(ids: list[int]) -> dict[str, int]:
-    """Delete jobs `ids` and what cascades from them (tasks, logs, audit events, …);
-    SET_NULL references to them (schedules, occurrences, …) are nulled. Returns counts.
+    """Delete jobs `ids` and what hangs off them; returns the counts.
 
-    Call it inside a transaction holding the jobs' row locks. One DELETE or UPDATE
-    per relation found in the models' _meta, by primary keys, instead of Django's
-    collector (which loads every job and task). Falls back to the collector when a
-    relation or a delete signal receiver needs it.
+    Call it inside a transaction holding the jobs' row locks. Every foreign key to a
+    job has a database-level rule (ON DELETE CASCADE for tasks and logs, SET NULL for
+    audit events, schedules and occurrences), so this is one DELETE however much hangs
+    off the jobs; the tasks and log lines going with them are counted first.
     """
-    from django.db.models import signals
-
     if not ids:
         return {"jobs": 0, "tasks": 0, "logs": 0}
-    counts: dict[str, int] = {}
-    plan = _deletion_plan(Job)
-    if plan is None or any(
-        signals.pre_delete.has_listeners(m) or signals.post_delete.has_listeners(m)
-        for m in _plan_models(plan)
-    ):
-        _, counts = Job.objects.filter(pk__in=ids).delete()
-    else:
-        qn = connection.ops.quote_name
-        pk = f"{qn(Job._meta.db_table)}.{qn(Job._meta.pk.column)}"
-        with connection.cursor() as cursor:
-            _run_deletion_plan(cursor, plan, _in_ids(pk, ids), counts, ids)
-    return {
-        "jobs": counts.get(Job._meta.label, 0),
-        "tasks": counts.get(Task._meta.label, 0),
-        "logs": counts.get(JobLog._meta.label, 0),
+    counts = {
+        "tasks": Task.objects.filter(job_id__in=ids).count(),
+        "logs": JobLog.objects.filter(job_id__in=ids).count(),
     }
+    deleted, _ = Job.objects.filter(pk__in=ids).delete()
+    return {"jobs": deleted, **counts}
 
 
 def job_cleanup(

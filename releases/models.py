@@ -20,11 +20,11 @@ class Release(models.Model):
         "releases.ReleaseVersion",
         null=True,
         blank=True,
-        on_delete=models.SET_NULL,
+        on_delete=models.DB_SET_NULL,
         related_name="+",
     )
     created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.DB_SET_NULL
     )
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(auto_now=True)
@@ -39,8 +39,8 @@ class Release(models.Model):
 class ImmutableQuerySet(models.QuerySet):
     """Refuses bulk updates and deletes: a saved version never changes, whatever the path.
 
-    Deleting the release is the one way out: Django's deletion collector removes the
-    cascaded rows with its own DELETE queries, never through `QuerySet.delete()`.
+    Deleting the release is the one way out: the database cascades to its versions and
+    their artefacts (ON DELETE CASCADE), never through `QuerySet.delete()`.
     """
 
     def update(self, **kwargs):
@@ -53,21 +53,21 @@ class ImmutableQuerySet(models.QuerySet):
 
 
 class ReleaseVersion(models.Model):
-    release = models.ForeignKey(Release, on_delete=models.CASCADE, related_name="versions")
+    release = models.ForeignKey(Release, on_delete=models.DB_CASCADE, related_name="versions")
     number = models.PositiveIntegerField()
     parent = models.ForeignKey(
-        # RESTRICT, not PROTECT: a parent cannot be deleted alone, yet deleting the
-        # release (which cascades to parent and child together) is allowed.
+        # The database's NO ACTION (checked at commit): a parent cannot be deleted alone,
+        # yet deleting the release (which cascades to parent and child together) is.
         "self",
         null=True,
         blank=True,
-        on_delete=models.RESTRICT,
+        on_delete=models.DO_NOTHING,
         related_name="children",
     )
     manifest = models.JSONField(default=dict, blank=True)
     comment = models.TextField(blank=True)
     created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.DB_SET_NULL
     )
     created_at = models.DateTimeField(default=timezone.now)
 
@@ -109,7 +109,7 @@ class ArtefactKind(models.TextChoices):
 class Artefact(models.Model):
     """A file of a version (or a package built from it), with its size and SHA-256."""
 
-    version = models.ForeignKey(ReleaseVersion, on_delete=models.CASCADE, related_name="files")
+    version = models.ForeignKey(ReleaseVersion, on_delete=models.DB_CASCADE, related_name="files")
     kind = models.CharField(max_length=10, choices=ArtefactKind.choices, default=ArtefactKind.FILE)
     path = models.CharField(max_length=500)  # relative, validated, as in the manifest
     file = models.FileField(upload_to=artefact_upload_to, max_length=700)

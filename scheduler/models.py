@@ -39,7 +39,7 @@ class Schedule(models.Model):
         "releases.Release",
         null=True,
         blank=True,
-        on_delete=models.CASCADE,
+        on_delete=models.DB_CASCADE,
         related_name="schedules",
     )
     kind = models.CharField(max_length=10, choices=ScheduleKind.choices)
@@ -52,7 +52,7 @@ class Schedule(models.Model):
     next_run_at = models.DateTimeField(null=True, blank=True)
     last_run_at = models.DateTimeField(null=True, blank=True)
     last_job = models.ForeignKey(
-        "jobs.Job", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        "jobs.Job", null=True, blank=True, on_delete=models.DB_SET_NULL, related_name="+"
     )
     misfire_policy = models.CharField(
         max_length=10, choices=MisfirePolicy.choices, default=MisfirePolicy.SKIP
@@ -62,7 +62,7 @@ class Schedule(models.Model):
     )
     dry_run = models.BooleanField(default=False)
     created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.DB_SET_NULL
     )
     created_at = models.DateTimeField(default=dj_timezone.now)
     updated_at = models.DateTimeField(auto_now=True)
@@ -99,11 +99,13 @@ class Schedule(models.Model):
 class Occurrence(models.Model):
     """One firing of a schedule; UNIQUE(schedule, fire_at) makes it happen once."""
 
-    schedule = models.ForeignKey(Schedule, on_delete=models.CASCADE, related_name="occurrences")
+    schedule = models.ForeignKey(
+        Schedule, on_delete=models.DB_CASCADE, related_name="occurrences"
+    )
     fire_at = models.DateTimeField()
     fired_at = models.DateTimeField(default=dj_timezone.now)
     job = models.ForeignKey(
-        "jobs.Job", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        "jobs.Job", null=True, blank=True, on_delete=models.DB_SET_NULL, related_name="+"
     )
     skipped_reason = models.CharField(max_length=200, blank=True)
 

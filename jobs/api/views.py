@@ -12,7 +12,7 @@ from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import DatabaseError, connection
+from django.db import DatabaseError
 from django.db.models import Prefetch, Q, QuerySet
 from django.utils import timezone
 from django_filters.rest_framework import DjangoFilterBackend
@@ -28,6 +28,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from jobs import registry, selectors, services
+from jobs.engine import queries
 from jobs.models import Job, JobLog, JobStatus, Task
 
 from . import serializers as s
@@ -317,9 +318,7 @@ class HealthView(APIView):
     def get(self, request: Request) -> Response:
         now = timezone.now()
         try:
-            with connection.cursor() as cursor:
-                cursor.execute("SELECT 1")
-                cursor.fetchone()
+            queries.execute("ping", {})
         except DatabaseError as exc:
             body = {
                 "status": "down",

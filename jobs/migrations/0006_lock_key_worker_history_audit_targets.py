@@ -5,7 +5,7 @@
   replaces one_running_job_per_release, and the engine knows nothing of releases.
 - jobs_job.attempted_by: [worker, started at] of each attempt, written by the claim.
 - jobs_auditevent.target_*: what an event is about (a job, a schedule, a release…),
-  kept when it is deleted (job is now SET_NULL, no longer CASCADE).
+  kept when it is deleted (0007 makes job ON DELETE SET NULL, no longer CASCADE).
 
 Not atomic: on PostgreSQL the indexes are created and dropped CONCURRENTLY, so workers,
 the API and the admin keep using jobs_job meanwhile. Each statement is idempotent, so
@@ -14,7 +14,6 @@ goes: there is no moment without a one-running-job rule.
 """
 
 import django.core.serializers.json
-import django.db.models.deletion
 from django.db import migrations, models
 from django.db.models import Q
 
@@ -113,17 +112,6 @@ class Migration(migrations.Migration):
                     ("rolled back", "Rolled Back"),
                 ],
                 max_length=11,
-            ),
-        ),
-        migrations.AlterField(
-            model_name="auditevent",
-            name="job",
-            field=models.ForeignKey(
-                blank=True,
-                null=True,
-                on_delete=django.db.models.deletion.SET_NULL,
-                related_name="events",
-                to="jobs.job",
             ),
         ),
         migrations.AlterField(

@@ -272,3 +272,16 @@ FROM UNNEST(%(log_task_ids)s::bigint[], %(log_times)s::timestamptz[],
 INSERT INTO django_q_ormq (key, payload, lock)
 VALUES (%(key)s, %(payload)s, %(lock)s)
 RETURNING id;
+
+
+-- name: ping
+-- The health check's round trip to the database.
+SELECT 1 AS ok;
+
+
+-- name: estimated_rows
+-- The planner's estimate of the rows of table %(table)s (pg_class.reltuples, kept by
+-- ANALYZE and autovacuum): the admin's changelist shows it instead of counting a big
+-- table (COUNT(*) reads every row).
+SELECT reltuples::bigint AS estimate FROM pg_class WHERE oid = to_regclass(%(table)s);
+

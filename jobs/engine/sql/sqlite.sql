@@ -192,3 +192,8 @@ FROM json_each(%(lines)s) AS l;
 INSERT INTO django_q_ormq (key, payload, lock)
 VALUES (%(key)s, %(payload)s, %(lock)s)
 RETURNING id;
+
+
+-- name: ping
+-- The health check's round trip to the database.
+SELECT 1 AS ok;

@@ -1,0 +1,49 @@
+"""Foreign keys delete and null through the database (ON DELETE CASCADE / SET NULL):
+a job's cleanup is one DELETE, the rows hanging off it go with it."""
+
+import django.db.models.deletion
+from django.conf import settings
+from django.db import migrations, models
+
+from jobs.migration_operations import AlterForeignKeyOnDelete
+
+
+class Migration(migrations.Migration):
+    # On PostgreSQL each constraint is swapped NOT VALID, then validated without
+    # blocking writes (see AlterForeignKeyOnDelete): not in one transaction.
+    atomic = False
+
+    dependencies = [
+        ('jobs', '0007_database_on_delete'),
+        ('releases', '0003_database_on_delete'),
+        ('scheduler', '0002_schedule_policy_constraints'),
+        migrations.swappable_dependency(settings.AUTH_USER_MODEL),
+    ]
+
+    operations = [
+        AlterForeignKeyOnDelete(
+            model_name='occurrence',
+            name='job',
+            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.DB_SET_NULL, related_name='+', to='jobs.job'),
+        ),
+        AlterForeignKeyOnDelete(
+            model_name='occurrence',
+            name='schedule',
+            field=models.ForeignKey(on_delete=django.db.models.deletion.DB_CASCADE, related_name='occurrences', to='scheduler.schedule'),
+        ),
+        AlterForeignKeyOnDelete(
+            model_name='schedule',
+            name='created_by',
+            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.DB_SET_NULL, to=settings.AUTH_USER_MODEL),
+        ),
+        AlterForeignKeyOnDelete(
+            model_name='schedule',
+            name='last_job',
+            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.DB_SET_NULL, related_name='+', to='jobs.job'),
+        ),
+        AlterForeignKeyOnDelete(
+            model_name='schedule',
+            name='release',
+            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.DB_CASCADE, related_name='schedules', to='releases.release'),
+        ),
+    ]
