@@ -5,11 +5,15 @@ from __future__ import annotations
 from rest_framework import serializers
 
 from jobs import registry
-from releases.models import Release
 
 from .. import selectors
 from ..models import MisfirePolicy, OverlapPolicy, Schedule, ScheduleKind
 
+
+
+# A schedule may name a release; its model is reached through the field, so the
+# scheduler imports nothing of the releases app.
+RELEASES = Schedule._meta.get_field("release").related_model._default_manager.all()
 
 class ScheduleInputSerializer(serializers.Serializer):
     """Types only; validity (cron, timezone, weekdays, time, config) is the service's."""
@@ -18,7 +22,7 @@ class ScheduleInputSerializer(serializers.Serializer):
     job_type = serializers.CharField(max_length=100)
     config = serializers.JSONField(required=False, default=dict)
     release = serializers.PrimaryKeyRelatedField(
-        queryset=Release.objects.all(), required=False, allow_null=True, default=None
+        queryset=RELEASES, required=False, allow_null=True, default=None
     )
     kind = serializers.ChoiceField(choices=ScheduleKind.choices)
     interval_minutes = serializers.IntegerField(required=False, allow_null=True, default=None)
