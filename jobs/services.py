@@ -13,14 +13,14 @@ import json
 import logging
 import random
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import DEFAULT_DB_ALIAS, DatabaseError, connection, connections, transaction
-from django.db.models import F, Value
+from django.db.models import F, Q, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -800,25 +800,35 @@ def retry_delay(job: Job, base: float | None = None) -> timedelta:
     return timedelta(seconds=min(seconds, 3600))
 
 
-def sweep_stale_jobs(*, now: datetime | None = None) -> dict[str, int]:
+def sweep_stale_jobs(
+    *, now: datetime | None = None, workers: Collection[str] | None = None
+) -> dict[str, int]:
     """Recover running jobs whose worker stopped heartbeating (killed, machine lost).
 
     Each is re-queued while attempts remain, else failed with a clear error. The
     UPDATE re-checks staleness, so a worker that heartbeats meanwhile keeps its job.
+
+    With `workers` ("host:pid" names the caller knows to be dead: `manage.py serve`
+    after killing its cluster), their running jobs are recovered by the same rules at
+    once, whatever their last heartbeat.
     """
     now = now or timezone.now()
     cutoff = now - timedelta(seconds=settings.JOBDECK_STALE_SECONDS)
-    stale = Job.objects.filter(status=JobStatus.RUNNING, heartbeat_at__lt=cutoff)
+    lost = Q(heartbeat_at__lt=cutoff) if workers is None else Q(worker__in=list(workers))
+    stale = Job.objects.filter(lost, status=JobStatus.RUNNING)
     counts = {"requeued": 0, "failed": 0, "cancelled": 0}
     fields = ("pk", "attempts", "max_attempts", "worker", "heartbeat_at", "job_type", "queue")
     for job in stale.only(*fields, "cancel_requested_at"):
-        reason = (
-            f"worker lost: no heartbeat from {job.worker or 'its worker'} "
-            f"since {job.heartbeat_at.isoformat()}"
-        )
+        if workers is None:
+            reason = (
+                f"worker lost: no heartbeat from {job.worker or 'its worker'} "
+                f"since {job.heartbeat_at.isoformat()}"
+            )
+        else:
+            reason = f"worker stopped: {job.worker} was killed when its cluster shut down"
         with transaction.atomic():
             still_stale = Job.objects.filter(
-                pk=job.pk, status=JobStatus.RUNNING, attempts=job.attempts, heartbeat_at__lt=cutoff
+                lost, pk=job.pk, status=JobStatus.RUNNING, attempts=job.attempts
             )
             if job.cancel_requested_at is not None:
                 # Someone asked to cancel it: a lost worker does not earn a re-run.
