@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 from io import StringIO
@@ -215,3 +216,20 @@ def test_a_version_uploaded_with_json_is_printed_in_the_api_s_shape(world):
     out, _ = run("releases", "versions", "web", "--upload", world["upload"], "--json")
     version = json.loads(out)
     assert version["number"] == 3 and [f["name"] for f in version["files"]] == ["index.html"]
+
+
+def test_plain_manage_py_without_debug_or_secret_key_says_so_in_one_line():
+    env = {k: v for k, v in os.environ.items() if k not in ("DEBUG", "SECRET_KEY")}
+    done = subprocess.run(
+        [sys.executable, "manage.py", "jobs", "list"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 1
+    assert done.stderr == (
+        "manage.py: SECRET_KEY must be set when DEBUG is off (in a development checkout, "
+        "./jobdeck manage … runs manage.py with DEBUG=1).\n"
+    )
