@@ -25,6 +25,10 @@ OTHER_ENDPOINTS = {"health": "health/", "schema": "schema/", "docs": "docs/"}
 class ApiRootView(APIView):
     """Jobdeck's API: every resource, by name. Log in (top right) to browse them."""
 
+    # Not DRF's DefaultRouter root: that one lists a single router's resources, and it
+    # reverses their URLs, which drops the optional trailing slash. This lists every
+    # app's routers and the other endpoints, in their canonical, slashed form.
+
     permission_classes = [AllowAny]
 
     @extend_schema(exclude=True)

@@ -129,3 +129,36 @@ def test_ci_runs_the_tests_once_lint_passes(checkout):
     assert done.returncode != 0
     assert "unknown database 'none-so-the-tests-stop-here'" in done.stderr, done.stdout
     assert "lint failed" not in done.stderr
+
+
+# --- ./jobdeck setup and usage -----------------------------------------------------------
+
+
+def test_setup_installs_and_migrates_the_database_it_is_given(tmp_path):
+    database = tmp_path / "setup.sqlite3"
+    env = {k: v for k, v in os.environ.items() if k not in ("DEBUG", "SECRET_KEY")}
+    done = subprocess.run(
+        ["./jobdeck", "setup"],
+        cwd=ROOT,
+        env={**env, "DATABASE_URL": f"sqlite:///{database}"},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    tables = (
+        subprocess.run(
+            ["sqlite3", str(database), ".tables"], capture_output=True, text=True, check=False
+        ).stdout
+        if shutil.which("sqlite3")
+        else "jobs_job"
+    )
+    assert "jobs_job" in tables
+    assert database.stat().st_size > 0
+
+
+def test_jobdeck_without_a_command_lists_its_commands_and_exits_2():
+    done = subprocess.run(["./jobdeck"], cwd=ROOT, capture_output=True, text=True, timeout=30)
+    assert done.returncode == 2
+    for command in ("start", "manage", "test", "lint", "bench", "setup"):
+        assert f"./jobdeck {command}" in done.stdout

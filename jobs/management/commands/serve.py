@@ -142,7 +142,7 @@ class Command(BaseCommand):
         for signum in STOP_SIGNALS:
             signal.signal(signum, self.on_signal)
         shown = f"[{host}]" if ":" in host else host
-        self.stderr.write(
+        self.say(
             f"web server on http://{shown}:{port}/ (admin /admin/, API /api/) and a django-q2 "
             f"cluster; Ctrl-C stops both within {grace + KILL_WAIT:.0f} s"
         )
@@ -155,12 +155,17 @@ class Command(BaseCommand):
         self.stop()
         if failed:
             raise CommandError(failed)
-        self.stderr.write("stopped.")
+        self.say("stopped.")
+
+    def say(self, message: str) -> None:
+        """To stderr; never fails (after SIGHUP the terminal may be gone, the stop is not)."""
+        with contextlib.suppress(OSError, ValueError):
+            self.stderr.write(message)
 
     def on_signal(self, signum: int, frame: object) -> None:
         self.signals += 1
         if self.signals == 2:
-            self.stderr.write("second signal: stopping the cluster at once")
+            self.say("second signal: stopping the cluster at once")
 
     def supervise(self) -> str | None:
         """Wait for a stop signal or a child's exit; a child's exit is the failure returned."""
@@ -174,17 +179,19 @@ class Command(BaseCommand):
     # --- stopping ----------------------------------------------------------------
 
     def stop(self) -> None:
-        self.stderr.write("stopping the web server and the cluster…")
+        self.say("stopping the web server and the cluster…")
         tree = descendants(self.cluster.pid) | {self.cluster.pid}
         for proc in (self.web, self.cluster):
             if proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)
-        running = self.running_jobs(tree)
+        try:
+            running = self.describe(self.running_jobs(tree))
+        except DatabaseError:  # the stop goes on without the database
+            running = "the jobs its workers are running"
         if running:
-            self.stderr.write(
-                f"waiting up to {self.grace} s for {self.describe(running)} to finish; "
-                "then the cluster is killed and the job is recovered (re-queued while "
-                "attempts remain, else failed)"
+            self.say(
+                f"waiting up to {self.grace} s for {running} to finish; then the cluster is "
+                "killed and the job is recovered (re-queued while attempts remain, else failed)"
             )
         deadline = time.monotonic() + self.grace
         while self.cluster.poll() is None and time.monotonic() < deadline and self.signals < 2:
@@ -197,11 +204,11 @@ class Command(BaseCommand):
         self.end(self.web)
         leftover = sorted(pid for pid in tree if alive(pid))
         if leftover:  # should not happen: said, rather than left silently
-            self.stderr.write(f"processes still running: {', '.join(map(str, leftover))}")
+            self.say(f"processes still running: {', '.join(map(str, leftover))}")
 
     def kill(self, tree: set[int]) -> None:
         """SIGKILL the cluster's process group and every process found under it."""
-        self.stderr.write(f"the cluster is still busy after {self.grace} s: killing it")
+        self.say(f"the cluster is still busy after {self.grace} s: killing it")
         with contextlib.suppress(ProcessLookupError):
             os.killpg(self.cluster.pid, signal.SIGKILL)  # its own session and group
         for pid in tree:  # any that left the group
@@ -242,16 +249,18 @@ class Command(BaseCommand):
         try:
             interrupted = self.running_jobs(tree)
             described = {job.pk: self.describe([job]) for job in interrupted}
-            if described:
-                with quiet_info_logging(verbosity=1):  # the re-queue's "Enqueued" line
-                    services.sweep_stale_jobs(workers=self.worker_names(tree))
+            if not described:
+                return
+            with quiet_info_logging(verbosity=1):  # the re-queue's "Enqueued" line
+                services.sweep_stale_jobs(workers=self.worker_names(tree))
+            recovered = list(Job.objects.filter(pk__in=described).order_by("pk"))
         except DatabaseError as exc:
-            self.stderr.write(
+            self.say(
                 f"could not recover the interrupted jobs now ({exc}); the sweep recovers "
                 "them on the next start, once their heartbeat is stale"
             )
             return
-        for job in Job.objects.filter(pk__in=described).order_by("pk"):
+        for job in recovered:
             if job.status == JobStatus.PENDING:
                 outcome = (
                     f"re-queued (attempt {job.attempts} of {job.max_attempts} used); the next "
@@ -264,4 +273,4 @@ class Command(BaseCommand):
                 )
             else:
                 outcome = job.status
-            self.stderr.write(f"{described[job.pk]} was interrupted: {outcome}")
+            self.say(f"{described[job.pk]} was interrupted: {outcome}")
