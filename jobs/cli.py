@@ -1,5 +1,5 @@
 """What the management commands share: argument helpers, one readable line for bad input,
-global options accepted anywhere, `--json` output and quiet broker logging.
+global options accepted anywhere, `--json` output, and no INFO log noise on stderr.
 
 `ActionCommand` is the base of `manage.py jobs`, `schedules` and `releases`: a command of
 actions (`jobs list`, `releases apply web 2`) whose global options `--json` and `--user`
