@@ -44,8 +44,9 @@ def read_only(base: type[admin.ModelAdmin]) -> type[admin.ModelAdmin]:
 
 class JobdeckAdminSite(admin.AdminSite):
     site_header = "Jobdeck"
-    site_title = "Jobdeck"
-    index_title = "Jobs and what runs them"
+    site_title = "Jobdeck admin"
+    index_title = "Jobdeck administration"
+    site_url = "/"  # config.views.home: where the admin, the API and its docs are
     index_template = "admin/jobs/index.html"
 
     def index(self, request: HttpRequest, extra_context: dict | None = None) -> TemplateResponse:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -350,11 +350,17 @@ def job_cleanup(
     return summary
 
 
-def sweep_stale_jobs(*, now: datetime | None = None) -> dict[str, int]:
+def sweep_stale_jobs(
+    *, now: datetime | None = None, workers: Collection[str] | None = None
+) -> dict[str, int]:
     """Recover running jobs whose worker stopped heartbeating (engine.sweep) and wake
-    the re-queued ones."""
+    the re-queued ones. With `workers` ("host:pid" names the caller knows to be dead:
+    `manage.py serve` after killing its cluster), their running jobs are recovered by
+    the same rules at once, whatever their last heartbeat."""
     swept = engine.sweep(
-        now=now or timezone.now(), stale_after=timedelta(seconds=settings.JOBDECK_STALE_SECONDS)
+        now=now or timezone.now(),
+        stale_after=timedelta(seconds=settings.JOBDECK_STALE_SECONDS),
+        workers=workers,
     )
     for job_id, queue in swept.requeued:
         broker.wake_on_commit(job_id, queue)

@@ -99,9 +99,7 @@ class Schedule(models.Model):
 class Occurrence(models.Model):
     """One firing of a schedule; UNIQUE(schedule, fire_at) makes it happen once."""
 
-    schedule = models.ForeignKey(
-        Schedule, on_delete=models.DB_CASCADE, related_name="occurrences"
-    )
+    schedule = models.ForeignKey(Schedule, on_delete=models.DB_CASCADE, related_name="occurrences")
     fire_at = models.DateTimeField()
     fired_at = models.DateTimeField(default=dj_timezone.now)
     job = models.ForeignKey(

@@ -36,9 +36,15 @@ class JobFilter(django_filters.FilterSet):
     status = StatusListFilter(help_text="Comma-separated statuses, e.g. `pending,running`.")
     job_type = django_filters.CharFilter(max_length=100)
     release = django_filters.NumberFilter(field_name="release_id", min_value=1)
+    release_id = django_filters.NumberFilter(
+        field_name="release_id", min_value=1, help_text="Alias of `release`."
+    )
     schedule = django_filters.NumberFilter(field_name="schedule_id", min_value=1)
     created_by = django_filters.CharFilter(
         method="filter_created_by", max_length=150, help_text="A username or a user id."
+    )
+    user_id = django_filters.NumberFilter(
+        field_name="created_by_id", min_value=1, help_text="Alias of `created_by` (a user id)."
     )
     created_after = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
     created_before = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
@@ -55,8 +61,10 @@ class JobFilter(django_filters.FilterSet):
             "status",
             "job_type",
             "release",
+            "release_id",
             "schedule",
             "created_by",
+            "user_id",
             "created_after",
             "created_before",
             "ordering",

@@ -1,8 +1,43 @@
-"""Pagination shared by every list endpoint: cursor-based, so no COUNT(*) over millions."""
+"""Pagination shared by every list endpoint: cursor-based, so no COUNT(*) over millions.
+
+It is also where every list endpoint refuses query parameters it does not know: a
+misspelt filter (`?relase=3`) is a 400 naming it, never a silently unfiltered list.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
+from django_filters.rest_framework import DjangoFilterBackend
+from rest_framework.exceptions import ValidationError
 from rest_framework.pagination import CursorPagination
+from rest_framework.request import Request
+from rest_framework.settings import api_settings
+
+
+def filter_names(view, queryset) -> set[str]:
+    """The query parameters the view's django-filter FilterSet reads (none if it has none)."""
+    # DRF applies filter backends to a viewset's `list` only; a custom list action
+    # (a release's jobs, a schedule's history) filters nothing.
+    if getattr(view, "action", "list") != "list":
+        return set()
+    names: set[str] = set()
+    for backend in getattr(view, "filter_backends", ()):
+        if issubclass(backend, DjangoFilterBackend):
+            filterset_class = backend().get_filterset_class(view, queryset)
+            if filterset_class is not None:
+                names.update(filterset_class.base_filters)
+    return names
+
+
+def reject_unknown_query_params(request: Request, known: Iterable[str]) -> None:
+    """400 `{"<name>": ["Unknown query parameter; …"]}` for each parameter not in `known`."""
+    allowed = {*known, api_settings.URL_FORMAT_OVERRIDE}
+    unknown = sorted(set(request.query_params) - allowed)
+    if unknown:
+        accepted = ", ".join(sorted(a for a in allowed if a)) or "none"
+        message = f"Unknown query parameter; this list accepts: {accepted}."
+        raise ValidationError({name: [message] for name in unknown})
 
 
 class JobdeckCursorPagination(CursorPagination):
@@ -17,6 +52,15 @@ class JobdeckCursorPagination(CursorPagination):
     max_page_size = 200
     ordering = "-id"
     ordering_query_param = "ordering"
+
+    def paginate_queryset(self, queryset, request, view=None):
+        # Every paginated list passes here, so this is the one place that knows a
+        # list's whole vocabulary: its filters plus the pagination's own parameters.
+        known = {self.cursor_query_param, self.page_size_query_param}
+        if getattr(view, "cursor_orderings", None):
+            known.add(self.ordering_query_param)
+        reject_unknown_query_params(request, known | filter_names(view, queryset))
+        return super().paginate_queryset(queryset, request, view)
 
     def get_ordering(self, request, queryset, view) -> tuple[str, ...]:
         choices: dict[str, str] = getattr(view, "cursor_orderings", {}) or {}

@@ -1,17 +1,20 @@
-"""/api/jobs/, /api/wizard/jobs/, /api/job-types/, /api/auth/token/ and /api/health/."""
+"""/api/jobs/, /api/wizard/jobs/, /api/job-types/, /api/auth/token/ and /api/health/.
 
-from django.urls import path
-from rest_framework.routers import SimpleRouter
+Every route matches with and without its trailing slash (jobs/api/routers.py).
+"""
+
+from django.urls import re_path
 
 from . import views
+from .routers import OPTIONAL_SLASH, OptionalSlashRouter
 
-router = SimpleRouter()
+router = OptionalSlashRouter()
 router.register("jobs", views.JobViewSet, basename="job")
 router.register("wizard/jobs", views.WizardJobViewSet, basename="wizard-job")
 router.register("job-types", views.JobTypeViewSet, basename="job-type")
 
 urlpatterns = [
-    path("auth/token/", views.TokenView.as_view(), name="api-token"),
-    path("health/", views.HealthView.as_view(), name="api-health"),
+    re_path(rf"^auth/token{OPTIONAL_SLASH}$", views.TokenView.as_view(), name="api-token"),
+    re_path(rf"^health{OPTIONAL_SLASH}$", views.HealthView.as_view(), name="api-health"),
     *router.urls,
 ]

@@ -33,6 +33,7 @@ from jobs.models import Job, JobLog, JobStatus, Task
 
 from . import serializers as s
 from .filters import JobFilter
+from .pagination import reject_unknown_query_params
 from .parsers import JSONParser
 
 
@@ -257,6 +258,7 @@ class JobTypeViewSet(viewsets.ViewSet):
 
     @extend_schema(responses=s.JobTypeSerializer(many=True))
     def list(self, request: Request) -> Response:
+        reject_unknown_query_params(request, known=())  # not paginated, so not checked there
         data = [
             {
                 "name": jt.name,

@@ -14,14 +14,14 @@ from __future__ import annotations
 
 import logging
 import random
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
-from django.db.models import F, Value
+from django.db.models import F, Q, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -516,26 +516,33 @@ class Swept:
 @moves([S.RUNNING], to=S.PENDING)
 @moves([S.RUNNING], to=S.FAILED)
 @moves([S.RUNNING], to=S.CANCELLED)
-def sweep(*, now: datetime, stale_after: timedelta) -> Swept:
-    """Recover running jobs whose worker stopped heartbeating (killed, machine lost):
-    re-queued while attempts remain, else failed; cancelled if someone asked to.
+def sweep(
+    *, now: datetime, stale_after: timedelta, workers: Collection[str] | None = None
+) -> Swept:
+    """Recover running jobs whose worker stopped heartbeating (killed, machine lost), or
+    whose worker is one of `workers` (known dead): re-queued while attempts remain, else
+    failed; cancelled if someone asked to.
 
-    Each UPDATE re-checks staleness and the attempt, so a worker that heartbeats
-    meanwhile keeps its job and two sweeps (two clusters' ticks) recover it once.
+    Each UPDATE re-checks that the job is still lost and on its attempt, so a worker that
+    heartbeats meanwhile keeps its job and two sweeps (two clusters' ticks) recover it once.
     """
     cutoff = now - stale_after
-    stale = Job.objects.filter(status=S.RUNNING, heartbeat_at__lt=cutoff)
+    lost = Q(heartbeat_at__lt=cutoff) if workers is None else Q(worker__in=list(workers))
+    stale = Job.objects.filter(lost, status=S.RUNNING)
     counts = {"requeued": 0, "failed": 0, "cancelled": 0}
     requeued: list[tuple[int, str]] = []
     fields = ("pk", "attempts", "max_attempts", "worker", "heartbeat_at", "queue")
     for job in stale.only(*fields, "cancel_requested_at"):
-        reason = (
-            f"worker lost: no heartbeat from {job.worker or 'its worker'} "
-            f"since {job.heartbeat_at.isoformat() if job.heartbeat_at else 'its claim'}"
-        )
+        if workers is None:
+            reason = (
+                f"worker lost: no heartbeat from {job.worker or 'its worker'} "
+                f"since {job.heartbeat_at.isoformat() if job.heartbeat_at else 'its claim'}"
+            )
+        else:
+            reason = f"worker stopped: {job.worker} was killed when its cluster shut down"
         with transaction.atomic():
             still_stale = Job.objects.filter(
-                pk=job.pk, status=S.RUNNING, attempts=job.attempts, heartbeat_at__lt=cutoff
+                lost, pk=job.pk, status=S.RUNNING, attempts=job.attempts
             )
             if job.cancel_requested_at is not None:
                 # Someone asked to cancel it: a lost worker does not earn a re-run.

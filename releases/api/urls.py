@@ -1,23 +1,29 @@
-"""/api/releases/…: releases, their versions (nested), history, apply and rollback."""
+"""/api/releases/…: releases, their versions (nested), history, apply and rollback.
 
-from django.urls import path
-from rest_framework.routers import SimpleRouter
+Like every API route, each matches with and without its trailing slash.
+"""
+
+from django.urls import re_path
+
+from jobs.api.routers import OPTIONAL_SLASH, OptionalSlashRouter
 
 from .views import ReleaseViewSet, VersionViewSet
 
-router = SimpleRouter()
+router = OptionalSlashRouter()
 router.register("releases", ReleaseViewSet, basename="release")
 
 versions = VersionViewSet.as_view({"get": "list", "post": "create"})
 version = VersionViewSet.as_view({"get": "retrieve"})
 apply = VersionViewSet.as_view({"post": "apply"})
 
+VERSIONS = r"^releases/(?P<release_pk>[0-9]+)/versions"
+
 urlpatterns = [
     *router.urls,
-    path("releases/<int:release_pk>/versions/", versions, name="release-versions"),
-    path("releases/<int:release_pk>/versions/<int:number>/", version, name="release-version"),
-    path(
-        "releases/<int:release_pk>/versions/<int:number>/apply/",
+    re_path(rf"{VERSIONS}{OPTIONAL_SLASH}$", versions, name="release-versions"),
+    re_path(rf"{VERSIONS}/(?P<number>[0-9]+){OPTIONAL_SLASH}$", version, name="release-version"),
+    re_path(
+        rf"{VERSIONS}/(?P<number>[0-9]+)/apply{OPTIONAL_SLASH}$",
         apply,
         name="release-version-apply",
     ),

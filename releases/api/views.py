@@ -7,7 +7,7 @@ from typing import Any
 
 from django.db.models import Prefetch
 from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
@@ -99,6 +99,17 @@ class ReleaseViewSet(viewsets.ModelViewSet):
         return _job_response(request, job)
 
 
+# The nested routes are regexes (for the optional trailing slash): say their ids are integers.
+RELEASE_PK = OpenApiParameter("release_pk", int, OpenApiParameter.PATH)
+NUMBER = OpenApiParameter("number", int, OpenApiParameter.PATH)
+
+
+@extend_schema_view(
+    list=extend_schema(parameters=[RELEASE_PK]),
+    create=extend_schema(parameters=[RELEASE_PK]),
+    retrieve=extend_schema(parameters=[RELEASE_PK, NUMBER]),
+    apply=extend_schema(parameters=[RELEASE_PK, NUMBER]),
+)
 class VersionViewSet(
     mixins.ListModelMixin,
     mixins.RetrieveModelMixin,

@@ -9,11 +9,10 @@ from jobs import registry
 from .. import selectors
 from ..models import MisfirePolicy, OverlapPolicy, Schedule, ScheduleKind
 
-
-
 # A schedule may name a release; its model is reached through the field, so the
 # scheduler imports nothing of the releases app.
 RELEASES = Schedule._meta.get_field("release").related_model._default_manager.all()
+
 
 class ScheduleInputSerializer(serializers.Serializer):
     """Types only; validity (cron, timezone, weekdays, time, config) is the service's."""

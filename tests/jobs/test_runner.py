@@ -134,6 +134,25 @@ def test_the_sweep_requeues_a_stale_job_with_attempts_left_and_spares_fresh_ones
     assert Job.objects.get(pk=fresh_job.pk).status == JobStatus.RUNNING
 
 
+def test_the_sweep_recovers_the_jobs_of_workers_named_dead_whatever_their_heartbeat():
+    """What `manage.py serve` does after killing its cluster: the same rules, at once."""
+    requeued = make_job(JobStatus.RUNNING, max_attempts=2)
+    failed = make_job(JobStatus.RUNNING)
+    elsewhere = make_job(JobStatus.RUNNING, max_attempts=2)
+    Job.objects.filter(pk=requeued.pk).update(worker="host:1")
+    Job.objects.filter(pk=failed.pk).update(worker="host:2")
+    Job.objects.filter(pk=elsewhere.pk).update(worker="other:1")  # alive, fresh heartbeat
+
+    counts = services.sweep_stale_jobs(workers=["host:1", "host:2"])
+
+    assert counts == {"requeued": 1, "failed": 1, "cancelled": 0}
+    assert Job.objects.get(pk=requeued.pk).status == JobStatus.PENDING
+    job = Job.objects.get(pk=failed.pk)
+    assert job.status == JobStatus.FAILED
+    assert job.error == "worker stopped: host:2 was killed when its cluster shut down"
+    assert Job.objects.get(pk=elsewhere.pk).status == JobStatus.RUNNING
+
+
 def test_progress_of_a_job_without_tasks_is_zero_not_a_division_error():
     job = Job(job_type="demo.steps", progress_total=0, progress_done=0)
     assert job.progress == 0

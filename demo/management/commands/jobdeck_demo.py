@@ -10,6 +10,7 @@ from django.core.management.base import BaseCommand
 from django.db import transaction
 
 from jobs import services
+from jobs.cli import quiet_info_logging
 from jobs.models import Job
 from releases import services as release_services
 from scheduler import services as schedule_services
@@ -22,6 +23,10 @@ class Command(BaseCommand):
     )
 
     def handle(self, *args, **options) -> None:
+        with quiet_info_logging(options["verbosity"]):
+            self.create(options)
+
+    def create(self, options: dict) -> None:
         username = os.environ.get("JOBDECK_ADMIN_USER", "admin")
         password = os.environ.get("JOBDECK_ADMIN_PASSWORD", "admin")
         User = get_user_model()

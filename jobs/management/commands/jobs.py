@@ -2,41 +2,33 @@
 
 from __future__ import annotations
 
-import json
 import time
 from datetime import timedelta
-from typing import Any
 
-from django.contrib.auth import get_user_model
-from django.core.exceptions import ValidationError
-from django.core.management.base import BaseCommand, CommandError, CommandParser
-from django.core.serializers.json import DjangoJSONEncoder
+from django.core.management.base import CommandError
 
 from jobs import selectors, services
-from jobs.cli import OneLineParser, json_object, non_negative_int
-from jobs.exceptions import JobError, one_line
+from jobs.cli import ActionCommand, job_json, json_object, non_negative_int
 from jobs.models import Job, JobLog, JobStatus
 
 VIA = "cli"
 
 
-class Command(BaseCommand):
+class Command(ActionCommand):
     help = (
         "Inspect and act on jobs: list, status, logs, cancel, retry, run, cleanup, sweep. "
-        "--json gives machine-readable output."
+        "--json (machine-readable output) and --user NAME go before or after the action."
     )
 
-    def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("--json", action="store_true", help="machine-readable output")
-        parser.add_argument("--user", help="act as this username (recorded in the audit trail)")
-        sub = parser.add_subparsers(dest="action", required=True, parser_class=OneLineParser)
-
+    def add_actions(self, sub) -> None:
         p = sub.add_parser("list", help="list jobs, newest first")
         p.add_argument("--status", help="comma-separated statuses")
         p.add_argument("--type", dest="job_type")
         p.add_argument("--release", help="release slug")
         p.add_argument("--owner", help="username of the creator")
-        p.add_argument("--limit", type=non_negative_int, default=50)
+        p.add_argument(
+            "--limit", type=non_negative_int, default=50, help="at most this many (default 50)"
+        )
 
         p = sub.add_parser("status", help="status, progress, duration and tasks of a job")
         p.add_argument("id", type=non_negative_int)
@@ -61,7 +53,9 @@ class Command(BaseCommand):
         p.add_argument("--max-attempts", type=int, default=None)
         p.add_argument("--draft", action="store_true", help="create a draft to analyse first")
         p.add_argument(
-            "--wait", action="store_true", help="stream logs; exit 0 only if it completes"
+            "--wait",
+            action="store_true",
+            help="stream logs, then the finished job; exit 0 only if it completes",
         )
         p.add_argument("--timeout", type=non_negative_int, default=0, help="seconds (0 = none)")
 
@@ -73,73 +67,39 @@ class Command(BaseCommand):
 
     # --- plumbing ------------------------------------------------------------
 
-    def handle(self, *args: Any, **options: Any) -> None:
-        self.as_json = options["json"]
-        self.user = self._user(options.get("user"))
-        try:
-            getattr(self, f"do_{options['action']}")(options)
-        except ValidationError as exc:
-            raise CommandError(one_line(exc)) from None
-        except JobError as exc:
-            raise CommandError(str(exc)) from None
-
-    def _user(self, username: str | None):
-        if not username:
-            return None
-        try:
-            return get_user_model().objects.get(username=username)
-        except get_user_model().DoesNotExist:
-            raise CommandError(f"no user named {username!r}") from None
-
     def _job(self, pk: int) -> Job:
         try:
             return Job.objects.select_related("created_by", "release").get(pk=pk)
         except Job.DoesNotExist:
             raise CommandError(f"no job with id {pk}") from None
 
-    def emit(self, data: Any, text: str) -> None:
-        if self.as_json:
-            self.stdout.write(json.dumps(data, cls=DjangoJSONEncoder))
-        else:
-            self.stdout.write(text)
-
-    @staticmethod
-    def job_data(job: Job) -> dict:
-        return {
-            "id": job.pk,
-            "job_type": job.job_type,
-            "status": job.status,
-            "progress": job.progress,
-            "progress_done": job.progress_done,
-            "progress_total": job.progress_total,
-            "attempts": job.attempts,
-            "max_attempts": job.max_attempts,
-            "created_by": job.created_by.username if job.created_by else None,
-            "created_at": job.created_at,
-            "started_at": job.started_at,
-            "finished_at": job.finished_at,
-            "duration_seconds": job.duration_seconds,
-            "error": job.error.split("\n\n", 1)[0] if job.error else "",
-        }
-
     def print_logs(self, lines: list[JobLog]) -> None:
+        """One line per log line: JSON Lines with --json, so following can stream."""
         for line in lines:
             if self.as_json:
-                self.stdout.write(
-                    json.dumps(
-                        {
-                            "id": line.pk,
-                            "created_at": line.created_at,
-                            "level": line.get_level_display(),
-                            "task": line.task_id,
-                            "message": line.message,
-                        },
-                        cls=DjangoJSONEncoder,
-                    )
+                self.write_json(
+                    {
+                        "id": line.pk,
+                        "created_at": line.created_at,
+                        "level": line.get_level_display(),
+                        "task": line.task_id,
+                        "message": line.message,
+                    }
                 )
             else:
                 stamp = line.created_at.strftime("%H:%M:%S")
                 self.stdout.write(f"{stamp} {line.get_level_display():<7} {line.message}")
+
+    @staticmethod
+    def attempts_text(job: Job) -> str:
+        """`attempt 1/3`; past the automatic attempts (a manual retry), say so."""
+        if job.attempts <= job.max_attempts:
+            return f"attempt {job.attempts}/{job.max_attempts}"
+        extra = job.attempts - job.max_attempts
+        return (
+            f"attempt {job.attempts} ({job.max_attempts} automatic, "
+            f"then {extra} manual {'retry' if extra == 1 else 'retries'})"
+        )
 
     # --- actions ---------------------------------------------------------------
 
@@ -160,9 +120,17 @@ class Command(BaseCommand):
             qs = qs.filter(release__slug=o["release"])
         if o["owner"]:
             qs = qs.filter(created_by__username=o["owner"])
-        jobs = list(qs[: o["limit"]])
+        # One row more than asked for tells whether the list was cut short.
+        jobs = list(qs[: o["limit"] + 1])
+        more = len(jobs) > o["limit"]
+        jobs = jobs[: o["limit"]]
+        if more:
+            # On stderr, so that --json's stdout stays one JSON document.
+            self.stderr.write(
+                f"showing the newest {len(jobs)} matching jobs; more match (--limit N shows more)"
+            )
         if self.as_json:
-            self.stdout.write(json.dumps([self.job_data(j) for j in jobs], cls=DjangoJSONEncoder))
+            self.write_json([job_json(j) for j in jobs])
             return
         self.stdout.write(f"{'ID':>7}  {'TYPE':<24} {'STATUS':<10} {'PROG':>5}  CREATED")
         for j in jobs:
@@ -174,7 +142,7 @@ class Command(BaseCommand):
     def do_status(self, o: dict) -> None:
         job = self._job(o["id"])
         tasks = list(job.tasks.order_by("position"))
-        data = self.job_data(job)
+        data = job_json(job)
         data["tasks"] = [
             {
                 "position": t.position,
@@ -190,13 +158,13 @@ class Command(BaseCommand):
                     {"id": x.pk, "level": x.get_level_display(), "message": x.message}
                     for x in selectors.log_tail(job.pk, o["tail"])
                 ]
-            self.stdout.write(json.dumps(data, cls=DjangoJSONEncoder))
+            self.write_json(data)
             return
         duration = f"{job.duration_seconds:.1f}s" if job.duration_seconds is not None else "-"
         self.stdout.write(
             f"job #{job.pk} {job.job_type}: {job.status}, {job.progress}% "
             f"({job.progress_done}/{job.progress_total} tasks), duration {duration}, "
-            f"attempt {job.attempts}/{job.max_attempts}"
+            f"{self.attempts_text(job)}"
         )
         if data["error"]:
             self.stdout.write(f"error: {data['error']}")
@@ -233,13 +201,13 @@ class Command(BaseCommand):
     def do_cancel(self, o: dict) -> None:
         job = services.job_cancel(job=self._job(o["id"]), user=self.user, via=VIA)
         verb = "cancel requested" if job.status == JobStatus.RUNNING else job.status
-        self.emit(self.job_data(job), f"job #{job.pk}: {verb}")
+        self.emit(job_json(job), f"job #{job.pk}: {verb}")
 
     def do_retry(self, o: dict) -> None:
         job = services.job_retry(
             job=self._job(o["id"]), user=self.user, via=VIA, config=o.get("config")
         )
-        self.emit(self.job_data(job), f"job #{job.pk}: {job.status} (retry)")
+        self.emit(job_json(job), f"job #{job.pk}: {job.status} (retry)")
 
     def do_run(self, o: dict) -> None:
         job = services.job_create(
@@ -252,17 +220,18 @@ class Command(BaseCommand):
             via=VIA,
         )
         if not o["wait"]:
-            self.emit(self.job_data(job), f"job #{job.pk} {job.job_type}: {job.status}")
+            self.emit(job_json(job), f"job #{job.pk} {job.job_type}: {job.status}")
             return
         if not self.as_json:
             self.stdout.write(f"job #{job.pk} {job.job_type}: {job.status}; following its log")
+        # With --json: JSON Lines, each log line as it comes, then the finished job.
         status = self.follow(job.pk, 0, timeout=o["timeout"])
         job.refresh_from_db()
-        self.emit(self.job_data(job), f"job #{job.pk}: {status}")
+        self.emit(job_json(job), f"job #{job.pk}: {status}")
         if status != JobStatus.COMPLETED:
             raise CommandError(
                 f"job #{job.pk} ended {status}"
-                + (f": {self.job_data(job)['error']}" if job.error else "")
+                + (f": {job_json(job)['error']}" if job.error else "")
             )
 
     def do_cleanup(self, o: dict) -> None:

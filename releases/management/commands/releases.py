@@ -8,15 +8,14 @@ import os
 from pathlib import Path
 from typing import Any
 
-from django.contrib.auth import get_user_model
-from django.core.exceptions import ValidationError
 from django.core.files import File
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import CommandError
+from django.db.models import QuerySet
 
-from jobs.cli import OneLineParser, positive_int
-from jobs.exceptions import JobError, one_line
+from jobs.cli import ActionCommand, job_json, positive_int
 from jobs.models import Job
 from releases import services
+from releases.api.serializers import ReleaseSerializer, VersionSerializer
 from releases.models import Release, ReleaseVersion
 
 VIA = "cli"
@@ -38,15 +37,15 @@ def collect_dir(root: Path) -> list[tuple[str, Path]]:
     return sorted(found)
 
 
-class Command(BaseCommand):
+class Command(ActionCommand):
     help = (
         "Releases: list, create, versions (list, or --upload DIR to add one), apply, "
-        "rollback, package, verify. Jobs are queued; follow them with `manage.py jobs`."
+        "rollback, package, verify. Jobs are queued; follow them with `manage.py jobs`. "
+        "--json (the API's shapes; jobs as `jobs status --json`) and --user NAME go before "
+        "or after the action."
     )
 
-    def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("--user", help="act as this username")
-        sub = parser.add_subparsers(dest="action", required=True, parser_class=OneLineParser)
+    def add_actions(self, sub) -> None:
         sub.add_parser("list", help="list releases")
 
         p = sub.add_parser("create", help="create a release")
@@ -78,82 +77,62 @@ class Command(BaseCommand):
         p.add_argument("number", type=positive_int, nargs="?")
         p.add_argument("--package", action="store_true", help="verify the packages instead")
 
-    def handle(self, *args: Any, **opts: Any) -> None:
-        user = self._user(opts.get("user"))
-        action = opts["action"]
-        try:
-            if action == "list":
-                return self._list()
-            if action == "create":
-                release = services.release_create(
-                    slug=opts["slug"],
-                    name=opts["name"] or opts["slug"],
-                    description=opts["description"],
-                    user=user,
-                    via="cli",
-                )
-                self.stdout.write(f"created release {release.slug} (#{release.pk})")
-                return None
-            release = self._release(opts["slug"])
-            if action == "versions":
-                if opts["upload"] is None:
-                    return self._versions(release)
-                return self._upload(release, opts, user)
-            if action == "apply":
-                job = services.release_apply(
-                    release=release, number=opts["number"], user=user, via=VIA
-                )
-            elif action == "rollback":
-                job = services.release_rollback(release=release, user=user, via=VIA)
-            elif action == "package":
-                job = services.release_package(
-                    release=release,
-                    number=opts["number"],
-                    format=opts["format"],
-                    user=user,
-                    via=VIA,
-                )
-            else:
-                job = services.release_verify(
-                    release=release,
-                    number=opts["number"],
-                    package=opts["package"],
-                    user=user,
-                    via=VIA,
-                )
-        except ValidationError as exc:
-            raise CommandError(one_line(exc)) from None
-        except JobError as exc:
-            raise CommandError(str(exc)) from None
-        self._queued(job)
-        return None
-
-    def _user(self, username: str | None):
-        if not username:
-            return None
-        user = get_user_model().objects.filter(username=username).first()
-        if user is None:
-            raise CommandError(f"no user named {username!r}")
-        return user
+    # --- plumbing ------------------------------------------------------------
 
     def _release(self, slug: str) -> Release:
-        release = Release.objects.filter(slug=slug).first()
+        release = Release.objects.select_related("current_version").filter(slug=slug).first()
         if release is None:
             raise CommandError(f"no release with slug {slug!r}")
         return release
 
     def _queued(self, job: Job) -> None:
-        self.stdout.write(f"queued job #{job.pk} ({job.job_type}, config {json.dumps(job.config)})")
+        self.emit(
+            job_json(job),
+            f"queued job #{job.pk} ({job.job_type}, config {json.dumps(job.config)})",
+        )
 
-    def _list(self) -> None:
-        rows = Release.objects.select_related("current_version").order_by("slug")
+    @staticmethod
+    def _versions_of(release: Release) -> QuerySet[ReleaseVersion]:
+        return (
+            ReleaseVersion.objects.filter(release=release)
+            .select_related("parent", "created_by")
+            .prefetch_related("files")
+            .order_by("number")
+        )
+
+    # --- actions ---------------------------------------------------------------
+
+    def do_list(self, o: dict) -> None:
+        rows = Release.objects.select_related("current_version", "created_by").order_by("slug")
+        if self.as_json:
+            self.write_json(ReleaseSerializer(rows, many=True).data)
+            return
         for r in rows:
             current = f"v{r.current_version.number}" if r.current_version_id else "-"
             self.stdout.write(f"{r.slug:30} {current:>6}  {r.name}")
 
-    def _versions(self, release: Release) -> None:
-        versions = ReleaseVersion.objects.filter(release=release).select_related("parent")
-        for v in versions.order_by("number").prefetch_related("files"):
+    def do_create(self, o: dict) -> None:
+        release = services.release_create(
+            slug=o["slug"],
+            name=o["name"] or o["slug"],
+            description=o["description"],
+            user=self.user,
+            via=VIA,
+        )
+        self.emit(
+            ReleaseSerializer(release).data, f"created release {release.slug} (#{release.pk})"
+        )
+
+    def do_versions(self, o: dict) -> None:
+        release = self._release(o["slug"])
+        if o["upload"] is not None:
+            self._upload(release, o)
+            return
+        versions = list(self._versions_of(release))
+        if self.as_json:
+            self.write_json(VersionSerializer(versions, many=True).data)
+            return
+        for v in versions:
             files = [a for a in v.files.all() if a.kind == "file"]
             mark = "*" if v.pk == release.current_version_id else " "
             parent = f"v{v.parent.number}" if v.parent_id else "-"
@@ -163,7 +142,7 @@ class Command(BaseCommand):
                 f"{v.created_at:%Y-%m-%d %H:%M}  {v.comment}"
             )
 
-    def _upload(self, release: Release, opts: dict, user) -> None:
+    def _upload(self, release: Release, opts: dict) -> None:
         manifest: Any = {}
         if opts["manifest"] is not None:
             try:
@@ -180,10 +159,44 @@ class Command(BaseCommand):
                 manifest=manifest,
                 comment=opts["comment"],
                 parent=opts["parent"],
-                user=user,
-                via="cli",
+                user=self.user,
+                via=VIA,
             )
         finally:
             for h in handles:
                 h.close()
-        self.stdout.write(f"created {release.slug} v{version.number} with {len(entries)} files")
+        version = self._versions_of(release).get(pk=version.pk)
+        self.emit(
+            VersionSerializer(version).data,
+            f"created {release.slug} v{version.number} with {len(entries)} files",
+        )
+
+    def do_apply(self, o: dict) -> None:
+        release = self._release(o["slug"])
+        self._queued(
+            services.release_apply(release=release, number=o["number"], user=self.user, via=VIA)
+        )
+
+    def do_rollback(self, o: dict) -> None:
+        release = self._release(o["slug"])
+        self._queued(services.release_rollback(release=release, user=self.user, via=VIA))
+
+    def do_package(self, o: dict) -> None:
+        job = services.release_package(
+            release=self._release(o["slug"]),
+            number=o["number"],
+            format=o["format"],
+            user=self.user,
+            via=VIA,
+        )
+        self._queued(job)
+
+    def do_verify(self, o: dict) -> None:
+        job = services.release_verify(
+            release=self._release(o["slug"]),
+            number=o["number"],
+            package=o["package"],
+            user=self.user,
+            via=VIA,
+        )
+        self._queued(job)

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
-from django.core.exceptions import ValidationError
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import CommandError
 
-from jobs.exceptions import JobError, one_line
+from jobs.cli import ActionCommand, job_json
 from scheduler import selectors, services
+from scheduler.api.serializers import ScheduleSerializer
 from scheduler.models import Schedule
+
+VIA = "cli"
 
 
 def _find(ref: str) -> Schedule:
     """A schedule by id or by exact name."""
-    query = Schedule.objects.select_related("release", "created_by")
+    query = selectors.schedule_list().select_related("release", "created_by")
     schedule = query.filter(pk=int(ref)).first() if ref.isdigit() else None
     schedule = schedule or query.filter(name=ref).first()
     if schedule is None:
@@ -20,14 +22,14 @@ def _find(ref: str) -> Schedule:
     return schedule
 
 
-class Command(BaseCommand):
+class Command(ActionCommand):
     help = (
-        "List schedules, run one now, or enable/disable one. "
-        "Schedules are named by id or exact name."
+        "List schedules, run one now, or enable/disable one. Schedules are named by id or "
+        "exact name. --json (the API's schedule shape) and --user NAME go before or after "
+        "the action."
     )
 
-    def add_arguments(self, parser: CommandParser) -> None:
-        sub = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
+    def add_actions(self, sub) -> None:
         listing = sub.add_parser("list", help="Schedules with next run and last status.")
         listing.add_argument("--enabled", action="store_true", help="Only enabled schedules.")
         for name, text in (
@@ -38,32 +40,17 @@ class Command(BaseCommand):
             p = sub.add_parser(name, help=text)
             p.add_argument("schedule", help="Schedule id or exact name.")
 
-    def handle(self, *args, **options) -> None:
-        action = options["action"]
-        try:
-            if action == "list":
-                self._list(enabled_only=options["enabled"])
-                return
-            schedule = _find(options["schedule"])
-            if action == "run":
-                job = services.schedule_run_now(schedule=schedule, via="cli")
-                self.stdout.write(f"Created job #{job.pk} ({job.status}) from {schedule.name!r}.")
-            else:
-                schedule = services.schedule_toggle(
-                    schedule=schedule, enabled=action == "enable", via="cli"
-                )
-                state = "enabled" if schedule.enabled else "disabled"
-                nxt = schedule.next_run_at.isoformat() if schedule.enabled else "-"
-                self.stdout.write(f"Schedule {schedule.name!r} {state}; next run {nxt}.")
-        except ValidationError as exc:
-            raise CommandError(one_line(exc)) from exc
-        except JobError as exc:
-            raise CommandError(str(exc)) from exc
+    @staticmethod
+    def schedule_json(schedule: Schedule) -> dict:
+        return ScheduleSerializer(selectors.schedule_list().get(pk=schedule.pk)).data
 
-    def _list(self, *, enabled_only: bool) -> None:
+    def do_list(self, o: dict) -> None:
         schedules = selectors.schedule_list().order_by("name")
-        if enabled_only:
+        if o["enabled"]:
             schedules = schedules.filter(enabled=True)
+        if self.as_json:
+            self.write_json(ScheduleSerializer(schedules, many=True).data)
+            return
         rows = [("ID", "NAME", "ENABLED", "NEXT RUN (UTC)", "LAST", "SCHEDULE")]
         for s in schedules:
             rows.append(
@@ -82,3 +69,24 @@ class Command(BaseCommand):
         for row in rows:
             cells = [cell.ljust(w) for cell, w in zip(row[:-1], widths, strict=True)]
             self.stdout.write("  ".join([*cells, row[-1]]).rstrip())
+
+    def do_run(self, o: dict) -> None:
+        schedule = _find(o["schedule"])
+        job = services.schedule_run_now(schedule=schedule, user=self.user, via=VIA)
+        self.emit(job_json(job), f"Created job #{job.pk} ({job.status}) from {schedule.name!r}.")
+
+    def do_enable(self, o: dict) -> None:
+        self._toggle(o, enabled=True)
+
+    def do_disable(self, o: dict) -> None:
+        self._toggle(o, enabled=False)
+
+    def _toggle(self, o: dict, *, enabled: bool) -> None:
+        schedule = services.schedule_toggle(
+            schedule=_find(o["schedule"]), enabled=enabled, user=self.user, via=VIA
+        )
+        state = "enabled" if schedule.enabled else "disabled"
+        nxt = schedule.next_run_at.isoformat() if schedule.enabled else "-"
+        self.emit(
+            self.schedule_json(schedule), f"Schedule {schedule.name!r} {state}; next run {nxt}."
+        )
