@@ -1,5 +1,6 @@
-"""Helpers of the jobs admin: rights, the estimated paginator, the generated config form,
-log line formatting. The ModelAdmin in `jobs/admin.py` stays a thin caller of services.
+"""Helpers of the jobs admin: the estimated paginator, the generated config form, log
+line formatting (the rights are jobs.permissions'). The ModelAdmin in `jobs/admin.py`
+stays a thin caller of services.
 """
 
 from __future__ import annotations
@@ -22,8 +23,8 @@ from django.utils.text import capfirst
 
 from releases.selectors import waiting_reasons
 
-from . import registry
-from .models import Job, JobLog, LogLevel
+from . import permissions, registry
+from .models import JobLog, LogLevel
 
 # --- read-only records -------------------------------------------------------------
 
@@ -39,20 +40,6 @@ class ReadOnlyAdminMixin:
 
     def has_delete_permission(self, request, obj=None) -> bool:
         return False
-
-
-# --- rights ---------------------------------------------------------------------
-
-
-def can_manage(user, job: Job) -> bool:
-    """May `user` cancel, retry, submit or delete `job`? Owner, manager or superuser."""
-    if not (user and user.is_authenticated and user.is_active):
-        return False
-    return (
-        user.is_superuser
-        or user.has_perm("jobs.manage_all_jobs")
-        or (job.created_by_id is not None and job.created_by_id == user.pk)
-    )
 
 
 # --- changelist at scale -----------------------------------------------------------
@@ -228,13 +215,14 @@ def log_line(line: JobLog) -> dict[str, Any]:
 
 
 class RunJobTypeForm(forms.Form):
-    """Step 1 of "Run a job": the job type."""
+    """Step 1 of "Run a job": the job type, among those the user may create."""
 
     job_type = forms.ChoiceField(label="Job type", choices=())
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, user: Any = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["job_type"].choices = [("", "---------"), *registry.choices()]
+        types = permissions.creatable_types(user)
+        self.fields["job_type"].choices = [("", "---------"), *registry.choices(types=types)]
 
 
 def config_form_class(job_type: registry.JobType) -> type[forms.Form]:

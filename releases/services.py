@@ -33,6 +33,9 @@ PACKAGE = "release.package"
 VERIFY = "release.verify"
 APPLY = "release.apply"
 PACKAGE_FORMATS = ("tar.gz", "zip")
+# Applying, rolling back, packaging, verifying and inspecting (the release.* job types,
+# their endpoints and admin actions) all need this right.
+APPLY_PERMISSION = "releases.change_release"
 CHUNK = 1024 * 1024
 
 

@@ -92,14 +92,16 @@ def test_lists_refuse_anonymous_callers(clients):
     [
         ("owner", 403),
         ("other", 403),
-        ("staff", 200),
+        ("staff", 403),
         ("watcher", 403),
-        ("manager", 200),
+        ("manager", 403),
+        ("cleaner", 200),
         ("anonymous", 401),
     ],
 )
-def test_cleanup_is_for_staff_only(clients, role, expected):
-    response = clients[role].post(
+def test_cleanup_needs_the_cleanup_permission(clients, cleaner_client, role, expected):
+    client = cleaner_client if role == "cleaner" else clients[role]
+    response = client.post(
         "/api/jobs/cleanup/", {"older_than_days": 30, "dry_run": True}, format="json"
     )
     assert response.status_code == expected

@@ -8,7 +8,7 @@ from datetime import timedelta
 from typing import Any
 
 from django.contrib.auth import get_user_model
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.core.serializers.json import DjangoJSONEncoder
 
@@ -80,7 +80,7 @@ class Command(BaseCommand):
             getattr(self, f"do_{options['action']}")(options)
         except ValidationError as exc:
             raise CommandError(one_line(exc)) from None
-        except JobError as exc:
+        except (JobError, PermissionDenied) as exc:
             raise CommandError(str(exc)) from None
 
     def _user(self, username: str | None):

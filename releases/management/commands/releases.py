@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from django.contrib.auth import get_user_model
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.files import File
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
@@ -122,7 +122,7 @@ class Command(BaseCommand):
                 )
         except ValidationError as exc:
             raise CommandError(one_line(exc)) from None
-        except JobError as exc:
+        except (JobError, PermissionDenied) as exc:
             raise CommandError(str(exc)) from None
         self._queued(job)
         return None

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from jobs.exceptions import JobError
@@ -55,7 +55,7 @@ class Command(BaseCommand):
                 self.stdout.write(f"Schedule {schedule.name!r} {state}; next run {nxt}.")
         except ValidationError as exc:
             raise CommandError(" ".join(exc.messages)) from exc
-        except JobError as exc:
+        except (JobError, PermissionDenied) as exc:
             raise CommandError(str(exc)) from exc
 
     def _list(self, *, enabled_only: bool) -> None:
