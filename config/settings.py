@@ -4,6 +4,7 @@ See `.env.example` for the variables and their defaults.
 """
 
 import os
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -55,7 +56,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
-    "rest_framework.authtoken",
+    "knox",
     "django_filters",
     "drf_spectacular",
     "drf_spectacular_sidecar",
@@ -166,7 +167,8 @@ LOGGING = {
 # --- REST framework -----------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",
+        # django-rest-knox tokens: stored hashed, with an expiry (jobs/api/auth.py).
+        "jobs.api.authentication.TokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
@@ -195,6 +197,14 @@ REST_FRAMEWORK = {
     "PAGE_SIZE": 50,
     "EXCEPTION_HANDLER": "jobs.api.errors.exception_handler",
     "DATETIME_FORMAT": "iso-8601",
+}
+
+# API tokens (django-rest-knox): only a digest is stored; each expires after the TTL.
+REST_KNOX = {
+    "TOKEN_TTL": timedelta(hours=env_float("JOBDECK_TOKEN_TTL_HOURS", 720)),
+    "TOKEN_LIMIT_PER_USER": env_int("JOBDECK_TOKEN_LIMIT_PER_USER", 100),
+    "AUTO_REFRESH": False,
+    "AUTH_HEADER_PREFIX": "Token",
 }
 
 SPECTACULAR_SETTINGS = {

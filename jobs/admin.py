@@ -772,3 +772,37 @@ def _register_django_q_read_only() -> None:
 
 
 _register_django_q_read_only()
+
+
+# --- API tokens: who holds one and until when, never the token -------------------------------
+
+
+def _register_token_admin() -> None:
+    """knox's own admin lists each token's digest and, on "add", shows a new token to
+    whoever made it. Here a token's owner, creation and expiry are listed; revoking
+    (delete, with knox.delete_authtoken) is the only change. Tokens are issued only by
+    POST /api/auth/token/, to the user who logs in."""
+    from knox.models import AuthToken
+
+    class AuthTokenAdmin(admin.ModelAdmin):
+        list_display = ("user", "created", "expiry")
+        list_display_links = None
+        list_filter = ("created", "expiry")
+        search_fields = ("user__username",)
+        list_select_related = ("user",)
+        fields = ("user", "created", "expiry")
+        readonly_fields = fields
+        ordering = ("-created",)
+
+        def has_add_permission(self, request: HttpRequest) -> bool:
+            return False
+
+        def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
+            return False
+
+    if admin.site.is_registered(AuthToken):
+        admin.site.unregister(AuthToken)
+    admin.site.register(AuthToken, AuthTokenAdmin)
+
+
+_register_token_admin()

@@ -1,9 +1,9 @@
-"""/api/jobs/, /api/wizard/jobs/, /api/job-types/, /api/auth/token/ and /api/health/."""
+"""/api/jobs/, /api/wizard/jobs/, /api/job-types/, /api/auth/… and /api/health/."""
 
 from django.urls import path
 from rest_framework.routers import SimpleRouter
 
-from . import views
+from . import auth, views
 
 router = SimpleRouter()
 router.register("jobs", views.JobViewSet, basename="job")
@@ -11,7 +11,9 @@ router.register("wizard/jobs", views.WizardJobViewSet, basename="wizard-job")
 router.register("job-types", views.JobTypeViewSet, basename="job-type")
 
 urlpatterns = [
-    path("auth/token/", views.TokenView.as_view(), name="api-token"),
+    path("auth/token/", auth.TokenView.as_view(), name="api-token"),
+    path("auth/logout/", auth.LogoutView.as_view(), name="api-logout"),
+    path("auth/logout-all/", auth.LogoutAllView.as_view(), name="api-logout-all"),
     path("health/", views.HealthView.as_view(), name="api-health"),
     *router.urls,
 ]

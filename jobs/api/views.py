@@ -1,4 +1,4 @@
-"""Jobs, wizard, job types, auth token and health: thin ViewSets over jobs.services.
+"""Jobs, wizard, job types and health: thin ViewSets over jobs.services.
 
 The rules are jobs.permissions': a job another user may not see is a 404, never a
 403; one they may see but not act on (cancel, retry, submit, discard) is a 403; a
@@ -17,8 +17,6 @@ from django.utils import timezone
 from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import mixins, status, viewsets
-from rest_framework.authtoken.models import Token
-from rest_framework.authtoken.serializers import AuthTokenSerializer
 from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound, PermissionDenied
 from rest_framework.permissions import AllowAny, IsAuthenticated
@@ -269,20 +267,6 @@ class JobTypeViewSet(viewsets.ViewSet):
             for jt in permissions.creatable_types(request.user)
         ]
         return Response(s.JobTypeSerializer(data, many=True).data)
-
-
-class TokenView(APIView):
-    """Exchange a username and password for an API token (`Authorization: Token …`)."""
-
-    permission_classes = [AllowAny]
-    authentication_classes: list = []
-
-    @extend_schema(request=s.TokenRequestSerializer, responses=s.TokenSerializer, auth=[])
-    def post(self, request: Request) -> Response:
-        serializer = AuthTokenSerializer(data=request.data, context={"request": request})
-        serializer.is_valid(raise_exception=True)
-        token, _ = Token.objects.get_or_create(user=serializer.validated_data["user"])
-        return Response({"token": token.key})
 
 
 class HealthView(APIView):
