@@ -39,6 +39,7 @@ from .admin_views import (
     validate_into_form,
 )
 from .exceptions import IllegalTransition
+from .inputs import parse_id
 from .models import (
     FINISHED_STATUSES,
     AuditEvent,
@@ -244,8 +245,9 @@ class JobAdmin(admin.ModelAdmin):
         term = search_term.strip().lstrip("#")
         if not term:
             return queryset, False
-        if term.isdigit():
-            return queryset.filter(pk=int(term)), False
+        if term.isascii() and term.isdigit():  # '²'.isdigit() too, but it is no id
+            job_id = parse_id(term)
+            return (queryset.filter(pk=job_id) if job_id else queryset.none()), False
         needle = term.lower()
         names = {
             jt.name
