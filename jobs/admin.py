@@ -290,19 +290,22 @@ class JobAdmin(admin.ModelAdmin):
     def result_pretty(self, obj: Job) -> str:
         if obj.result is None:
             return "—"
-        return format_html('<pre class="jd-pre">{}</pre>', pretty_json(obj.result))
+        result = registry.redact_result(obj.job_type, obj.config, obj.result)
+        return format_html('<pre class="jd-pre">{}</pre>', pretty_json(result))
 
     @admin.display(description="error and traceback")
     def error_pretty(self, obj: Job) -> str:
         if not obj.error:
             return "—"
-        return format_html('<pre class="jd-pre jd-error">{}</pre>', obj.error)
+        error = registry.redact_text(obj.job_type, obj.config, obj.error)
+        return format_html('<pre class="jd-pre jd-error">{}</pre>', error)
 
     @admin.display(description="analysis")
     def analysis_pretty(self, obj: Job) -> str:
         if obj.analysis is None:
             return "—"
-        return format_html('<pre class="jd-pre">{}</pre>', pretty_json(obj.analysis))
+        analysis = registry.redact_result(obj.job_type, obj.config, obj.analysis)
+        return format_html('<pre class="jd-pre">{}</pre>', pretty_json(analysis))
 
     # --- actions ---------------------------------------------------------------
 
