@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from rest_framework.exceptions import ValidationError
 from rest_framework.pagination import CursorPagination
+
+from jobs.inputs import parse_id
 
 
 class JobdeckCursorPagination(CursorPagination):
@@ -17,6 +20,23 @@ class JobdeckCursorPagination(CursorPagination):
     max_page_size = 200
     ordering = "-id"
     ordering_query_param = "ordering"
+
+    def get_page_size(self, request) -> int:
+        """`?page_size=`: a whole number from 1 (larger than 200 is capped); else a 400."""
+        raw = request.query_params.get(self.page_size_query_param)
+        if raw is None:
+            return self.page_size
+        size = parse_id(raw.strip())
+        if size is None:
+            raise ValidationError({self.page_size_query_param: ["A whole number from 1."]})
+        return min(size, self.max_page_size)
+
+    def get_schema_operation_parameters(self, view) -> list[dict]:
+        parameters = super().get_schema_operation_parameters(view)
+        for parameter in parameters:
+            if parameter["name"] == self.page_size_query_param:
+                parameter["schema"] = {"type": "integer", "minimum": 1}
+        return parameters
 
     def get_ordering(self, request, queryset, view) -> tuple[str, ...]:
         choices: dict[str, str] = getattr(view, "cursor_orderings", {}) or {}
