@@ -539,6 +539,8 @@ def _require_create_again(job: Job, user: Any, config: dict | None = None) -> No
         jt = registry.get(job.job_type)
     except ValidationError:
         return  # its type is gone: the runner fails it with that reason
+    if not jt.user_creatable:
+        return  # Jobdeck made it (tasks.call) and its config cannot change: may_act decides
     permissions.require_create(
         user, jt, release=job.release, config=job.config if config is None else config
     )
