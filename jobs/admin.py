@@ -25,14 +25,13 @@ from django.views.decorators.http import require_POST
 
 from releases.selectors import waiting_reasons
 
-from . import dashboard, registry, selectors, services
+from . import dashboard, permissions, registry, selectors, services
 from .admin_views import (
     EstimatedCountPaginator,
     JobChangeList,
     ReadOnlyAdminMixin,
     RunJobTypeForm,
     SafeJSONEncoder,
-    can_manage,
     config_form_class,
     config_from_form,
     log_line,
@@ -40,6 +39,7 @@ from .admin_views import (
     validate_into_form,
 )
 from .exceptions import IllegalTransition
+from .inputs import parse_id
 from .models import (
     FINISHED_STATUSES,
     AuditEvent,
@@ -245,8 +245,9 @@ class JobAdmin(admin.ModelAdmin):
         term = search_term.strip().lstrip("#")
         if not term:
             return queryset, False
-        if term.isdigit():
-            return queryset.filter(pk=int(term)), False
+        if term.isascii() and term.isdigit():  # '²'.isdigit() too, but it is no id
+            job_id = parse_id(term)
+            return (queryset.filter(pk=job_id) if job_id else queryset.none()), False
         needle = term.lower()
         names = {
             jt.name
@@ -289,19 +290,22 @@ class JobAdmin(admin.ModelAdmin):
     def result_pretty(self, obj: Job) -> str:
         if obj.result is None:
             return "—"
-        return format_html('<pre class="jd-pre">{}</pre>', pretty_json(obj.result))
+        result = registry.redact_result(obj.job_type, obj.config, obj.result)
+        return format_html('<pre class="jd-pre">{}</pre>', pretty_json(result))
 
     @admin.display(description="error and traceback")
     def error_pretty(self, obj: Job) -> str:
         if not obj.error:
             return "—"
-        return format_html('<pre class="jd-pre jd-error">{}</pre>', obj.error)
+        error = registry.redact_text(obj.job_type, obj.config, obj.error)
+        return format_html('<pre class="jd-pre jd-error">{}</pre>', error)
 
     @admin.display(description="analysis")
     def analysis_pretty(self, obj: Job) -> str:
         if obj.analysis is None:
             return "—"
-        return format_html('<pre class="jd-pre">{}</pre>', pretty_json(obj.analysis))
+        analysis = registry.redact_result(obj.job_type, obj.config, obj.analysis)
+        return format_html('<pre class="jd-pre">{}</pre>', pretty_json(analysis))
 
     # --- actions ---------------------------------------------------------------
 
@@ -325,7 +329,7 @@ class JobAdmin(admin.ModelAdmin):
         done = 0
         refusals: list[str] = []
         for job in queryset.select_related(None).only("pk", "job_type", "status", "created_by"):
-            if not can_manage(request.user, job):
+            if not permissions.may_act(request.user, job):
                 refusals.append(f"job #{job.pk}: you may only {verb} your own jobs")
                 continue
             if job.status not in allowed:
@@ -333,7 +337,7 @@ class JobAdmin(admin.ModelAdmin):
                 continue
             try:
                 call(job)
-            except (IllegalTransition, ValidationError) as exc:
+            except (IllegalTransition, ValidationError, PermissionDenied) as exc:
                 refusals.append(_error_text(exc))
                 continue
             done += 1
@@ -423,10 +427,14 @@ class JobAdmin(admin.ModelAdmin):
                 "title": "Delete finished jobs?",
                 "opts": self.opts,
                 "deletable": [
-                    j for j in jobs if j.status in deletable and can_manage(request.user, j)
+                    j
+                    for j in jobs
+                    if j.status in deletable and permissions.may_act(request.user, j)
                 ],
                 "refused": [
-                    j for j in jobs if j.status not in deletable or not can_manage(request.user, j)
+                    j
+                    for j in jobs
+                    if j.status not in deletable or not permissions.may_act(request.user, j)
                 ],
                 "queryset": jobs,
                 "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
@@ -489,7 +497,7 @@ class JobAdmin(admin.ModelAdmin):
     def change_view(self, request, object_id, form_url="", extra_context=None):
         job = self.get_object(request, unquote(object_id))
         extra = {
-            "can_manage": job is not None and can_manage(request.user, job),
+            "can_manage": job is not None and permissions.may_act(request.user, job),
             "can_cancel": job is not None and job.status in (JobStatus.PENDING, JobStatus.RUNNING),
             "can_retry": job is not None and job.status in (JobStatus.FAILED, JobStatus.CANCELLED),
             "log_tail": LOG_TAIL_DEFAULT,
@@ -558,14 +566,14 @@ class JobAdmin(admin.ModelAdmin):
     ) -> HttpResponseRedirect:
         job = self._visible_job(request, object_id)
         url = reverse("admin:jobs_job_change", args=[job.pk], current_app=self.admin_site.name)
-        if not can_manage(request.user, job):
+        if not permissions.may_act(request.user, job):
             self.message_user(
                 request, f"Refused: you may only {verb} your own jobs.", messages.ERROR
             )
             return HttpResponseRedirect(url)
         try:
             job = call(job)
-        except (IllegalTransition, ValidationError) as exc:
+        except (IllegalTransition, ValidationError, PermissionDenied) as exc:
             self.message_user(request, f"Refused: {_error_text(exc)}.", messages.ERROR)
             return HttpResponseRedirect(url)
         self.log_change(request, job, f"{verb} via admin")
@@ -599,7 +607,8 @@ class JobAdmin(admin.ModelAdmin):
         if not self.has_operate_permission(request):
             raise PermissionDenied
         source = request.POST if request.method == "POST" else request.GET
-        type_form = RunJobTypeForm(source or None)
+        # Only the types this user may create are offered (and accepted).
+        type_form = RunJobTypeForm(source or None, user=request.user)
         job_type = None
         config_form = None
         analysis: dict | None = None
@@ -618,11 +627,18 @@ class JobAdmin(admin.ModelAdmin):
                         response = self._run_create(request, job_type, config_form, config)
                         if response is not None:
                             return response
+                    elif config is not None and not permissions.may_create(
+                        request.user, job_type, release=release, config=config
+                    ):
+                        config_form.add_error(None, str(permissions.JobTypeDenied(job_type)))
                     elif config is not None:
                         try:
                             analysis = job_type.analyze(config, release)
+                            analysis = registry.redact_result(job_type.name, config, analysis)
                         except Exception as exc:  # an analysis that crashes is shown
-                            analysis_error = f"{type(exc).__name__}: {exc}"
+                            analysis_error = registry.redact_text(
+                                job_type.name, config, f"{type(exc).__name__}: {exc}"
+                            )
             else:
                 config_form = form_class()
         context = {
@@ -657,6 +673,10 @@ class JobAdmin(admin.ModelAdmin):
         except ValidationError as exc:
             for field, errors in exc.message_dict.items():
                 form.add_error(field if field in form.fields else None, errors)
+            return None
+        except PermissionDenied as exc:
+            self.message_user(request, f"Refused: {exc}.", messages.ERROR)
+            form.add_error(None, str(exc))
             return None
         self.log_addition(request, job, "Created via Run a job")
         self.message_user(
@@ -757,3 +777,37 @@ def _register_django_q_read_only() -> None:
 
 
 _register_django_q_read_only()
+
+
+# --- API tokens: who holds one and until when, never the token -------------------------------
+
+
+def _register_token_admin() -> None:
+    """knox's own admin lists each token's digest and, on "add", shows a new token to
+    whoever made it. Here a token's owner, creation and expiry are listed; revoking
+    (delete, with knox.delete_authtoken) is the only change. Tokens are issued only by
+    POST /api/auth/token/, to the user who logs in."""
+    from knox.models import AuthToken
+
+    class AuthTokenAdmin(admin.ModelAdmin):
+        list_display = ("user", "created", "expiry")
+        list_display_links = None
+        list_filter = ("created", "expiry")
+        search_fields = ("user__username",)
+        list_select_related = ("user",)
+        fields = ("user", "created", "expiry")
+        readonly_fields = fields
+        ordering = ("-created",)
+
+        def has_add_permission(self, request: HttpRequest) -> bool:
+            return False
+
+        def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
+            return False
+
+    if admin.site.is_registered(AuthToken):
+        admin.site.unregister(AuthToken)
+    admin.site.register(AuthToken, AuthTokenAdmin)
+
+
+_register_token_admin()

@@ -37,7 +37,7 @@ from django.db.models import Count
 from django.utils import timezone
 from django_q.exceptions import TimeoutException
 
-from . import logbuffer, queues, registry, services
+from . import logbuffer, queues, registry, secretlog, services
 from .context import JobContext
 from .exceptions import IllegalTransition, JobCancelled
 from .models import Job, JobLog, JobStatus, LogLevel, Task, TaskStatus
@@ -392,9 +392,11 @@ def _execute(job: Job) -> str | Finished:
         return _finish_failed(job, ctx, f"unknown job type {job.job_type!r}")
     heartbeat.watch(job.pk, job.attempts, ctx.logs)
     logbuffer.activate(ctx.logs)
+    secretlog.watch(job.pk, job.job_type, job.config)  # its secrets masked in `logging`
     try:
         return _run_tasks(job, job_type, ctx)
     finally:
+        secretlog.forget(job.pk)
         logbuffer.deactivate(ctx.logs)
         heartbeat.clear()
 
@@ -430,16 +432,17 @@ def _run_tasks(job: Job, job_type: registry.JobType, ctx: JobContext) -> str | F
             # "worker lost" a sweep later), then let django-q2 replace the worker.
             _task_failed(job, job_type, ctx, task, exc)
             raise
-        task.result = result
+        task.result = result = registry.redact_result(job.job_type, job.config, result)
         results.append(result)
         if task is tasks[-1]:
-            return Finished(job, ctx, task, result, job_type.result(results), len(tasks))
+            job_result = registry.redact_result(job.job_type, job.config, job_type.result(results))
+            return Finished(job, ctx, task, result, job_result, len(tasks))
         # The task's log lines and its success commit together.
         _outlasting_outage(_task_succeeded, job, ctx, task, result)
     return _finish(
         job,
         JobStatus.COMPLETED,
-        result=job_type.result(results),
+        result=registry.redact_result(job.job_type, job.config, job_type.result(results)),
         progress_done=len(tasks),
         error="",  # a retried job that completes keeps no earlier attempt's error
     )
