@@ -4,6 +4,7 @@ See `.env.example` for the variables and their defaults.
 """
 
 import os
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -58,7 +59,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
-    "rest_framework.authtoken",
+    "knox",
     "django_filters",
     "drf_spectacular",
     "drf_spectacular_sidecar",
@@ -167,10 +168,42 @@ LOGGING = {
     "loggers": {"django.db.backends": {"level": "INFO"}},
 }
 
+# --- Cache ------------------------------------------------------------------
+# Shared by every web process (and machine), so the API's rate limits hold across
+# gunicorn workers: the database cache by default (table jobdeck_cache, made by
+# `migrate`), Redis with JOBDECK_CACHE_URL=redis://host:6379/1; locmem:// keeps it in
+# each process (one-process development and the unit tests only).
+JOBDECK_CACHE_URL = env_str("JOBDECK_CACHE_URL", "")
+JOBDECK_CACHE_TABLE = "jobdeck_cache"
+if JOBDECK_CACHE_URL.startswith(("redis://", "rediss://", "unix://")):
+    _shared_cache = {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": JOBDECK_CACHE_URL,
+    }
+elif JOBDECK_CACHE_URL.startswith("locmem://"):
+    _shared_cache = {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
+elif JOBDECK_CACHE_URL in ("", "db://"):
+    _shared_cache = {
+        # Django's database cache with an atomic incr() (jobs/cache.py).
+        "BACKEND": "jobs.cache.DatabaseCache",
+        "LOCATION": JOBDECK_CACHE_TABLE,
+        "OPTIONS": {"MAX_ENTRIES": env_int("JOBDECK_CACHE_MAX_ENTRIES", 20_000)},
+    }
+else:
+    raise ImproperlyConfigured(
+        f"JOBDECK_CACHE_URL={JOBDECK_CACHE_URL!r}: use redis://…, rediss://…, db:// or locmem://"
+    )
+CACHES = {
+    "default": _shared_cache,
+    # Per process: django-q2's cluster statistics (as before; see Q_CLUSTER["cache"]).
+    "local": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+}
+
 # --- REST framework -----------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",
+        # django-rest-knox tokens: stored hashed, with an expiry (jobs/api/auth.py).
+        "jobs.api.authentication.TokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
@@ -187,9 +220,10 @@ REST_FRAMEWORK = {
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     # drf-spectacular's AutoSchema, plus the error responses of each operation.
     "DEFAULT_SCHEMA_CLASS": "jobs.api.schema.JobdeckAutoSchema",
+    # DRF's anon/user rates, counted in the shared cache (jobs/api/throttles.py).
     "DEFAULT_THROTTLE_CLASSES": [
-        "rest_framework.throttling.AnonRateThrottle",
-        "rest_framework.throttling.UserRateThrottle",
+        "jobs.api.throttles.AnonRateThrottle",
+        "jobs.api.throttles.UserRateThrottle",
     ],
     "DEFAULT_THROTTLE_RATES": {
         "anon": env_str("JOBDECK_THROTTLE_ANON", "60/minute"),
@@ -199,6 +233,14 @@ REST_FRAMEWORK = {
     "PAGE_SIZE": 50,
     "EXCEPTION_HANDLER": "jobs.api.errors.exception_handler",
     "DATETIME_FORMAT": "iso-8601",
+}
+
+# API tokens (django-rest-knox): only a digest is stored; each expires after the TTL.
+REST_KNOX = {
+    "TOKEN_TTL": timedelta(hours=env_float("JOBDECK_TOKEN_TTL_HOURS", 720)),
+    "TOKEN_LIMIT_PER_USER": env_int("JOBDECK_TOKEN_LIMIT_PER_USER", 100),
+    "AUTO_REFRESH": False,
+    "AUTH_HEADER_PREFIX": "Token",
 }
 
 SPECTACULAR_SETTINGS = {
@@ -274,6 +316,9 @@ Q_CLUSTER = {
     "label": "Django Q",
     # django-q2 requires this key when a cluster runs under another Q_CLUSTER_NAME.
     "ALT_CLUSTERS": {},
+    # Its cluster statistics stay per process, as they were: a cluster writes them
+    # twice a second, traffic the shared (database) cache need not carry.
+    "cache": "local",
 }
 if env_str("JOBDECK_BROKER", "orm") == "redis":
     Q_CLUSTER["redis"] = env_str("REDIS_URL", "redis://127.0.0.1:6379/0")

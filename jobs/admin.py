@@ -22,7 +22,7 @@ from django.utils.html import format_html
 from django.utils.translation import ngettext
 from django.views.decorators.http import require_POST
 
-from . import registry, selectors, services
+from . import permissions, registry, selectors, services
 from .admin_site import dashboard_context
 from .admin_views import (
     EstimatedCountPaginator,
@@ -30,7 +30,6 @@ from .admin_views import (
     ReadOnlyAdminMixin,
     RunJobTypeForm,
     SafeJSONEncoder,
-    can_manage,
     config_form_class,
     config_from_form,
     log_line,
@@ -38,6 +37,7 @@ from .admin_views import (
     validate_into_form,
 )
 from .exceptions import IllegalTransition, one_line
+from .inputs import parse_id
 from .models import (
     FINISHED_STATUSES,
     AuditEvent,
@@ -244,8 +244,9 @@ class JobAdmin(admin.ModelAdmin):
         term = search_term.strip().lstrip("#")
         if not term:
             return queryset, False
-        if term.isdigit():
-            return queryset.filter(pk=int(term)), False
+        if term.isascii() and term.isdigit():  # '²'.isdigit() too, but it is no id
+            job_id = parse_id(term)
+            return (queryset.filter(pk=job_id) if job_id else queryset.none()), False
         needle = term.lower()
         names = {
             jt.name
@@ -288,19 +289,22 @@ class JobAdmin(admin.ModelAdmin):
     def result_pretty(self, obj: Job) -> str:
         if obj.result is None:
             return "—"
-        return format_html('<pre class="jd-pre">{}</pre>', pretty_json(obj.result))
+        result = registry.redact_result(obj.job_type, obj.config, obj.result)
+        return format_html('<pre class="jd-pre">{}</pre>', pretty_json(result))
 
     @admin.display(description="error and traceback")
     def error_pretty(self, obj: Job) -> str:
         if not obj.error:
             return "—"
-        return format_html('<pre class="jd-pre jd-error">{}</pre>', obj.error)
+        error = registry.redact_text(obj.job_type, obj.config, obj.error)
+        return format_html('<pre class="jd-pre jd-error">{}</pre>', error)
 
     @admin.display(description="analysis")
     def analysis_pretty(self, obj: Job) -> str:
         if obj.analysis is None:
             return "—"
-        return format_html('<pre class="jd-pre">{}</pre>', pretty_json(obj.analysis))
+        analysis = registry.redact_result(obj.job_type, obj.config, obj.analysis)
+        return format_html('<pre class="jd-pre">{}</pre>', pretty_json(analysis))
 
     # --- actions ---------------------------------------------------------------
 
@@ -324,7 +328,7 @@ class JobAdmin(admin.ModelAdmin):
         done = 0
         refusals: list[str] = []
         for job in queryset.select_related(None).only("pk", "job_type", "status", "created_by"):
-            if not can_manage(request.user, job):
+            if not permissions.may_act(request.user, job):
                 refusals.append(f"job #{job.pk}: you may only {verb} your own jobs")
                 continue
             if job.status not in allowed:
@@ -332,7 +336,7 @@ class JobAdmin(admin.ModelAdmin):
                 continue
             try:
                 call(job)
-            except (IllegalTransition, ValidationError) as exc:
+            except (IllegalTransition, ValidationError, PermissionDenied) as exc:
                 refusals.append(one_line(exc))
                 continue
             done += 1
@@ -422,10 +426,14 @@ class JobAdmin(admin.ModelAdmin):
                 "title": "Delete finished jobs?",
                 "opts": self.opts,
                 "deletable": [
-                    j for j in jobs if j.status in deletable and can_manage(request.user, j)
+                    j
+                    for j in jobs
+                    if j.status in deletable and permissions.may_act(request.user, j)
                 ],
                 "refused": [
-                    j for j in jobs if j.status not in deletable or not can_manage(request.user, j)
+                    j
+                    for j in jobs
+                    if j.status not in deletable or not permissions.may_act(request.user, j)
                 ],
                 "queryset": jobs,
                 "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
@@ -488,7 +496,7 @@ class JobAdmin(admin.ModelAdmin):
     def change_view(self, request, object_id, form_url="", extra_context=None):
         job = self.get_object(request, unquote(object_id))
         extra = {
-            "can_manage": job is not None and can_manage(request.user, job),
+            "can_manage": job is not None and permissions.may_act(request.user, job),
             "can_cancel": job is not None and job.status in (JobStatus.PENDING, JobStatus.RUNNING),
             "can_retry": job is not None and job.status in (JobStatus.FAILED, JobStatus.CANCELLED),
             "log_tail": LOG_TAIL_DEFAULT,
@@ -557,14 +565,14 @@ class JobAdmin(admin.ModelAdmin):
     ) -> HttpResponseRedirect:
         job = self._visible_job(request, object_id)
         url = reverse("admin:jobs_job_change", args=[job.pk], current_app=self.admin_site.name)
-        if not can_manage(request.user, job):
+        if not permissions.may_act(request.user, job):
             self.message_user(
                 request, f"Refused: you may only {verb} your own jobs.", messages.ERROR
             )
             return HttpResponseRedirect(url)
         try:
             job = call(job)
-        except (IllegalTransition, ValidationError) as exc:
+        except (IllegalTransition, ValidationError, PermissionDenied) as exc:
             self.message_user(request, f"Refused: {one_line(exc)}.", messages.ERROR)
             return HttpResponseRedirect(url)
         self.log_change(request, job, f"{verb} via admin")
@@ -598,7 +606,8 @@ class JobAdmin(admin.ModelAdmin):
         if not self.has_operate_permission(request):
             raise PermissionDenied
         source = request.POST if request.method == "POST" else request.GET
-        type_form = RunJobTypeForm(source or None)
+        # Only the types this user may create are offered (and accepted).
+        type_form = RunJobTypeForm(source or None, user=request.user)
         job_type = None
         config_form = None
         analysis: dict | None = None
@@ -617,11 +626,18 @@ class JobAdmin(admin.ModelAdmin):
                         response = self._run_create(request, job_type, config_form, config)
                         if response is not None:
                             return response
+                    elif config is not None and not permissions.may_create(
+                        request.user, job_type, release=release, config=config
+                    ):
+                        config_form.add_error(None, str(permissions.JobTypeDenied(job_type)))
                     elif config is not None:
                         try:
                             analysis = job_type.analyze(config, release)
+                            analysis = registry.redact_result(job_type.name, config, analysis)
                         except Exception as exc:  # an analysis that crashes is shown
-                            analysis_error = f"{type(exc).__name__}: {exc}"
+                            analysis_error = registry.redact_text(
+                                job_type.name, config, f"{type(exc).__name__}: {exc}"
+                            )
             else:
                 config_form = form_class()
         context = {
@@ -657,6 +673,10 @@ class JobAdmin(admin.ModelAdmin):
             for field, errors in exc.message_dict.items():
                 form.add_error(field if field in form.fields else None, errors)
             return None
+        except PermissionDenied as exc:
+            self.message_user(request, f"Refused: {exc}.", messages.ERROR)
+            form.add_error(None, str(exc))
+            return None
         self.log_addition(request, job, "Created via Run a job")
         self.message_user(
             request, f"Job #{job.pk} ({job.job_type}) created and queued.", messages.SUCCESS
@@ -679,6 +699,3 @@ def _flatten_fields(fields) -> list[str]:
     for f in fields:
         out.extend(f if isinstance(f, tuple | list) else [f])
     return out
-
-
-# --- the dashboard (admin index) --------------------------------------------------------

@@ -42,6 +42,28 @@ def read_only(base: type[admin.ModelAdmin]) -> type[admin.ModelAdmin]:
     return ReadOnly
 
 
+class TokenAdmin(admin.ModelAdmin):
+    """API tokens (knox): who holds one and until when, never the token. knox's own
+    admin lists each token's digest and, on "add", shows a new token to whoever made it;
+    here revoking (delete, with knox.delete_authtoken) is the only change. Tokens are
+    issued only by POST /api/auth/token/, to the user who logs in."""
+
+    list_display = ("user", "created", "expiry")
+    list_display_links = None
+    list_filter = ("created", "expiry")
+    search_fields = ("user__username",)
+    list_select_related = ("user",)
+    fields = ("user", "created", "expiry")
+    readonly_fields = fields
+    ordering = ("-created",)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
 class JobdeckAdminSite(admin.AdminSite):
     site_header = "Jobdeck"
     site_title = "Jobdeck admin"
@@ -60,8 +82,9 @@ class JobdeckAdminSite(admin.AdminSite):
         return super().index(request, extra)
 
     def register(self, model_or_iterable: Any, admin_class: Any = None, **options: Any) -> None:
-        """Register as Django does; django-q2's models only read-only: its admin could
-        create schedules of any callable and resubmit tasks."""
+        """Register as Django does, but django-q2's models only read-only (its admin
+        could create schedules of any callable and resubmit tasks) and knox's tokens
+        through TokenAdmin (its admin would show a new token to whoever adds one)."""
         models = (
             [model_or_iterable] if isinstance(model_or_iterable, ModelBase) else model_or_iterable
         )
@@ -69,4 +92,6 @@ class JobdeckAdminSite(admin.AdminSite):
             cls = admin_class or admin.ModelAdmin
             if model._meta.app_label == "django_q":
                 cls = read_only(cls)
+            elif model._meta.label == "knox.AuthToken":
+                cls = TokenAdmin
             super().register(model, cls, **options)

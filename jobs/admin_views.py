@@ -1,27 +1,36 @@
-"""Helpers of the jobs admin: rights, the estimated paginator, the generated config form,
-log line formatting. The ModelAdmin in `jobs/admin.py` stays a thin caller of services.
+"""Helpers of the jobs admin: the estimated paginator, the generated config form, log
+line formatting (the rights are jobs.permissions'). The ModelAdmin in `jobs/admin.py`
+stays a thin caller of services.
 """
 
 from __future__ import annotations
 
 import calendar
+import functools
 import json
+import re
 import unicodedata
 from datetime import date
 from typing import Any
 
 from django import forms
+from django.contrib import messages
+from django.contrib.admin.options import IncorrectLookupParameters
+from django.contrib.admin.utils import NotRelationField, get_fields_from_path
 from django.contrib.admin.views.main import ChangeList
+from django.core.exceptions import FieldDoesNotExist
 from django.core.paginator import Paginator
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connections
-from django.db.models import Max, Min
+from django.db.models import DateTimeField, Field, Max, Min
+from django.db.models.constants import LOOKUP_SEP
 from django.utils import formats, timezone
 from django.utils.functional import cached_property
 from django.utils.text import capfirst
 
-from . import registry
+from . import permissions, registry
 from .engine import queries
+from .inputs import in_utc
 from .models import Job, JobLog, LogLevel
 from .selectors import waiting_reasons
 
@@ -41,18 +50,101 @@ class ReadOnlyAdminMixin:
         return False
 
 
-# --- rights ---------------------------------------------------------------------
+# --- changelists that hostile query strings cannot break ------------------------------------
 
 
-def can_manage(user, job: Job) -> bool:
-    """May `user` cancel, retry, submit or delete `job`? Owner, manager or superuser."""
-    if not (user and user.is_authenticated and user.is_active):
-        return False
-    return (
-        user.is_superuser
-        or user.has_perm("jobs.manage_all_jobs")
-        or (job.created_by_id is not None and job.created_by_id == user.pk)
-    )
+class CheckedLookupsMixin(ChangeList):
+    """A changelist that checks its query string before any of it reaches the database.
+
+    Refused, with a message, as Django refuses a lookup it cannot apply (a redirect
+    to the bare list): a NUL anywhere (PostgreSQL cannot compare text with one), a
+    date or time that is outside years 1-9999 once in UTC (an offset of +19:34 is
+    readable, but neither database stores it), a date hierarchy year past 9998
+    (Django's own drill-down adds a year to it). Date-time values are compared in UTC.
+    Installed on every registered ModelAdmin by `check_changelist_lookups`.
+    """
+
+    def __init__(self, request, *args: Any, **kwargs: Any) -> None:
+        self._request = request
+        super().__init__(request, *args, **kwargs)
+
+    def get_filters_params(self, params=None):
+        lookup_params = super().get_filters_params(params)
+        hierarchy = self.date_hierarchy
+        parts = {f"{hierarchy}__{part}": part for part in _HIERARCHY_BOUNDS} if hierarchy else {}
+        for key, values in lookup_params.items():
+            clean = []
+            for value in values:
+                if "\x00" in key or "\x00" in value:
+                    self._refuse(key, value, "it contains a NUL character")
+                part = parts.get(key)
+                if part is not None:
+                    low, high = _HIERARCHY_BOUNDS[part]
+                    if not (_DIGITS.fullmatch(value) and low <= int(value) <= high):
+                        self._refuse(key, value, f"not a {part} from {low} to {high}")
+                clean.append(self._in_utc(key, value))
+            lookup_params[key] = clean
+        return lookup_params
+
+    def _in_utc(self, key: str, value: str) -> str:
+        """A date-time lookup value as UTC ISO 8601 (others unchanged)."""
+        field, lookups = _field_of(self.model, key)
+        if not isinstance(field, DateTimeField) or lookups not in ([], ["exact"], *_RANGE):
+            return value
+        try:
+            parsed = field.to_python(value)
+        except Exception:  # unreadable: the filter itself refuses it
+            return value
+        utc = in_utc(parsed) if parsed is not None else None
+        if utc is None:
+            self._refuse(key, value, "outside the years 1-9999 in UTC")
+        return utc.isoformat()
+
+    def _refuse(self, key: str, value: str, why: str) -> None:
+        shown = value.replace("\x00", "\\x00")[:40]
+        messages.warning(self._request, f"Ignored the filter {key}={shown!r}: {why}.")
+        raise IncorrectLookupParameters(f"{key}: {why}")
+
+
+_RANGE = (["gt"], ["gte"], ["lt"], ["lte"])
+_DIGITS = re.compile(r"[0-9]{1,4}")
+# The date hierarchy's parts (Django's drill-down adds a year, a month or a day).
+_HIERARCHY_BOUNDS = {"year": (1, 9998), "month": (1, 12), "day": (1, 31)}
+
+
+def _field_of(model: type, key: str) -> tuple[Field | None, list[str]]:
+    """The model field a lookup key names and the lookups after it."""
+    parts = key.split(LOOKUP_SEP)
+    for n in range(len(parts), 0, -1):
+        try:
+            fields = get_fields_from_path(model, LOOKUP_SEP.join(parts[:n]))
+        except (FieldDoesNotExist, NotRelationField):
+            continue
+        return fields[-1], parts[n:]
+    return None, []
+
+
+@functools.cache
+def _checked(base: type[ChangeList]) -> type[ChangeList]:
+    if issubclass(base, CheckedLookupsMixin):
+        return base
+    return type(f"Checked{base.__name__}", (CheckedLookupsMixin, base), {})
+
+
+def check_changelist_lookups(site) -> None:
+    """Make every ModelAdmin registered on `site` (Jobdeck's and other apps': auth,
+    django-q2, knox) use a CheckedLookupsMixin changelist. Called once the admin has
+    autodiscovered every app's registrations (JobsConfig.ready)."""
+    for model_admin in site._registry.values():
+        if getattr(model_admin, "_checked_lookups", False):
+            continue
+        original = model_admin.get_changelist
+
+        def get_changelist(request, _original=original, **kwargs):
+            return _checked(_original(request, **kwargs))
+
+        model_admin.get_changelist = get_changelist
+        model_admin._checked_lookups = True
 
 
 # --- changelist at scale -----------------------------------------------------------
@@ -92,7 +184,7 @@ class EstimatedCountPaginator(Paginator):
         return counted
 
 
-class JobChangeList(ChangeList):
+class JobChangeList(CheckedLookupsMixin, ChangeList):
     """Defers the heavy columns and draws a date hierarchy without DISTINCT scans."""
 
     heavy_fields = ("config", "result", "error", "analysis")
@@ -225,13 +317,14 @@ def log_line(line: JobLog) -> dict[str, Any]:
 
 
 class RunJobTypeForm(forms.Form):
-    """Step 1 of "Run a job": the job type."""
+    """Step 1 of "Run a job": the job type, among those the user may create."""
 
     job_type = forms.ChoiceField(label="Job type", choices=())
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, user: Any = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["job_type"].choices = [("", "---------"), *registry.choices()]
+        types = permissions.creatable_types(user)
+        self.fields["job_type"].choices = [("", "---------"), *registry.choices(types=types)]
 
 
 def config_form_class(job_type: registry.JobType) -> type[forms.Form]:

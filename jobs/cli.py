@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from django.contrib.auth import get_user_model
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.core.serializers.json import DjangoJSONEncoder
 
@@ -145,8 +145,8 @@ class ActionCommand(BaseCommand):
 
     Subclasses declare their actions in `add_actions(sub)`; `self.as_json` and
     `self.user` (a User or None) are set from the global options; `emit(data, text)`
-    prints one or the other. Django's ValidationError and Jobdeck's domain errors
-    become one readable line (CommandError: exit 1).
+    prints one or the other. Django's ValidationError, a refusal (PermissionDenied) and
+    Jobdeck's domain errors become one readable line (CommandError: exit 1).
     """
 
     as_json: bool = False
@@ -181,7 +181,7 @@ class ActionCommand(BaseCommand):
             getattr(self, f"do_{options['action']}")(options)
         except ValidationError as exc:
             raise CommandError(one_line(exc)) from None
-        except JobError as exc:
+        except (JobError, PermissionDenied) as exc:  # refused: who may run what
             raise CommandError(str(exc)) from None
 
     @staticmethod

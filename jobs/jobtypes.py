@@ -7,7 +7,7 @@ from datetime import timedelta
 
 from rest_framework import serializers
 
-from . import services
+from . import permissions, services
 from .models import Task
 from .registry import JobType, register
 from .worker.context import JobContext
@@ -76,7 +76,9 @@ class DemoSteps(JobType):
 
 
 class CleanupConfig(serializers.Serializer):
-    older_than_days = serializers.IntegerField(min_value=0, default=30)
+    older_than_days = serializers.IntegerField(
+        min_value=0, max_value=services.CLEANUP_MAX_DAYS, default=30
+    )
     dry_run = serializers.BooleanField(default=False)
 
 
@@ -87,6 +89,8 @@ class MaintenanceCleanup(JobType):
     name = "maintenance.cleanup"
     label = "Maintenance: clean up finished jobs"
     config_serializer = CleanupConfig
+    # It deletes every user's jobs: the same right as POST /api/jobs/cleanup/.
+    create_permission = permissions.CLEANUP_JOBS
 
     def run(self, ctx: JobContext) -> dict:
         summary = services.job_cleanup(

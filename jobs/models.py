@@ -86,12 +86,10 @@ class JobQuerySet(models.QuerySet):
         )
 
     def visible_to(self, user) -> JobQuerySet:
-        """Jobs `user` may see: their own, or all with `view_all_jobs`."""
-        if user is None or not user.is_authenticated:
-            return self.none()
-        if user.has_perm("jobs.view_all_jobs") or user.has_perm("jobs.manage_all_jobs"):
-            return self
-        return self.filter(created_by=user)
+        """Jobs `user` may see (the rule lives in jobs.permissions.visible_jobs)."""
+        from .permissions import visible_jobs
+
+        return visible_jobs(self, user)
 
 
 class Job(models.Model):
@@ -160,6 +158,7 @@ class Job(models.Model):
         permissions = [
             ("view_all_jobs", "Can see every user's jobs"),
             ("manage_all_jobs", "Can cancel, retry and submit every user's jobs"),
+            ("cleanup_jobs", "Can delete every user's finished jobs (cleanup)"),
         ]
         constraints = [
             models.CheckConstraint(

@@ -17,11 +17,11 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.utils import timezone
 
-from . import broker, engine, extensions, queues, registry
+from . import broker, engine, extensions, permissions, queues, registry
 from .exceptions import IllegalTransition, validation_errors
 from .models import (
     ACTIVE_STATUSES,
@@ -37,6 +37,9 @@ from .models import (
 from .queues import DEFAULT_QUEUE
 
 logger = logging.getLogger(__name__)
+
+# The oldest finished jobs a cleanup may ask for (a hundred years; the API's limit too).
+CLEANUP_MAX_DAYS = 36_500
 
 
 def audit(
@@ -112,8 +115,13 @@ def job_build(
 ) -> tuple[Job, list[str]]:
     """Validate everything and return an unsaved Job with its task names.
 
-    Raises ValidationError naming the field; nothing is written.
+    Raises ValidationError naming the field, or JobTypeDenied when `user` may not
+    create jobs of the type (jobs.permissions: the check every front door goes
+    through); nothing is written.
     """
+    jt = registry.get(job_type)
+    if jt.user_creatable:  # one only Jobdeck may create is a 400 (just below)
+        permissions.require_create(user, jt, release=release)
     jt, clean_config = validated_type_and_config(job_type, config, allow_internal=allow_internal)
     _validate_scheduling(priority=priority, run_after=run_after, max_attempts=max_attempts)
     if jt.requires_release and release is None:
@@ -122,6 +130,8 @@ def job_build(
         raise ValueError(
             "save() prohibited to prevent data loss due to unsaved related object 'release'."
         )
+    clean_config = registry.validate_for_release(jt, clean_config, release)
+    permissions.require_create(user, jt, release=release, config=clean_config)
     if queue not in queues.known_queues():
         known = ", ".join(sorted(queues.known_queues()))
         raise ValidationError({"queue": [f"Unknown queue {queue!r}; known: {known}."]})
@@ -173,10 +183,12 @@ def job_analyze(*, job_id: int) -> dict:
     job = Job.objects.select_related("release").get(pk=job_id)
     try:
         analysis = registry.get(job.job_type).analyze(job.config, job.release)
+        analysis = registry.redact_result(job.job_type, job.config, analysis)
         state = {"state": "ready", "analysis": analysis}
     except Exception as exc:  # an analysis that crashes is reported, not raised
         logger.exception("analysis of job %s failed", job_id)
-        state = {"state": "failed", "analysis": {}, "error": f"{type(exc).__name__}: {exc}"}
+        error = registry.redact_text(job.job_type, job.config, f"{type(exc).__name__}: {exc}")
+        state = {"state": "failed", "analysis": {}, "error": error}
     Job.objects.filter(pk=job_id).update(analysis=state)
     return state
 
@@ -186,7 +198,9 @@ def job_analyze(*, job_id: int) -> dict:
 
 @transaction.atomic
 def job_submit(*, job: Job, user: Any = None, via: str = "system") -> Job:
-    """Turn a draft into a pending job that runs."""
+    """Turn a draft into a pending job that runs; the submitter must be allowed to
+    create jobs of its type (jobs.permissions), whoever made the draft."""
+    _require_create_again(job, user)
     engine.submit(job.pk)
     audit(job=job, user=user, via=via, action=AuditAction.SUBMITTED)
     broker.wake_on_commit(job.pk, job.queue)
@@ -215,7 +229,12 @@ def job_retry(*, job: Job, user: Any = None, via: str = "system", config: Any = 
     names: list[str] | None = None
     if config is not None:
         jt = registry.get(job.job_type)
+        if jt.user_creatable:  # a carrier's config cannot change at all (just below)
+            permissions.require_create(user, jt, release=job.release)
+        # A config copied from a masked display keeps the secrets it did not change.
+        config = registry.unredact(job.job_type, config, job.config)
         clean = registry.validate_config(jt, config)
+        clean = registry.validate_for_release(jt, clean, job.release)
         if clean != job.config and not jt.user_creatable:
             # A carrier job (tasks.call) names code to run: only Jobdeck may set that.
             raise ValidationError(
@@ -228,11 +247,26 @@ def job_retry(*, job: Job, user: Any = None, via: str = "system", config: Any = 
                 "new": registry.redact(job.job_type, clean),
             }
             names = jt.tasks(clean)
+    _require_create_again(job, user, fields.get("config"))
     engine.retry(job.pk, fields=fields, task_names=names)
     audit(job=job, user=user, via=via, action=AuditAction.RETRIED, detail=detail)
     broker.wake_on_commit(job.pk, job.queue)
     job.refresh_from_db()
     return job
+
+
+def _require_create_again(job: Job, user: Any, config: dict | None = None) -> None:
+    """Running a job again (submit, retry) needs the right to create one of its type,
+    checked for whoever acts now: the right may have been withdrawn since."""
+    try:
+        jt = registry.get(job.job_type)
+    except ValidationError:
+        return  # its type is gone: the runner fails it with that reason
+    if not jt.user_creatable:
+        return  # Jobdeck made it (tasks.call) and its config cannot change: may_act decides
+    permissions.require_create(
+        user, jt, release=job.release, config=job.config if config is None else config
+    )
 
 
 @transaction.atomic
@@ -312,8 +346,12 @@ def job_cleanup(
     (default JOBDECK_CLEANUP_PAUSE_SECONDS) sleeps between batches, leaving the
     database and the cores to the workers: a slower cleanup, a steadier drain.
     """
+    if not permissions.may_clean_up(user):
+        raise PermissionDenied(f"cleanup needs the {permissions.CLEANUP_JOBS} permission")
     if older_than < timedelta(0):
         raise ValidationError({"older_than_days": ["Must be zero or more."]})
+    if older_than > timedelta(days=CLEANUP_MAX_DAYS):
+        raise ValidationError({"older_than_days": [f"At most {CLEANUP_MAX_DAYS}."]})
     cutoff = timezone.now() - older_than
     candidates = Job.objects.filter(status__in=FINISHED_STATUSES, finished_at__lt=cutoff)
     if dry_run:
@@ -390,22 +428,38 @@ _BulkCacheEntry = tuple[registry.JobType, dict, list[str]] | ValidationError
 
 
 def _bulk_validated_config(
-    job_type: Any, config: Any, cache: dict[tuple[str, str], _BulkCacheEntry]
+    job_type: Any,
+    config: Any,
+    release: Any,
+    user: Any,
+    cache: dict[tuple[str, str, Any], _BulkCacheEntry],
 ) -> tuple[registry.JobType, dict, list[str]]:
-    """The job type, clean config and task names, validated once per distinct pair.
+    """The job type, clean config and task names, validated once per distinct item.
 
     Bulk calls usually repeat a few configs; a config serializer is a pure function
-    of its input, so validating each distinct (type, config) once is what makes
-    10,000 jobs per second possible.
+    of its input, so validating each distinct (type, config, release) once is what
+    makes 10,000 jobs per second possible. Raises JobTypeDenied (the whole call is
+    refused) when `user` may not create the type.
     """
     try:
-        key: tuple[str, str] | None = (str(job_type), json.dumps(config, sort_keys=True))
+        key: tuple[str, str, Any] | None = (
+            str(job_type),
+            json.dumps(config, sort_keys=True),
+            release.pk if release is not None else None,
+        )
     except (TypeError, ValueError):  # not plain JSON: validate it, never cache it
         key = None
     entry = cache.get(key) if key is not None else None
     if entry is None:
         try:
+            jt = registry.get(job_type)
+            if jt.user_creatable:
+                permissions.require_create(user, jt, release=release)
             jt, clean = validated_type_and_config(job_type, config)
+            if jt.requires_release and release is None:
+                raise ValidationError({"release": [f"Job type {jt.name!r} needs a release."]})
+            clean = registry.validate_for_release(jt, clean, release)
+            permissions.require_create(user, jt, release=release, config=clean)
             entry = (jt, clean, jt.tasks(clean))
         except ValidationError as exc:
             entry = exc
@@ -439,7 +493,7 @@ def job_bulk_create(
         raise ValidationError({"jobs": [f"At most {BULK_MAX_JOBS} jobs per call."]})
     now = now or timezone.now()
     owner = user if user is not None and user.is_authenticated else None
-    cache: dict[tuple[str, str], _BulkCacheEntry] = {}
+    cache: dict[tuple[str, str, Any], _BulkCacheEntry] = {}
     # id(clean config) → (the config, its JSON): encoded once per distinct config; the
     # config is kept referenced so its id cannot be reused by another item's.
     encoded: dict[int, tuple[dict, str]] = {}
@@ -449,16 +503,14 @@ def job_bulk_create(
         try:
             if spec.get("draft"):
                 raise ValidationError({"draft": ["Bulk creation makes pending jobs only."]})
+            release = spec.get("release")
             jt, clean, names = _bulk_validated_config(
-                spec.get("job_type"), spec.get("config"), cache
+                spec.get("job_type"), spec.get("config"), release, user, cache
             )
             priority = spec.get("priority", 0)
             max_attempts = spec.get("max_attempts")
             run_after = spec.get("run_after")
-            release = spec.get("release")
             _validate_scheduling(priority=priority, run_after=run_after, max_attempts=max_attempts)
-            if jt.requires_release and release is None:
-                raise ValidationError({"release": [f"Job type {jt.name!r} needs a release."]})
         except ValidationError as exc:
             errors[index] = validation_errors(exc)
             continue

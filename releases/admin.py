@@ -4,7 +4,7 @@ the release's jobs, and apply / rollback / package / verify actions (via service
 from __future__ import annotations
 
 from django.contrib import admin, messages
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Count, Q, QuerySet, Sum
 from django.http import HttpRequest, HttpResponseRedirect
 from django.urls import reverse
@@ -86,8 +86,9 @@ class ArtefactInline(ReadOnlyInline):
 
 class ApplyPermissionMixin:
     def has_apply_permission(self, request: HttpRequest) -> bool:
-        # Applying, rolling back, packaging and verifying change what a release is.
-        return request.user.has_perm("releases.change_release")
+        # Applying, rolling back, packaging and verifying change what a release is: the
+        # right the release.* job types need too.
+        return request.user.has_perm(services.APPLY_PERMISSION)
 
     def _queue(self, request: HttpRequest, items, make, what: str) -> None:
         """Run `make(item)` for each item; report jobs created and refusals."""
@@ -95,7 +96,7 @@ class ApplyPermissionMixin:
         for item in items:
             try:
                 created.append(make(item))
-            except (ValidationError, JobError) as exc:
+            except (ValidationError, JobError, PermissionDenied) as exc:
                 self.message_user(request, f"{item}: {one_line(exc)}", messages.ERROR)
         if created:
             ids = ", ".join(f"#{j.pk}" for j in created)

@@ -25,7 +25,7 @@ from django.core.files.storage import default_storage
 from django.utils import timezone
 from rest_framework import serializers
 
-from jobs.models import Task
+from jobs.models import Job, Task
 from jobs.registry import JobType, register
 from jobs.worker.context import JobContext
 
@@ -126,6 +126,25 @@ class VersionConfig(serializers.Serializer):
     )
 
 
+class ReleaseJobType(JobType):
+    """A job acting on a version of its release.
+
+    Creating one needs the right the release's apply and rollback endpoints need
+    (services.APPLY_PERMISSION); the version it names must exist when it is created.
+    """
+
+    requires_release = True
+    create_permission = services.APPLY_PERMISSION
+
+    def validate(self, config: dict, release) -> dict:
+        number = config.get("version")
+        if number is not None:
+            services.version_get(release, number)  # ValidationError under `version`
+        elif selectors.default_version(release) is None:
+            raise ValidationError({"release": [f"Release {release.slug!r} has no versions."]})
+        return config
+
+
 # --- release.inspect -------------------------------------------------------------------
 
 
@@ -175,14 +194,13 @@ class InspectConfig(VersionConfig):
 
 
 @register
-class ReleaseInspect(JobType):
+class ReleaseInspect(ReleaseJobType):
     """Lists a version's files and checks its naming rules."""
 
     name = services.INSPECT
     label = "Release: inspect a version"
     description = "Lists files and sizes, finds the info file, checks naming rules."
     config_serializer = InspectConfig
-    requires_release = True
 
     def run(self, ctx: JobContext) -> dict:
         version = _version(ctx.release, ctx.config.get("version"))
@@ -337,14 +355,13 @@ def check_package(version: ReleaseVersion, package: Artefact) -> list[str]:
 
 
 @register
-class ReleasePackage(JobType):
+class ReleasePackage(ReleaseJobType):
     """Builds a .tar.gz or .zip of a version's files plus SHA256SUMS, and records it."""
 
     name = services.PACKAGE
     label = "Release: package a version"
     description = "Archive (.tar.gz or .zip) of a version's files with a SHA256SUMS manifest."
     config_serializer = PackageConfig
-    requires_release = True
 
     def tasks(self, config: dict) -> list[str]:
         return ["collect", "checksum", "archive", "verify"]
@@ -416,14 +433,13 @@ class VerifyConfig(VersionConfig):
 
 
 @register
-class ReleaseVerify(JobType):
+class ReleaseVerify(ReleaseJobType):
     """Re-hashes a version's files (or packages) against their recorded checksums."""
 
     name = services.VERIFY
     label = "Release: verify a version"
     description = "Fails listing each file (or package member) that is missing or changed."
     config_serializer = VerifyConfig
-    requires_release = True
 
     def run(self, ctx: JobContext) -> dict:
         version = _version(ctx.release, ctx.config.get("version"))
@@ -472,7 +488,7 @@ class ApplyConfig(serializers.Serializer):
 
 
 @register
-class ReleaseApply(JobType):
+class ReleaseApply(ReleaseJobType):
     """Verifies a version, then makes it the release's current version."""
 
     name = services.APPLY
@@ -481,10 +497,22 @@ class ReleaseApply(JobType):
         "Makes a version current after verifying its files; rollback applies the previous one."
     )
     config_serializer = ApplyConfig
-    requires_release = True
 
     def tasks(self, config: dict) -> list[str]:
         return ["verify", "apply"]
+
+    def validate(self, config: dict, release) -> dict:
+        """The version must exist; a rollback names apply jobs of the same release."""
+        config = super().validate(config, release)
+        for name in ("rollback_of", "restores"):
+            pk = config.get(name)
+            if pk is not None and not (
+                Job.objects.filter(pk=pk, release=release, job_type=self.name).exists()
+            ):
+                raise ValidationError(
+                    {name: [f"No {self.name} job #{pk} on release {release.slug!r}."]}
+                )
+        return config
 
     def run_task(self, ctx: JobContext, task: Task) -> Any:
         version = _version(ctx.release, ctx.config["version"])

@@ -12,7 +12,7 @@ import logging
 from collections.abc import Sequence
 from typing import IO, Any
 
-from django.core.exceptions import ValidationError
+from django.core.exceptions import SuspiciousFileOperation, ValidationError
 from django.core.files import File
 from django.core.files.storage import default_storage
 from django.db import transaction
@@ -33,6 +33,9 @@ PACKAGE = "release.package"
 VERIFY = "release.verify"
 APPLY = "release.apply"
 PACKAGE_FORMATS = ("tar.gz", "zip")
+# Applying, rolling back, packaging, verifying and inspecting (the release.* job types,
+# their endpoints and admin actions) all need this right.
+APPLY_PERMISSION = "releases.change_release"
 CHUNK = 1024 * 1024
 
 
@@ -69,6 +72,21 @@ def version_get(release: Release, number: Any) -> ReleaseVersion:
     if version is None:
         raise ValidationError({"version": [f"Release {release.slug!r} has no version {number}."]})
     return version
+
+
+def storable_path(raw: Any) -> str:
+    """clean_path(), and a name the storage can store the file under: its storage
+    makes a file name of letters, digits, '-', '_' and '.', and refuses one that
+    reduces to nothing ('💾', '@@'); that is a 400 here, before anything is written."""
+    path = clean_path(raw)
+    try:
+        default_storage.get_valid_name(path.rsplit("/", 1)[-1])
+    except SuspiciousFileOperation:
+        raise ValidationError(
+            f"Path {path!r} reduces to no file name the storage can keep "
+            "(use letters, digits, '-', '_' or '.')."
+        ) from None
+    return path
 
 
 def _clean_release(release: Release) -> None:
@@ -186,7 +204,7 @@ def version_create(
     for i, upload in enumerate(files):
         raw = paths[i] if paths is not None else getattr(upload, "name", None)
         try:
-            names.append(clean_path(raw))
+            names.append(storable_path(raw))
         except ValidationError as exc:
             errors.append(f"file {i + 1}: {exc.messages[0]}")
     if errors:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from django import forms
 from django.contrib import admin, messages
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.urls import NoReverseMatch, reverse
@@ -16,7 +16,8 @@ from django.utils.html import format_html, format_html_join
 from django.utils.timesince import timesince, timeuntil
 from django.utils.translation import ngettext
 
-from jobs import registry
+from jobs import permissions, registry
+from jobs.admin_views import pretty_json
 from jobs.exceptions import JobError, one_line
 
 from . import selectors, services, timing
@@ -46,14 +47,30 @@ class ScheduleAdminForm(forms.ModelForm):
         max_length=64, initial="UTC", help_text="IANA name, e.g. Europe/Paris."
     )
 
+    # Set per request by ScheduleAdmin.get_form: whose rights the job type is checked against.
+    user = None
+
     class Meta:
         model = Schedule
         fields = list(services.EDITABLE_FIELDS)
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["job_type"].choices = registry.choices()
-        self.fields["cron"].help_text = "Five fields: minute hour day-of-month month day-of-week."
+        # The job types this user may create, plus the schedule's own (so its other
+        # fields stay editable; changing what it runs is checked again on save).
+        types = permissions.creatable_types(self.user)
+        choices = registry.choices(types=types)
+        current = self.instance.job_type if self.instance.pk else ""
+        if current and current not in dict(choices):
+            choices.append((current, current))
+        self.fields["job_type"].choices = choices
+        if "cron" in self.fields:  # a view-only user's form has no model fields
+            self.fields[
+                "cron"
+            ].help_text = "Five fields: minute hour day-of-month month day-of-week."
+        if "config" in self.fields and self.instance.pk and not self.is_bound:
+            # Secrets are shown masked; an unchanged mask keeps the stored value.
+            self.initial["config"] = registry.redact(self.instance.job_type, self.instance.config)
 
     def validate_unique(self) -> None:
         """The service checks the name (one message, not two); the database has the last word."""
@@ -62,14 +79,17 @@ class ScheduleAdminForm(forms.ModelForm):
         data = super().clean()
         if self.errors:
             return data
+        instance = self.instance if self.instance.pk else None
         try:
             clean = services.schedule_clean(
-                {**services.schedule_values(self.instance if self.instance.pk else None), **data},
-                instance=self.instance if self.instance.pk else None,
+                {**services.schedule_values(instance), **data}, instance=instance, user=self.user
             )
         except ValidationError as exc:
             for field, messages_ in exc.message_dict.items():
                 self.add_error(field if field in self.fields else None, messages_)
+            return data
+        except PermissionDenied as exc:
+            self.add_error("job_type" if "job_type" in self.fields else None, str(exc))
             return data
         data.update({k: v for k, v in clean.items() if k in self.fields})
         return data
@@ -107,6 +127,7 @@ class ScheduleAdmin(admin.ModelAdmin):
         "updated_at",
         "preview",
         "history",
+        "config_masked",
     )
     fieldsets = (
         (None, {"fields": ("name", "job_type", "config", "release", "enabled", "dry_run")}),
@@ -141,6 +162,27 @@ class ScheduleAdmin(admin.ModelAdmin):
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Schedule]:
         return selectors.schedule_list()
+
+    def get_form(self, request: HttpRequest, obj=None, change=False, **kwargs):
+        form = super().get_form(request, obj, change=change, **kwargs)
+        form.user = request.user  # a class made for this request by modelform_factory
+        return form
+
+    def get_fieldsets(self, request: HttpRequest, obj=None):
+        fieldsets = super().get_fieldsets(request, obj)
+        if obj is not None and not self.has_change_permission(request, obj):
+            # Read-only, the raw JSON would show secrets: show the masked copy instead.
+            fieldsets = [
+                (name, {**opts, "fields": [_masked(f) for f in opts["fields"]]})
+                for name, opts in fieldsets
+            ]
+        return fieldsets
+
+    @admin.display(description="Config")
+    def config_masked(self, obj: Schedule) -> str:
+        return format_html(
+            '<pre class="jd-pre">{}</pre>', pretty_json(registry.redact(obj.job_type, obj.config))
+        )
 
     # --- columns --------------------------------------------------------------------
 
@@ -292,9 +334,7 @@ class ScheduleAdmin(admin.ModelAdmin):
                 jobs.append(
                     services.schedule_run_now(schedule=schedule, user=request.user, via="admin")
                 )
-            except ValidationError as exc:
-                failed.append(f"{schedule.name}: {one_line(exc)}")
-            except JobError as exc:
+            except (ValidationError, JobError, PermissionDenied) as exc:
                 failed.append(f"{schedule.name}: {one_line(exc)}")
         if jobs:
             self.message_user(
@@ -305,6 +345,10 @@ class ScheduleAdmin(admin.ModelAdmin):
             )
         for line in failed:
             self.message_user(request, f"Not run — {line}", messages.ERROR)
+
+
+def _masked(field):
+    return "config_masked" if field == "config" else field
 
 
 def _job_url(job_id: int) -> str:

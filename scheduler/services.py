@@ -18,11 +18,11 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from jobs import registry
+from jobs import permissions, registry
 from jobs import services as job_services
 from jobs.exceptions import one_line
 from jobs.models import ACTIVE_STATUSES, AuditAction, Job
@@ -51,6 +51,8 @@ EDITABLE_FIELDS = (
     "overlap_policy",
     "dry_run",
 )
+# The fields that say what job a schedule makes: changing them needs the right to create it.
+JOB_FIELDS = ("job_type", "config", "release")
 
 
 class _LostRace(Exception):
@@ -82,11 +84,16 @@ def schedule_values(schedule: Schedule | None) -> dict[str, Any]:
     return {name: getattr(schedule, name) for name in EDITABLE_FIELDS}
 
 
-def schedule_clean(data: dict[str, Any], *, instance: Schedule | None = None) -> dict[str, Any]:
+def schedule_clean(
+    data: dict[str, Any], *, instance: Schedule | None = None, user: Any = None
+) -> dict[str, Any]:
     """Validate a full set of schedule fields; return them cleaned.
 
     Fields that do not belong to the kind are cleared (e.g. `cron` of a daily
-    schedule). Raises ValidationError naming every bad field.
+    schedule). A secret config value still reading as the mask keeps the stored
+    one. Raises ValidationError naming every bad field, then JobTypeDenied when
+    `user` (None: Jobdeck itself) may not create the job the schedule would make
+    (on create, and when its job type, config or release change).
     """
     errors: dict[str, list[str]] = {}
     clean = dict(data)
@@ -115,12 +122,21 @@ def schedule_clean(data: dict[str, Any], *, instance: Schedule | None = None) ->
     if jt is not None:
         if not jt.user_creatable:
             bad("job_type", f"Jobs of type {jt.name!r} can only be created by Jobdeck itself.")
+        if instance is not None:
+            clean["config"] = registry.unredact(jt.name, clean.get("config"), instance.config)
         try:
             clean["config"] = registry.validate_config(jt, clean.get("config"))
         except ValidationError as exc:
             errors.update(exc.message_dict)
         if jt.requires_release and clean.get("release") is None:
             bad("release", f"Job type {jt.name!r} needs a release.")
+        elif "config" not in errors:
+            try:  # the type's own checks, e.g. that the version it names exists
+                clean["config"] = registry.validate_for_release(
+                    jt, clean["config"], clean.get("release")
+                )
+            except ValidationError as exc:
+                errors.update(exc.message_dict)
 
     kind = clean.get("kind")
     if kind not in ScheduleKind.values:
@@ -181,6 +197,9 @@ def schedule_clean(data: dict[str, Any], *, instance: Schedule | None = None) ->
             bad(name, "Must be true or false.")
     if errors:
         raise ValidationError(errors)
+    assert jt is not None
+    if instance is None or any(clean[f] != getattr(instance, f) for f in JOB_FIELDS):
+        permissions.require_create(user, jt, release=clean["release"], config=clean["config"])
     return clean
 
 
@@ -199,7 +218,7 @@ def schedule_create(
     unknown = set(fields) - set(EDITABLE_FIELDS)
     if unknown:
         raise TypeError(f"unknown schedule fields: {', '.join(sorted(unknown))}")
-    clean = schedule_clean({**schedule_values(None), **fields})
+    clean = schedule_clean({**schedule_values(None), **fields}, user=user)
     now = now or timezone.now()
     schedule = Schedule(
         **clean,
@@ -230,7 +249,7 @@ def schedule_update(
     # loses its conditional UPDATE).
     locked = Schedule.objects.select_for_update().get(pk=schedule.pk)
     before = schedule_values(locked)
-    clean = schedule_clean({**before, **fields}, instance=locked)
+    clean = schedule_clean({**before, **fields}, instance=locked, user=user)
     changed = [name for name in EDITABLE_FIELDS if clean[name] != before[name]]
     if changed:
         _audit_change(locked, before, clean, changed, user=user, via=via)
@@ -366,6 +385,7 @@ def fire_due_schedules(*, now: datetime | None = None) -> dict[str, Any]:
     now = now or timezone.now()
     counts: dict[str, Any] = {
         "fired": 0, "skipped": 0, "missed": 0, "lost": 0, "duplicates": 0, "errors": 0,
+        "refused": 0,
     }  # fmt: skip
     due = Schedule.objects.filter(enabled=True, next_run_at__lte=now).values_list("pk", flat=True)
     for pk in list(due):
@@ -461,6 +481,14 @@ def _fire_one(pk: int, now: datetime) -> list[str] | None:
                 occurrence.save(update_fields=["skipped_reason"])
                 logger.warning("schedule %s could not create its job: %s", pk, exc)
                 return [*outcome, "errors"]
+            except PermissionDenied as exc:
+                # Its owner no longer holds the right to run this job type
+                # (jobs.permissions, checked by job_create): skip, saying why.
+                owner = schedule.created_by.username if schedule.created_by else "nobody"
+                occurrence.skipped_reason = f"refused: {owner}: {exc}"[:200]
+                occurrence.save(update_fields=["skipped_reason"])
+                logger.warning("schedule %s refused for its owner %s: %s", pk, owner, exc)
+                return [*outcome, "refused"]
             occurrence.job = job
             occurrence.save(update_fields=["job"])
             Schedule.objects.filter(pk=pk).update(last_job=job, last_run_at=now)

@@ -2,14 +2,15 @@
 
 DRF's shapes: `{"field": ["message"]}` for validation errors (400) and
 `{"detail": "…"}` otherwise. Domain errors map here: Django's ValidationError →
-400, IllegalTransition → 409, an immutable version → 405, a body over Django's
+400, Django's PermissionDenied (a job type the user may not run) → 403 with its
+reason, IllegalTransition → 409, an immutable version → 405, a body over Django's
 size limit → 413, other suspicious input (too many fields…) → 400; anything
 unexpected is left to DRF (and so is a bug to fix, never a shape to rely on).
 """
 
 from __future__ import annotations
 
-from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
+from django.core.exceptions import PermissionDenied, RequestDataTooBig, SuspiciousOperation
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404
 from rest_framework import exceptions, status
@@ -33,6 +34,9 @@ def exception_handler(exc, context):
         exc = exceptions.ValidationError({"jobs": {str(i): e for i, e in exc.errors.items()}})
     elif isinstance(exc, DjangoValidationError):
         exc = exceptions.ValidationError(validation_errors(exc))
+    elif isinstance(exc, PermissionDenied):
+        # A service's refusal (jobs.permissions.JobTypeDenied, …) keeps its reason.
+        exc = exceptions.PermissionDenied(str(exc) or None)
     elif isinstance(exc, IllegalTransition):
         exc = Conflict(str(exc))
     elif isinstance(exc, ImmutableError):

@@ -5,7 +5,10 @@ from __future__ import annotations
 import django_filters
 from django import forms
 from django.db.models import QuerySet
+from django_filters.fields import IsoDateTimeField
+from drf_spectacular.utils import extend_schema_field
 
+from jobs.inputs import MAX_ID, in_utc, parse_id
 from jobs.models import Job, JobStatus
 
 
@@ -32,22 +35,74 @@ class StatusListFilter(django_filters.Filter):
         return qs.filter(status__in=value) if value else qs
 
 
+class UTCDateTimeField(IsoDateTimeField):
+    """An ISO 8601 date-time in any offset, compared in UTC: PostgreSQL stores no offset
+    beyond ±15:59, and 9999-12-31T23:59-05:00 is past year 9999 in UTC (a 400)."""
+
+    default_error_messages = {"out_of_range": "Out of range once converted to UTC."}
+
+    def to_python(self, value):
+        value = super().to_python(value)
+        if value is None:
+            return None
+        utc = in_utc(value)
+        if utc is None:
+            raise forms.ValidationError(self.error_messages["out_of_range"], "out_of_range")
+        return utc
+
+
+class UTCDateTimeFilter(django_filters.IsoDateTimeFilter):
+    field_class = UTCDateTimeField
+
+
+class IdField(forms.IntegerField):
+    """A database id: ASCII digits, 1 … 2**63-1 (else a 400, not an overflow below)."""
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("min_value", 1)
+        kwargs.setdefault("max_value", MAX_ID)
+        super().__init__(**kwargs)
+
+
+ID_SCHEMA = {"type": "integer", "minimum": 1, "maximum": MAX_ID}
+
+
+@extend_schema_field(ID_SCHEMA)
+class IdFilter(django_filters.NumberFilter):
+    field_class = IdField
+
+
+class StrictBooleanField(forms.Field):
+    """`true`/`false` (or 1/0); anything else is a 400, not "no filter" as
+    django-filter's NullBooleanField would read it."""
+
+    VALUES = {"true": True, "1": True, "false": False, "0": False}
+
+    def to_python(self, value):
+        if value in (None, ""):
+            return None
+        try:
+            return self.VALUES[str(value).strip().lower()]
+        except KeyError:
+            raise forms.ValidationError("Use true or false.", "invalid") from None
+
+
+class StrictBooleanFilter(django_filters.BooleanFilter):
+    field_class = StrictBooleanField
+
+
 class JobFilter(django_filters.FilterSet):
     status = StatusListFilter(help_text="Comma-separated statuses, e.g. `pending,running`.")
     job_type = django_filters.CharFilter(max_length=100)
-    release = django_filters.NumberFilter(field_name="release_id", min_value=1)
-    release_id = django_filters.NumberFilter(
-        field_name="release_id", min_value=1, help_text="Alias of `release`."
-    )
-    schedule = django_filters.NumberFilter(field_name="schedule_id", min_value=1)
+    release = IdFilter(field_name="release_id")
+    release_id = IdFilter(field_name="release_id", help_text="Alias of `release`.")
+    schedule = IdFilter(field_name="schedule_id")
     created_by = django_filters.CharFilter(
         method="filter_created_by", max_length=150, help_text="A username or a user id."
     )
-    user_id = django_filters.NumberFilter(
-        field_name="created_by_id", min_value=1, help_text="Alias of `created_by` (a user id)."
-    )
-    created_after = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
-    created_before = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
+    user_id = IdFilter(field_name="created_by_id", help_text="Alias of `created_by` (a user id).")
+    created_after = UTCDateTimeFilter(field_name="created_at", lookup_expr="gte")
+    created_before = UTCDateTimeFilter(field_name="created_at", lookup_expr="lt")
     # Served by the cursor pagination as id order (ids follow creation): a unique,
     # indexed key, so pages stay cheap at any depth. See JobdeckCursorPagination.
     ordering = django_filters.ChoiceFilter(
@@ -71,8 +126,12 @@ class JobFilter(django_filters.FilterSet):
         ]
 
     def filter_created_by(self, qs: QuerySet, name: str, value: str) -> QuerySet:
-        if value.isdigit():
-            return qs.filter(created_by_id=int(value))
+        """A user id (ASCII digits) or a username; anything else matches no one."""
+        user_id = parse_id(value)
+        if user_id is not None:
+            return qs.filter(created_by_id=user_id)
+        if value.isascii() and value.isdigit():  # an id too large to exist
+            return qs.none()
         return qs.filter(created_by__username=value)
 
     def filter_noop(self, qs: QuerySet, name: str, value: str) -> QuerySet:

@@ -14,6 +14,8 @@ from rest_framework.pagination import CursorPagination
 from rest_framework.request import Request
 from rest_framework.settings import api_settings
 
+from jobs.inputs import parse_id
+
 
 def filter_names(view, queryset) -> set[str]:
     """The query parameters the view's django-filter FilterSet reads (none if it has none)."""
@@ -61,6 +63,23 @@ class JobdeckCursorPagination(CursorPagination):
             known.add(self.ordering_query_param)
         reject_unknown_query_params(request, known | filter_names(view, queryset))
         return super().paginate_queryset(queryset, request, view)
+
+    def get_page_size(self, request) -> int:
+        """`?page_size=`: a whole number from 1 (larger than 200 is capped); else a 400."""
+        raw = request.query_params.get(self.page_size_query_param)
+        if raw is None:
+            return self.page_size
+        size = parse_id(raw.strip())
+        if size is None:
+            raise ValidationError({self.page_size_query_param: ["A whole number from 1."]})
+        return min(size, self.max_page_size)
+
+    def get_schema_operation_parameters(self, view) -> list[dict]:
+        parameters = super().get_schema_operation_parameters(view)
+        for parameter in parameters:
+            if parameter["name"] == self.page_size_query_param:
+                parameter["schema"] = {"type": "integer", "minimum": 1}
+        return parameters
 
     def get_ordering(self, request, queryset, view) -> tuple[str, ...]:
         choices: dict[str, str] = getattr(view, "cursor_orderings", {}) or {}

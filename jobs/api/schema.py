@@ -60,6 +60,7 @@ class JobdeckAutoSchema(AutoSchema):
             codes.append("409")
         if has_body:
             codes.append("413")
+        codes += getattr(self.view, "error_codes", [])  # a view's own refusals
         for code in codes:
             responses.setdefault(code, _error(code))
         return responses

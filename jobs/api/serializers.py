@@ -70,6 +70,22 @@ class ConfigOutField(serializers.Field):
         return registry.redact(job.job_type, job.config)
 
 
+def redact_secrets(job: Job, data: dict) -> dict:
+    """A job's representation with its secret config values masked wherever a handler
+    may have put them (result, error, analysis, its tasks'): they are masked when
+    written too; this covers rows written before that."""
+    secrets = registry.secret_values(job.job_type, job.config)
+    if not secrets:
+        return data
+    for key in ("result", "analysis", "error"):
+        if key in data:
+            data[key] = registry.mask_value(data[key], secrets)
+    for task in data.get("tasks") or ():
+        task["result"] = registry.mask_value(task.get("result"), secrets)
+        task["error"] = registry.mask_value(task.get("error"), secrets)
+    return data
+
+
 class JobCreateSerializer(serializers.Serializer):
     """Body of POST /api/jobs/ and POST /api/wizard/jobs/."""
 
@@ -291,6 +307,9 @@ class JobDetailSerializer(JobListSerializer):
         ]
         read_only_fields = fields
 
+    def to_representation(self, job: Job) -> dict:
+        return redact_secrets(job, super().to_representation(job))
+
     @extend_schema_field(AuditEventSerializer(many=True))
     def get_events(self, job: Job) -> list[dict]:
         """The latest 50 audit events, newest first (one query for one job)."""
@@ -327,6 +346,9 @@ class JobStatusSerializer(WaitingReasonMixin, serializers.ModelSerializer):
             "waiting_reason",
         ]
         read_only_fields = fields
+
+    def to_representation(self, job: Job) -> dict:
+        return redact_secrets(job, super().to_representation(job))
 
     def get_current_task(self, job: Job) -> str | None:
         if job.status != JobStatus.RUNNING:
@@ -373,15 +395,6 @@ class JobTypeSerializer(serializers.Serializer):
     requires_release = serializers.BooleanField()
     max_attempts = serializers.IntegerField()
     config = serializers.ListField(child=serializers.DictField())
-
-
-class TokenRequestSerializer(serializers.Serializer):
-    username = serializers.CharField(max_length=150)
-    password = serializers.CharField(max_length=4096, style={"input_type": "password"})
-
-
-class TokenSerializer(serializers.Serializer):
-    token = serializers.CharField()
 
 
 class HealthSerializer(serializers.Serializer):

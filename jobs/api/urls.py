@@ -1,11 +1,11 @@
-"""/api/jobs/, /api/wizard/jobs/, /api/job-types/, /api/auth/token/ and /api/health/.
+"""/api/jobs/, /api/wizard/jobs/, /api/job-types/, /api/auth/… and /api/health/.
 
 Every route matches with and without its trailing slash (jobs/api/routers.py).
 """
 
 from django.urls import re_path
 
-from . import views
+from . import auth, views
 from .routers import OPTIONAL_SLASH, OptionalSlashRouter
 
 router = OptionalSlashRouter()
@@ -14,7 +14,11 @@ router.register("wizard/jobs", views.WizardJobViewSet, basename="wizard-job")
 router.register("job-types", views.JobTypeViewSet, basename="job-type")
 
 urlpatterns = [
-    re_path(rf"^auth/token{OPTIONAL_SLASH}$", views.TokenView.as_view(), name="api-token"),
+    re_path(rf"^auth/token{OPTIONAL_SLASH}$", auth.TokenView.as_view(), name="api-token"),
+    re_path(rf"^auth/logout{OPTIONAL_SLASH}$", auth.LogoutView.as_view(), name="api-logout"),
+    re_path(
+        rf"^auth/logout-all{OPTIONAL_SLASH}$", auth.LogoutAllView.as_view(), name="api-logout-all"
+    ),
     re_path(rf"^health{OPTIONAL_SLASH}$", views.HealthView.as_view(), name="api-health"),
     *router.urls,
 ]

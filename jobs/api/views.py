@@ -1,9 +1,8 @@
-"""Jobs, wizard, job types, auth token and health: thin ViewSets over jobs.services.
+"""Jobs, wizard, job types and health: thin ViewSets over jobs.services.
 
-Visibility is one queryset (`Job.objects.visible_to(user)`): a job another user
-may not see is a 404, never a 403. Acting on a job (cancel, retry, submit,
-discard) needs to own it or hold `jobs.manage_all_jobs`; a user who may see a job
-but not act on it gets 403.
+The rules are jobs.permissions': a job another user may not see is a 404, never a
+403; one they may see but not act on (cancel, retry, submit, discard) is a 403; a
+job type they may not run is a 403 from the creating service itself.
 """
 
 from __future__ import annotations
@@ -18,23 +17,22 @@ from django.utils import timezone
 from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import mixins, status, viewsets
-from rest_framework.authtoken.models import Token
-from rest_framework.authtoken.serializers import AuthTokenSerializer
 from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound, PermissionDenied
-from rest_framework.permissions import AllowAny, IsAdminUser
+from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from jobs import registry, selectors, services
+from jobs import permissions, selectors, services
 from jobs.engine import queries
 from jobs.models import Job, JobLog, JobStatus, Task
 
 from . import serializers as s
-from .filters import JobFilter
+from .filters import ID_SCHEMA, JobFilter
 from .pagination import reject_unknown_query_params
 from .parsers import JSONParser
+from .permissions import CanCleanUp
 
 
 class JobAccessMixin:
@@ -49,8 +47,7 @@ class JobAccessMixin:
     def get_actionable_object(self) -> Job:
         """The job named in the URL, if the user may act on it (else 404 or 403)."""
         job: Job = self.get_object()  # type: ignore[attr-defined]
-        user = self.request.user
-        if job.created_by_id != user.pk and not user.has_perm("jobs.manage_all_jobs"):
+        if not permissions.may_act(self.request.user, job):
             raise PermissionDenied("You may see this job but not act on it.")
         return job
 
@@ -133,6 +130,18 @@ class JobViewSet(
     cursor_orderings = {"created_at": "id", "-created_at": "-id"}
     queryset = Job.objects.none()  # for schema generation; see get_queryset
 
+    @extend_schema(
+        # The aliases' schema is IdFilter's, which has no room for their descriptions.
+        parameters=[
+            OpenApiParameter("release_id", ID_SCHEMA, description="Alias of `release`."),
+            OpenApiParameter(
+                "user_id", ID_SCHEMA, description="Alias of `created_by` (a user id)."
+            ),
+        ]
+    )
+    def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        return super().list(request, *args, **kwargs)
+
     def get_queryset(self) -> QuerySet[Job]:
         if self.action == "list":
             # No tasks, no per-row related managers: constant queries per page.
@@ -184,9 +193,10 @@ class JobViewSet(
         return Response(s.JobStatusSerializer(job).data)
 
     @extend_schema(request=s.CleanupSerializer, responses=s.CleanupResultSerializer)
-    @action(detail=False, methods=["post"], permission_classes=[IsAdminUser])
+    @action(detail=False, methods=["post"], permission_classes=[IsAuthenticated, CanCleanUp])
     def cleanup(self, request: Request) -> Response:
-        """Delete finished jobs older than N days (staff only); `dry_run` only counts."""
+        """Delete finished jobs older than N days (needs jobs.cleanup_jobs); `dry_run`
+        only counts."""
         data = self.validated(s.CleanupSerializer)
         summary = services.job_cleanup(
             older_than=timedelta(days=data["older_than_days"]),
@@ -254,7 +264,7 @@ class WizardJobViewSet(
 
 
 class JobTypeViewSet(viewsets.ViewSet):
-    """The registered job types and a JSON description of their config fields."""
+    """The job types the caller may create and a JSON description of their config."""
 
     @extend_schema(responses=s.JobTypeSerializer(many=True))
     def list(self, request: Request) -> Response:
@@ -269,23 +279,9 @@ class JobTypeViewSet(viewsets.ViewSet):
                 "max_attempts": jt.max_attempts,
                 "config": jt.describe_config(),
             }
-            for jt in registry.all_types()
+            for jt in permissions.creatable_types(request.user)
         ]
         return Response(s.JobTypeSerializer(data, many=True).data)
-
-
-class TokenView(APIView):
-    """Exchange a username and password for an API token (`Authorization: Token …`)."""
-
-    permission_classes = [AllowAny]
-    authentication_classes: list = []
-
-    @extend_schema(request=s.TokenRequestSerializer, responses=s.TokenSerializer, auth=[])
-    def post(self, request: Request) -> Response:
-        serializer = AuthTokenSerializer(data=request.data, context={"request": request})
-        serializer.is_valid(raise_exception=True)
-        token, _ = Token.objects.get_or_create(user=serializer.validated_data["user"])
-        return Response({"token": token.key})
 
 
 class HealthView(APIView):

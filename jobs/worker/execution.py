@@ -21,6 +21,7 @@ from django_q.exceptions import TimeoutException
 from .. import engine, registry
 from ..exceptions import IllegalTransition, JobCancelled
 from ..models import Job, JobStatus, LogLevel, Task, TaskStatus
+from . import secretlog
 from .context import JobContext
 from .heartbeat import heartbeat
 
@@ -73,9 +74,11 @@ def execute_deferred(claim: engine.Claim) -> str | Finished:
         return _finish_failed(job, ctx, f"unknown job type {job.job_type!r}")
     heartbeat.watch(job.pk, job.attempts, ctx.logs)
     ctx.logs.activate()
+    secretlog.watch(job.pk, job.job_type, job.config)  # its secrets masked in `logging`
     try:
         return _run_tasks(claim, job_type, ctx)
     finally:
+        secretlog.forget(job.pk)
         ctx.logs.deactivate()
         heartbeat.clear()
 
@@ -109,13 +112,16 @@ def _run_tasks(claim: engine.Claim, job_type: registry.JobType, ctx: JobContext)
             # "worker lost" a sweep later), then let django-q2 replace the worker.
             _task_failed(job, job_type, ctx, task, exc)
             raise
-        task.result = result
+        # A secret a handler returns never reaches the rows.
+        task.result = result = registry.redact_result(job.job_type, job.config, result)
         results.append(result)
         if task is tasks[-1]:
-            return Finished(job, ctx, task, result, job_type.result(results), len(tasks))
+            job_result = registry.redact_result(job.job_type, job.config, job_type.result(results))
+            return Finished(job, ctx, task, result, job_result, len(tasks))
         # The task's log lines and its success commit together.
         outlasting_outage(_task_succeeded, job, ctx, task, result)
-    return Finished(job, ctx, None, None, job_type.result(results), len(tasks))
+    job_result = registry.redact_result(job.job_type, job.config, job_type.result(results))
+    return Finished(job, ctx, None, None, job_result, len(tasks))
 
 
 def _task_succeeded(job: Job, ctx: JobContext, task: Task, result: Any) -> None:

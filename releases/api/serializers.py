@@ -9,7 +9,9 @@ from ..models import Artefact, Release, ReleaseVersion
 
 class ReleaseSerializer(serializers.ModelSerializer):
     current_version = serializers.SerializerMethodField()
-    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    created_by = serializers.SlugRelatedField(
+        slug_field="username", read_only=True, allow_null=True
+    )
 
     class Meta:
         model = Release
@@ -53,7 +55,9 @@ class ArtefactSerializer(serializers.ModelSerializer):
 
 class VersionSerializer(serializers.ModelSerializer):
     parent = serializers.SerializerMethodField()
-    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    created_by = serializers.SlugRelatedField(
+        slug_field="username", read_only=True, allow_null=True
+    )
     files = serializers.SerializerMethodField()
     packages = serializers.SerializerMethodField()
 

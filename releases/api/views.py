@@ -31,10 +31,11 @@ from .serializers import (
 
 
 class CanApply(BasePermission):
-    """Applying or rolling back changes the release: Django's change_release permission."""
+    """Applying or rolling back changes the release: the right every release.* job type
+    needs too (services.APPLY_PERMISSION, Django's change_release)."""
 
     def has_permission(self, request: Request, view) -> bool:
-        return bool(request.user and request.user.has_perm("releases.change_release"))
+        return bool(request.user and request.user.has_perm(services.APPLY_PERMISSION))
 
 
 def _json_field(raw: str, name: str) -> Any:

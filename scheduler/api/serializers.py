@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from jobs import registry
+from jobs.models import JobStatus
 
 from .. import selectors
 from ..models import MisfirePolicy, OverlapPolicy, Schedule, ScheduleKind
@@ -41,12 +43,31 @@ class ScheduleInputSerializer(serializers.Serializer):
     dry_run = serializers.BooleanField(required=False, default=False)
 
 
+@extend_schema_field(
+    {"type": "string", "pattern": r"^([01]\d|2[0-3]):[0-5]\d$", "example": "02:30"}
+)
+class HourMinuteField(serializers.TimeField):
+    """A time of day as "HH:MM" (what schedules are set with), not ISO's HH:MM:SS."""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(format="%H:%M", **kwargs)
+
+
 class ScheduleSerializer(serializers.ModelSerializer):
-    time = serializers.TimeField(format="%H:%M", read_only=True, allow_null=True)
+    time = HourMinuteField(read_only=True, allow_null=True)
     config = serializers.SerializerMethodField()
     description = serializers.SerializerMethodField()
-    last_job_status = serializers.CharField(source="last_job.status", default=None, read_only=True)
-    created_by = serializers.CharField(source="created_by.username", default=None, read_only=True)
+    last_job_status = serializers.ChoiceField(
+        choices=JobStatus.choices,
+        source="last_job.status",
+        default=None,
+        read_only=True,
+        allow_null=True,
+        help_text="The status of the job it last created; null before its first run.",
+    )
+    created_by = serializers.CharField(
+        source="created_by.username", default=None, read_only=True, allow_null=True
+    )
 
     class Meta:
         model = Schedule
@@ -77,6 +98,7 @@ class ScheduleSerializer(serializers.ModelSerializer):
         ]
         read_only_fields = fields
 
+    @extend_schema_field({"type": "object", "additionalProperties": {}})
     def get_config(self, obj: Schedule) -> dict:
         return registry.redact(obj.job_type, obj.config)
 

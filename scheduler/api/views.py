@@ -14,6 +14,7 @@ from jobs.api.serializers import JobDetailSerializer, JobListSerializer
 
 from .. import selectors, services
 from ..models import Schedule
+from .filters import ScheduleFilter
 from .serializers import (
     PreviewQuerySerializer,
     PreviewSerializer,
@@ -37,7 +38,7 @@ class ScheduleViewSet(viewsets.ModelViewSet):
 
     serializer_class = ScheduleSerializer
     permission_classes = [IsAuthenticated, ReadAnyWriteByModelPerms]
-    filterset_fields = ["enabled", "kind", "job_type", "release"]
+    filterset_class = ScheduleFilter
     http_method_names = ["get", "post", "put", "patch", "delete", "head", "options"]
 
     def get_queryset(self):
@@ -98,7 +99,7 @@ class ScheduleViewSet(viewsets.ModelViewSet):
         )
 
     @extend_schema(responses=JobListSerializer(many=True))
-    @action(detail=True, methods=["get"])
+    @action(detail=True, methods=["get"], filter_backends=[])  # the schedule filters are not its
     def history(self, request: Request, pk=None) -> Response:
         """The jobs this schedule created that you may see, newest first (paginated)."""
         schedule = self.get_object()
@@ -107,7 +108,7 @@ class ScheduleViewSet(viewsets.ModelViewSet):
         return self.get_paginated_response(JobListSerializer(page, many=True).data)
 
     @extend_schema(parameters=[PreviewQuerySerializer], responses=PreviewSerializer)
-    @action(detail=True, methods=["get"])
+    @action(detail=True, methods=["get"], filter_backends=[])
     def preview(self, request: Request, pk=None) -> Response:
         """The next n occurrences (default 10, at most 100) in local time and UTC."""
         query = PreviewQuerySerializer(data=request.query_params)

@@ -14,7 +14,7 @@ class Migration(migrations.Migration):
     atomic = False
 
     dependencies = [
-        ('jobs', '0007_database_on_delete'),
+        ('jobs', '0010_database_on_delete'),
         ('releases', '0003_database_on_delete'),
         ('scheduler', '0002_schedule_policy_constraints'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),

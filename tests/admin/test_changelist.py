@@ -10,7 +10,7 @@ from jobs.admin_views import EstimatedCountPaginator
 from jobs.models import Job, JobStatus
 from releases.models import Release
 from scheduler.models import Schedule
-from tests.admin.helpers import client_for
+from tests.admin.helpers import client_for, grant
 
 pytestmark = pytest.mark.django_db
 
@@ -133,7 +133,7 @@ def test_filters_narrow_the_list(boss, user, make_job):
     make_job(JobStatus.PENDING, user)
     client = client_for(boss)
 
-    make_job(JobStatus.PENDING, user, job_type="maintenance.cleanup", config={})
+    make_job(JobStatus.PENDING, grant(user, "cleanup_jobs"), job_type="maintenance.cleanup")
     by_status = client.get("/admin/jobs/job/?status__exact=failed")
     by_id = client.get(f"/admin/jobs/job/?q=%23{failed.pk}")
     by_label = client.get("/admin/jobs/job/?q=numbered")

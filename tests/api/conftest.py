@@ -58,3 +58,21 @@ def watcher_client(watcher) -> APIClient:
 @pytest.fixture
 def anon_client() -> APIClient:
     return APIClient()
+
+
+def grant(user, *codenames: str):
+    """`user` (fetched again, so no permission cache is stale) holding `codenames`."""
+    user.user_permissions.add(*Permission.objects.filter(codename__in=codenames))
+    return type(user).objects.get(pk=user.pk)
+
+
+@pytest.fixture
+def cleaner(django_user_model):
+    """A user holding jobs.cleanup_jobs (the named right of cleanup), nothing else."""
+    u = django_user_model.objects.create_user("cleo", password="cleo-pass-123")
+    return grant(u, "cleanup_jobs")
+
+
+@pytest.fixture
+def cleaner_client(cleaner) -> APIClient:
+    return client_for(cleaner)

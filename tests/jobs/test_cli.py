@@ -11,6 +11,7 @@ import sys
 from io import StringIO
 
 import pytest
+from django.contrib.auth.models import Permission
 from django.core.management import CommandError, call_command, load_command_class
 
 from jobs import runner, services
@@ -41,8 +42,15 @@ def actions_of(command: str) -> set[str]:
 
 @pytest.fixture
 def world(user, settings, tmp_path):
-    """A job in every interesting state, a release with two versions, a schedule."""
+    """A job in every interesting state, a release with two versions, a schedule; the
+    user holds the rights the actions need (cleanup, and a release's jobs)."""
     settings.MEDIA_ROOT = str(tmp_path / "media")
+    user.user_permissions.add(
+        *Permission.objects.filter(
+            content_type__app_label__in=["jobs", "releases"],
+            codename__in=["cleanup_jobs", "change_release"],
+        )
+    )
     failed = make_job(JobStatus.FAILED, user=user)
     pending = make_job(JobStatus.PENDING, user=user)
     services.job_log(job_id=failed.pk, message="line one")

@@ -9,6 +9,7 @@ from django.utils import timezone
 
 from jobs import selectors, services
 from jobs.models import AuditEvent, Job, JobLog, JobStatus, Task
+from tests.admin.helpers import grant
 from tests.jobs.factories import make_job
 
 pytestmark = pytest.mark.django_db
@@ -72,6 +73,7 @@ def test_cleanup_deletes_only_old_finished_jobs_with_their_tasks_and_logs(user):
     assert (preview["jobs"], preview["tasks"], preview["logs"]) == (3, 6, 3)
     assert Job.objects.count() == 7
 
+    user = grant(user, "cleanup_jobs")  # a person cleaning up needs the named right
     summary = services.job_cleanup(
         older_than=timedelta(days=30), user=user, via="test", batch_size=2
     )

@@ -13,7 +13,7 @@ from django.core.exceptions import ValidationError
 
 from jobs import registry
 from jobs import services as job_services
-from jobs.models import JobStatus, TaskStatus
+from jobs.models import Job, JobStatus, TaskStatus
 from releases import selectors, services
 from releases.models import Artefact, ArtefactKind, Release
 from tests.releases.factories import make_version, many_files, run
@@ -170,7 +170,10 @@ def test_verify_of_a_package_lists_members_missing_or_changed_against_sha256sums
 # --- release.apply and rollback ----------------------------------------------------------
 
 
-def test_apply_then_rollback_restores_the_previous_version_and_history_shows_both(release, user):
+def test_apply_then_rollback_restores_the_previous_version_and_history_shows_both(
+    release, release_manager
+):
+    user = release_manager  # applying needs releases.change_release
     for n in (1, 2):
         make_version(release, {"a.txt": str(n).encode()})
     first = run(services.release_apply(release=release, number=1, user=user))
@@ -273,8 +276,13 @@ def test_release_jobs_need_a_release_and_fail_clearly_on_an_unknown_version(rele
         job_services.job_create(job_type="release.verify", config={})
     assert "release" in exc.value.message_dict
     make_version(release, {"a": b"1"})
-    job = run(
+    # Refused at creation: the version must exist (nothing is created) ...
+    with pytest.raises(ValidationError, match="has no version 9") as exc:
         job_services.job_create(job_type="release.verify", config={"version": 9}, release=release)
-    )
+    assert list(exc.value.message_dict) == ["config"] and not Job.objects.exists()
+    # ... and a job whose version is gone by the time it runs still fails clearly.
+    job = job_services.job_create(job_type="release.verify", config={"version": 1}, release=release)
+    Job.objects.filter(pk=job.pk).update(config={"version": 9, "package": False})
+    job = run(Job.objects.get(pk=job.pk))
     assert job.status == JobStatus.FAILED and "has no version 9" in job.error
     assert Release.objects.get(pk=release.pk).current_version is None

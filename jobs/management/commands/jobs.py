@@ -9,6 +9,7 @@ from django.core.management.base import CommandError
 
 from jobs import selectors, services
 from jobs.cli import ActionCommand, job_json, json_object, non_negative_int
+from jobs.inputs import parse_id
 from jobs.models import Job, JobLog, JobStatus
 
 VIA = "cli"
@@ -49,6 +50,7 @@ class Command(ActionCommand):
         p = sub.add_parser("run", help="create a job of TYPE")
         p.add_argument("job_type", metavar="TYPE")
         p.add_argument("--config", type=json_object, default={}, help="config as a JSON object")
+        p.add_argument("--release", help="the release it acts on (slug or id), for release.*")
         p.add_argument("--priority", type=int, default=0)
         p.add_argument("--max-attempts", type=int, default=None)
         p.add_argument("--draft", action="store_true", help="create a draft to analyse first")
@@ -209,10 +211,24 @@ class Command(ActionCommand):
         )
         self.emit(job_json(job), f"job #{job.pk}: {job.status} (retry)")
 
+    def _release(self, ref: str | None):
+        if not ref:
+            return None
+        # The release model through Job's field: jobs imports nothing of the app.
+        releases = Job._meta.get_field("release").related_model._default_manager
+        query = releases.filter(slug=ref)
+        if parse_id(ref) is not None:
+            query = query | releases.filter(pk=parse_id(ref))
+        release = query.first()
+        if release is None:
+            raise CommandError(f"no release with slug or id {ref!r}")
+        return release
+
     def do_run(self, o: dict) -> None:
         job = services.job_create(
             job_type=o["job_type"],
             config=o["config"],
+            release=self._release(o.get("release")),
             user=self.user,
             priority=o["priority"],
             max_attempts=o["max_attempts"],

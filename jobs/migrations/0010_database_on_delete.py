@@ -14,7 +14,7 @@ class Migration(migrations.Migration):
     atomic = False
 
     dependencies = [
-        ('jobs', '0006_lock_key_worker_history_audit_targets'),
+        ('jobs', '0009_lock_key_worker_history_audit_targets'),
         ('releases', '0003_database_on_delete'),
         ('scheduler', '0002_schedule_policy_constraints'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),

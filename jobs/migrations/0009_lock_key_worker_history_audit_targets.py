@@ -5,7 +5,7 @@
   replaces one_running_job_per_release, and the engine knows nothing of releases.
 - jobs_job.attempted_by: [worker, started at] of each attempt, written by the claim.
 - jobs_auditevent.target_*: what an event is about (a job, a schedule, a release…),
-  kept when it is deleted (0007 makes job ON DELETE SET NULL, no longer CASCADE).
+  kept when it is deleted (0010 makes job ON DELETE SET NULL, no longer CASCADE).
 
 Not atomic: on PostgreSQL the indexes are created and dropped CONCURRENTLY, so workers,
 the API and the admin keep using jobs_job meanwhile. Each statement is idempotent, so
@@ -64,7 +64,7 @@ class Migration(migrations.Migration):
     atomic = False
 
     dependencies = [
-        ("jobs", "0005_drop_indexes_covered_by_composites"),
+        ("jobs", "0008_cache_table"),
     ]
 
     operations = [
