@@ -6,6 +6,7 @@ See `.env.example` for the variables and their defaults.
 import os
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
@@ -175,6 +176,7 @@ LOGGING = {
 # each process (one-process development and the unit tests only).
 JOBDECK_CACHE_URL = env_str("JOBDECK_CACHE_URL", "")
 JOBDECK_CACHE_TABLE = "jobdeck_cache"
+_shared_cache: dict[str, Any]
 if JOBDECK_CACHE_URL.startswith(("redis://", "rediss://", "unix://")):
     _shared_cache = {
         "BACKEND": "django.core.cache.backends.redis.RedisCache",
@@ -298,7 +300,7 @@ JOBDECK_JOBTYPE_MODULES = env_list("JOBDECK_JOBTYPE_MODULES", "")
 # django-q2 is plain at-least-once delivery here: Jobdeck owns job state and
 # attempts. `retry` is a visibility timeout, so `timeout` stays well below it.
 Q_WORKERS = env_int("Q_WORKERS", 2)
-Q_CLUSTER = {
+Q_CLUSTER: dict[str, Any] = {
     "name": env_str("Q_CLUSTER_NAME_PREFIX", "jobdeck"),
     "workers": Q_WORKERS,
     "timeout": env_int("Q_TIMEOUT", 600),

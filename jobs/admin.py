@@ -10,6 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 from django.contrib import admin, messages
+from django.contrib.admin import helpers
 from django.contrib.admin.options import IS_POPUP_VAR
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -215,7 +216,7 @@ class JobAdmin(admin.ModelAdmin):
     # --- permissions -----------------------------------------------------------
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Job]:
-        return super().get_queryset(request).visible_to(request.user)
+        return permissions.visible_jobs(super().get_queryset(request), request.user)
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False  # jobs are created through "Run a job", which validates the config
@@ -436,7 +437,7 @@ class JobAdmin(admin.ModelAdmin):
                     if j.status not in deletable or not permissions.may_act(request.user, j)
                 ],
                 "queryset": jobs,
-                "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
+                "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
                 "action": "delete_finished",
             }
             return TemplateResponse(

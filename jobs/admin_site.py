@@ -7,9 +7,11 @@ here and nothing patches a site after the fact.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from django.contrib import admin
+from django.db.models import Model
 from django.db.models.base import ModelBase
 from django.http import HttpRequest
 from django.template.response import TemplateResponse
@@ -81,11 +83,16 @@ class JobdeckAdminSite(admin.AdminSite):
             extra["jd_run_url"] = reverse("admin:jobs_job_run", current_app=self.name)
         return super().index(request, extra)
 
-    def register(self, model_or_iterable: Any, admin_class: Any = None, **options: Any) -> None:
+    def register(
+        self,
+        model_or_iterable: type[Model] | Iterable[type[Model]],
+        admin_class: type[admin.ModelAdmin[Any]] | None = None,
+        **options: Any,
+    ) -> None:
         """Register as Django does, but django-q2's models only read-only (its admin
         could create schedules of any callable and resubmit tasks) and knox's tokens
         through TokenAdmin (its admin would show a new token to whoever adds one)."""
-        models = (
+        models: Iterable[type[Model]] = (
             [model_or_iterable] if isinstance(model_or_iterable, ModelBase) else model_or_iterable
         )
         for model in models:

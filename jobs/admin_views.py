@@ -11,7 +11,7 @@ import json
 import re
 import unicodedata
 from datetime import date
-from typing import Any
+from typing import Any, NoReturn
 
 from django import forms
 from django.contrib import messages
@@ -22,7 +22,7 @@ from django.core.exceptions import FieldDoesNotExist
 from django.core.paginator import Paginator
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connections
-from django.db.models import DateTimeField, Field, Max, Min
+from django.db.models import DateTimeField, Field, Max, Min, QuerySet
 from django.db.models.constants import LOOKUP_SEP
 from django.utils import formats, timezone
 from django.utils.functional import cached_property
@@ -100,7 +100,7 @@ class CheckedLookupsMixin(ChangeList):
             self._refuse(key, value, "outside the years 1-9999 in UTC")
         return utc.isoformat()
 
-    def _refuse(self, key: str, value: str, why: str) -> None:
+    def _refuse(self, key: str, value: str, why: str) -> NoReturn:
         shown = value.replace("\x00", "\\x00")[:40]
         messages.warning(self._request, f"Ignored the filter {key}={shown!r}: {why}.")
         raise IncorrectLookupParameters(f"{key}: {why}")
@@ -161,6 +161,7 @@ class EstimatedCountPaginator(Paginator):
 
     cap = 10_000
     estimate_from = 100_000
+    object_list: QuerySet[Any]  # a ModelAdmin's changelist pages a queryset
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -324,7 +325,9 @@ class RunJobTypeForm(forms.Form):
     def __init__(self, *args: Any, user: Any = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         types = permissions.creatable_types(user)
-        self.fields["job_type"].choices = [("", "---------"), *registry.choices(types=types)]
+        field = self.fields["job_type"]
+        assert isinstance(field, forms.ChoiceField)  # declared above
+        field.choices = [("", "---------"), *registry.choices(types=types)]
 
 
 def config_form_class(job_type: registry.JobType) -> type[forms.Form]:

@@ -23,6 +23,8 @@ from django.utils.timezone import now as tz_now
 
 
 class DatabaseCache(DjangoDatabaseCache):
+    _table: str  # the table name, set by BaseDatabaseCache.__init__ (not in the stubs)
+
     def incr(self, key: Any, delta: int = 1, version: int | None = None) -> int:
         key = self.make_and_validate_key(key, version=version)
         db = router.db_for_write(self.cache_model_class)

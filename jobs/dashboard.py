@@ -25,6 +25,7 @@ from django.db.models import (
     QuerySet,
 )
 from django.db.models.functions import Extract, TruncDay, TruncHour
+from django.db.models.functions.datetime import TruncBase
 from django.utils import timezone
 
 from . import extensions, selectors
@@ -49,6 +50,7 @@ def throughput(
     Reads only finished jobs of the window through the (status, finished_at) index.
     """
     now = now or timezone.now()
+    trunc: type[TruncBase]
     if unit == "hour":
         step, trunc = timedelta(hours=1), TruncHour
         end = now.replace(minute=0, second=0, microsecond=0)
@@ -116,8 +118,10 @@ def slowest_types(
     for job_type, started, ended in finished.order_by("-finished_at").values_list(
         "job_type", "started_at", "finished_at"
     )[:SLOW_TYPES_SAMPLE]:
+        if started is None or ended is None:
+            continue  # excluded by the filter; the columns are nullable
         samples.setdefault(job_type, []).append((ended - started).total_seconds())
-    rows = [
+    rows: list[dict[str, Any]] = [
         {
             "job_type": job_type,
             "count": len(values),

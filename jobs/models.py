@@ -57,7 +57,7 @@ def _max_length(choices: type[models.TextChoices]) -> int:
     return max(len(value) for value in choices.values)
 
 
-class JobQuerySet(models.QuerySet):
+class JobQuerySet(models.QuerySet["Job"]):
     def active(self) -> JobQuerySet:
         return self.filter(status__in=ACTIVE_STATUSES)
 

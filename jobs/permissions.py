@@ -52,7 +52,7 @@ def _active(user: Any) -> bool:
 # --- seeing and acting ----------------------------------------------------------------
 
 
-def visible_jobs(jobs: QuerySet[Job], user: Any) -> QuerySet[Job]:
+def visible_jobs[QS: QuerySet[Job]](jobs: QS, user: Any) -> QS:
     """The jobs of `jobs` that `user` may see: their own, or all with view_all_jobs."""
     if user is None or not user.is_authenticated:
         return jobs.none()

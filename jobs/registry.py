@@ -106,12 +106,13 @@ def unregister(name: str) -> None:
     _registry.pop(name, None)
 
 
-def get(name: str) -> JobType:
-    """The job type registered as `name`; ValidationError naming the field otherwise."""
-    try:
-        return _registry[name]
-    except (KeyError, TypeError):
-        raise ValidationError({"job_type": [f"Unknown job type: {name!r}."]}) from None
+def get(name: object) -> JobType:
+    """The job type registered as `name`; ValidationError naming the field otherwise
+    (`name` may be whatever a request carried: missing, a number, a list)."""
+    job_type = _registry.get(name) if isinstance(name, str) else None
+    if job_type is None:
+        raise ValidationError({"job_type": [f"Unknown job type: {name!r}."]})
+    return job_type
 
 
 def all_types() -> list[JobType]:

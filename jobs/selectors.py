@@ -69,6 +69,8 @@ def median_durations(lock_keys: Iterable[str]) -> dict[str, timedelta]:
     )
     samples: dict[str, list[float]] = {}
     for key, started, finished in rows:
+        if key is None or started is None or finished is None:
+            continue  # excluded by the filter; the columns are nullable
         samples.setdefault(key, []).append((finished - started).total_seconds())
     return {key: timedelta(seconds=statistics.median(s)) for key, s in samples.items()}
 
@@ -78,11 +80,11 @@ def waiting_reasons(jobs: Iterable[Job], now: datetime | None = None) -> dict[in
     their lock key ("waiting, 2nd behind job #123 on release Shop; estimated start
     14:05 UTC"); two queries whatever the number of jobs.
     """
-    pending = [j for j in jobs if j.status == JobStatus.PENDING and j.lock is not None]
+    pending = [(j, j.lock) for j in jobs if j.status == JobStatus.PENDING and j.lock is not None]
     if not pending:
         return {}
     now = now or timezone.now()
-    keys = {j.lock for j in pending}
+    keys = {lock for _, lock in pending}
     active = list(
         Job.objects.filter(lock__in=keys, status__in=(JobStatus.PENDING, JobStatus.RUNNING))
         .select_related(*extensions.lock_label_relations())
@@ -90,8 +92,8 @@ def waiting_reasons(jobs: Iterable[Job], now: datetime | None = None) -> dict[in
     )
     medians = median_durations(keys)
     reasons: dict[int, str] = {}
-    for job in pending:
-        line = [a for a in active if a.lock == job.lock]
+    for job, lock in pending:
+        line = [a for a in active if a.lock == lock]
         running = [a for a in line if a.status == JobStatus.RUNNING]
         older = [a for a in line if a.status == JobStatus.PENDING and a.pk < job.pk]
         if not running and not older:
@@ -102,7 +104,7 @@ def waiting_reasons(jobs: Iterable[Job], now: datetime | None = None) -> dict[in
             f"waiting, {_ordinal(len(ahead) + 1)} behind job #{head.pk} "
             f"on {extensions.lock_label(head)}"
         )
-        median = medians.get(job.lock)
+        median = medians.get(lock)
         if median is not None:
             if running and head.started_at is not None:
                 head_end = max(now, head.started_at + median)

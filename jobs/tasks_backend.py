@@ -150,7 +150,7 @@ def result_from_job(
         task_row = JobTask.objects.filter(job_id=job.pk).order_by("position").first()
     history = worker_history(job)
     worker_ids = [worker for _, worker in history]
-    result = TaskResult(
+    result: TaskResult = TaskResult(
         task=task,
         id=str(job.pk),
         status=status,

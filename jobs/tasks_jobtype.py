@@ -182,7 +182,7 @@ class TasksCall(JobType):
         try:
             with capture_logs(ctx):
                 if task.takes_context:
-                    context = TaskContext(task_result=result)
+                    context: TaskContext = TaskContext(task_result=result)
                     raw = task.call(context, *result.args, **result.kwargs)
                 else:
                     raw = task.call(*result.args, **result.kwargs)

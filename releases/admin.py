@@ -3,6 +3,8 @@ the release's jobs, and apply / rollback / package / verify actions (via service
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Count, Q, QuerySet, Sum
@@ -18,6 +20,12 @@ from jobs.models import Job, JobStatus
 
 from . import selectors, services
 from .models import Artefact, ArtefactKind, Release, ReleaseVersion
+
+if TYPE_CHECKING:
+    # What ApplyPermissionMixin is mixed into (its message_user).
+    _ModelAdmin = admin.ModelAdmin[Any]
+else:
+    _ModelAdmin = object
 
 RECENT_JOBS = 20
 # Rows a release's deletion removes with it; the release's delete permission covers them.
@@ -62,7 +70,7 @@ class VersionInline(ReadOnlyInline):
 
     @admin.display(description="parent")
     def parent_number(self, obj: ReleaseVersion) -> str:
-        return f"v{obj.parent.number}" if obj.parent_id else "—"
+        return f"v{obj.parent.number}" if obj.parent is not None else "—"
 
     @admin.display(description="files")
     def files(self, obj: ReleaseVersion) -> int:
@@ -84,7 +92,7 @@ class ArtefactInline(ReadOnlyInline):
         return format_html('<span title="{} bytes">{}</span>', obj.size, human_size(obj.size))
 
 
-class ApplyPermissionMixin:
+class ApplyPermissionMixin(_ModelAdmin):
     def has_apply_permission(self, request: HttpRequest) -> bool:
         # Applying, rolling back, packaging and verifying change what a release is: the
         # right the release.* job types need too.
@@ -137,7 +145,7 @@ class ReleaseAdmin(ApplyPermissionMixin, admin.ModelAdmin):
 
     @admin.display(description="current version", ordering="current_version__number")
     def current(self, obj: Release) -> str:
-        return f"v{obj.current_version.number}" if obj.current_version_id else "—"
+        return f"v{obj.current_version.number}" if obj.current_version is not None else "—"
 
     @admin.display(description="versions", ordering="n_versions")
     def version_count(self, obj: Release) -> int:
@@ -292,7 +300,7 @@ class ReleaseVersionAdmin(ReadOnlyAdminMixin, ApplyPermissionMixin, admin.ModelA
 
     @admin.display(description="parent")
     def parent_number(self, obj: ReleaseVersion) -> str:
-        return f"v{obj.parent.number}" if obj.parent_id else "—"
+        return f"v{obj.parent.number}" if obj.parent is not None else "—"
 
     @admin.display(description="files", ordering="n_files")
     def files(self, obj: ReleaseVersion) -> int:

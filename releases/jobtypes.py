@@ -7,6 +7,7 @@ storage API; a stored file that has become a symlink counts as a problem.
 
 from __future__ import annotations
 
+import functools
 import gzip
 import hashlib
 import io
@@ -66,7 +67,7 @@ def _files(version: ReleaseVersion, kind: str = ArtefactKind.FILE) -> list[Artef
 
 def _stored_problem(artefact: Artefact) -> str | None:
     """'missing' / 'a symlink' when the stored file cannot be trusted, else None."""
-    name = artefact.file.name
+    name = artefact.stored_name
     try:
         local = default_storage.path(name)
     except NotImplementedError:  # remote storage: no links to worry about
@@ -79,7 +80,7 @@ def _stored_problem(artefact: Artefact) -> str | None:
 
 
 def _rehash(artefact: Artefact) -> tuple[int, str]:
-    with default_storage.open(artefact.file.name, "rb") as fh:
+    with default_storage.open(artefact.stored_name, "rb") as fh:
         return services.hash_stream(fh)
 
 
@@ -257,10 +258,10 @@ def build_archive(version: ReleaseVersion, fmt: str, files: list[Artefact], out,
                 info.external_attr = 0o644 << 16
                 info.compress_type = zipfile.ZIP_DEFLATED
                 with (
-                    default_storage.open(artefact.file.name, "rb") as src,
+                    default_storage.open(artefact.stored_name, "rb") as src,
                     zf.open(info, "w") as dst,
                 ):
-                    for chunk in iter(lambda src=src: src.read(services.CHUNK), b""):
+                    for chunk in iter(functools.partial(src.read, services.CHUNK), b""):
                         dst.write(chunk)
                 if ctx is not None:
                     ctx.progress(i, len(files) + 1)
@@ -273,7 +274,7 @@ def build_archive(version: ReleaseVersion, fmt: str, files: list[Artefact], out,
         tarfile.open(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT) as tar,
     ):
         for i, artefact in enumerate(files, start=1):
-            with default_storage.open(artefact.file.name, "rb") as src:
+            with default_storage.open(artefact.stored_name, "rb") as src:
                 tar.addfile(_tarinfo(f"{top}/{artefact.path}", artefact.size, stamp), src)
             if ctx is not None:
                 ctx.progress(i, len(files) + 1)
@@ -302,12 +303,12 @@ def read_archive(path_or_file, fmt: str) -> dict[str, bytes]:
                 members[info.filename] = zf.read(info)
         return members
     with tarfile.open(fileobj=path_or_file, mode="r:gz") as tar:
-        for info in tar.getmembers():
-            if not info.isreg():
-                raise ReleaseJobFailed(f"package member {info.name!r} is not a regular file")
-            extracted = tar.extractfile(info)
+        for member in tar.getmembers():
+            if not member.isreg():
+                raise ReleaseJobFailed(f"package member {member.name!r} is not a regular file")
+            extracted = tar.extractfile(member)
             assert extracted is not None
-            members[info.name] = extracted.read()
+            members[member.name] = extracted.read()
     return members
 
 
@@ -325,7 +326,7 @@ def check_package(version: ReleaseVersion, package: Artefact) -> list[str]:
         ]
     fmt = "zip" if package.path.endswith(".zip") else "tar.gz"
     top = f"{version.release.slug}-v{version.number}/"
-    with default_storage.open(package.file.name, "rb") as fh:
+    with default_storage.open(package.stored_name, "rb") as fh:
         try:
             members = read_archive(fh, fmt)
         except ReleaseJobFailed as exc:
@@ -400,7 +401,10 @@ class ReleasePackage(ReleaseJobType):
             }
         if task.name == "verify":
             archived = _previous_result(ctx, "archive") or {}
-            package = Artefact.objects.filter(pk=archived.get("artefact")).first()
+            artefact_id = archived.get("artefact")
+            package = (
+                Artefact.objects.filter(pk=artefact_id).first() if artefact_id is not None else None
+            )
             if package is None:
                 raise ReleaseJobFailed("the archive task recorded no package")
             problems = check_package(version, package)

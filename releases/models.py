@@ -135,3 +135,11 @@ class Artefact(models.Model):
 
     def delete(self, *args, **kwargs):
         raise ImmutableError("artefacts are immutable; they are deleted with their release")
+
+    @property
+    def stored_name(self) -> str:
+        """Its file's name in the storage (FieldFile.save() sets it, before the row)."""
+        name = self.file.name
+        if name is None:
+            raise ValueError(f"artefact {self.path!r} has no stored file")
+        return name

@@ -304,7 +304,7 @@ def _version_insert(
             version=version, kind=ArtefactKind.FILE, path=path, size=size, sha256=sha
         )
         artefact.file.save(path, upload, save=False)
-        stored.append(artefact.file.name)
+        stored.append(artefact.stored_name)
         artefact.save()
     return version
 
@@ -333,7 +333,7 @@ def package_record(*, version: ReleaseVersion, path: str, stream: File) -> Artef
     try:
         artefact.save()
     except BaseException:
-        _delete_files([artefact.file.name])
+        _delete_files([artefact.stored_name])
         raise
     return artefact
 
@@ -437,9 +437,14 @@ def release_rollback(*, release: Release, user=None, via: str = "system") -> Job
             {"release": [f"Release {release.slug!r} has no earlier version to roll back to."]}
         )
     version_get(release, target)
+    last = selectors.last_applier(release)
+    if last is None:  # current_applier found one a moment ago: gone since (cleaned up)
+        raise ValidationError(
+            {"release": [f"Release {release.slug!r} has no applied version to roll back from."]}
+        )
     config = {
         "version": target,
-        "rollback_of": selectors.last_applier(release).pk,
+        "rollback_of": last.pk,
         "restores": result.get("previous_job"),
     }
     return _job(job_type=APPLY, release=release, config=config, user=user, via=via)

@@ -5,6 +5,8 @@ Every write goes through scheduler.services, like the API and the command.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -22,6 +24,10 @@ from jobs.exceptions import JobError, one_line
 
 from . import selectors, services, timing
 from .models import Occurrence, Schedule
+
+if TYPE_CHECKING:
+    from django.contrib.auth.base_user import AbstractBaseUser
+    from django.contrib.auth.models import AnonymousUser
 
 WEEKDAY_CHOICES = list(enumerate(timing.WEEKDAY_NAMES))
 HISTORY_ROWS = 20
@@ -48,7 +54,7 @@ class ScheduleAdminForm(forms.ModelForm):
     )
 
     # Set per request by ScheduleAdmin.get_form: whose rights the job type is checked against.
-    user = None
+    user: AbstractBaseUser | AnonymousUser | None = None
 
     class Meta:
         model = Schedule
@@ -63,7 +69,9 @@ class ScheduleAdminForm(forms.ModelForm):
         current = self.instance.job_type if self.instance.pk else ""
         if current and current not in dict(choices):
             choices.append((current, current))
-        self.fields["job_type"].choices = choices
+        job_type = self.fields["job_type"]
+        assert isinstance(job_type, forms.ChoiceField)  # declared above
+        job_type.choices = choices
         if "cron" in self.fields:  # a view-only user's form has no model fields
             self.fields[
                 "cron"
@@ -76,7 +84,8 @@ class ScheduleAdminForm(forms.ModelForm):
         """The service checks the name (one message, not two); the database has the last word."""
 
     def clean(self) -> dict:
-        data = super().clean()
+        super().clean()
+        data = self.cleaned_data  # what ModelForm.clean() returns
         if self.errors:
             return data
         instance = self.instance if self.instance.pk else None
@@ -165,6 +174,7 @@ class ScheduleAdmin(admin.ModelAdmin):
 
     def get_form(self, request: HttpRequest, obj=None, change=False, **kwargs):
         form = super().get_form(request, obj, change=change, **kwargs)
+        assert issubclass(form, ScheduleAdminForm)  # modelform_factory subclasses self.form
         form.user = request.user  # a class made for this request by modelform_factory
         return form
 

@@ -416,6 +416,8 @@ def _fire_one(pk: int, now: datetime) -> list[str] | None:
     if schedule is None:
         return None
     fire_at = schedule.next_run_at
+    if fire_at is None:  # excluded by next_run_at__lte: nothing is due
+        return None
     spec = timing.Spec.of(schedule)
     outcome: list[str] = []
     if fire_at >= now - MISFIRE_GRACE:

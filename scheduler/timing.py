@@ -277,7 +277,10 @@ def dst_detail(firing: Firing, spec: Spec) -> str:
 
 
 def _offset(local: datetime) -> str:
-    minutes = int(local.utcoffset().total_seconds() // 60)
+    offset = local.utcoffset()
+    if offset is None:
+        raise ValueError(f"{local!r} is naive: it has no UTC offset")
+    minutes = int(offset.total_seconds() // 60)
     sign = "+" if minutes >= 0 else "-"
     return f"{sign}{abs(minutes) // 60:02d}:{abs(minutes) % 60:02d}"
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import codecs
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.http import QueryDict
@@ -12,6 +12,10 @@ from rest_framework.parsers import FormParser as DRFFormParser
 from rest_framework.parsers import JSONParser as DRFJSONParser
 from rest_framework.utils import json
 from rest_framework.utils.mediatypes import _MediaType
+
+if TYPE_CHECKING:
+    # django-stubs' type of a QueryDict made without mutable=True.
+    from django.http.request import _ImmutableQueryDict
 
 
 class RequestTooLarge(exceptions.APIException):
@@ -61,6 +65,6 @@ class JSONParser(DRFJSONParser):
 class FormParser(DRFFormParser):
     """DRF's form parser with Django's body size limit."""
 
-    def parse(self, stream, media_type=None, parser_context=None) -> QueryDict:
+    def parse(self, stream, media_type=None, parser_context=None) -> _ImmutableQueryDict:
         encoding = (parser_context or {}).get("encoding", settings.DEFAULT_CHARSET)
         return QueryDict(read_limited(stream), encoding=encoding)

@@ -6,7 +6,7 @@ status-code conformance check) need the error statuses and their JSON shapes too
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from drf_spectacular.openapi import AutoSchema
 from rest_framework.permissions import AllowAny
@@ -39,7 +39,9 @@ def _error(code: str) -> dict[str, Any]:
 class JobdeckAutoSchema(AutoSchema):
     """AutoSchema adding the error responses an operation can produce."""
 
-    def _get_response_bodies(self, direction: str = "response") -> dict[str, Any]:
+    def _get_response_bodies(
+        self, direction: Literal["request", "response"] = "response"
+    ) -> dict[str, Any]:
         responses = super()._get_response_bodies(direction)
         if direction != "response":
             return responses

@@ -7,7 +7,7 @@ handler turns into 400/409.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
@@ -18,6 +18,9 @@ from jobs import registry
 from jobs.models import AuditEvent, Job, JobLog, JobStatus, LogLevel, Task
 from jobs.selectors import waiting_reasons
 from jobs.services import BULK_MAX_JOBS
+
+if TYPE_CHECKING:
+    from django.contrib.auth.base_user import AbstractBaseUser
 
 # JSON configs nested deeper than this are refused: no job type needs it, and
 # deep structures are a cheap way to make every later json.dumps expensive.
@@ -130,7 +133,7 @@ class BulkCreateSerializer(serializers.Serializer):
         """
         errors: dict[str, Any] = {}
         specs: list[dict] = []
-        seen: dict[str, dict | Exception] = {}
+        seen: dict[str, dict | serializers.ValidationError] = {}
         for index, item in enumerate(items):
             key = _stable_key(item)
             cached = seen.get(key) if key is not None else None
@@ -142,7 +145,7 @@ class BulkCreateSerializer(serializers.Serializer):
                     cached = serializers.ValidationError(item_serializer.errors)
                 if key is not None:
                     seen[key] = cached
-            if isinstance(cached, Exception):
+            if isinstance(cached, serializers.ValidationError):
                 errors[str(index)] = cached.detail
             else:
                 specs.append(dict(cached))
@@ -221,7 +224,9 @@ class TaskSerializer(serializers.ModelSerializer):
 
 
 class AuditEventSerializer(serializers.ModelSerializer):
-    actor = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True)
+    actor: serializers.SlugRelatedField[AbstractBaseUser] = serializers.SlugRelatedField(
+        slug_field="username", read_only=True, allow_null=True
+    )
 
     class Meta:
         model = AuditEvent
@@ -256,7 +261,10 @@ class JobPageSerializer(serializers.ListSerializer):
 
     def to_representation(self, data):
         jobs = list(data.all() if hasattr(data, "all") else data)
-        self.child.context["waiting_reasons"] = waiting_reasons(jobs)
+        assert self.child is not None  # ListSerializer.__init__ requires one
+        # The context is the root serializer's dict, shared by every field; the stubs
+        # type it read-only (Mapping).
+        self.child.context["waiting_reasons"] = waiting_reasons(jobs)  # type: ignore[index]
         return super().to_representation(jobs)
 
 
@@ -274,7 +282,7 @@ class WaitingReasonMixin(serializers.Serializer):
 class JobListSerializer(WaitingReasonMixin, serializers.ModelSerializer):
     """A job in lists: no tasks, config or result (constant queries, small rows)."""
 
-    created_by = serializers.SlugRelatedField(
+    created_by: serializers.SlugRelatedField[AbstractBaseUser] = serializers.SlugRelatedField(
         slug_field="username", read_only=True, allow_null=True
     )
     progress = serializers.IntegerField(read_only=True, min_value=0, max_value=100)
@@ -314,7 +322,9 @@ class JobDetailSerializer(JobListSerializer):
     def get_events(self, job: Job) -> list[dict]:
         """The latest 50 audit events, newest first (one query for one job)."""
         events = job.events.select_related("actor").order_by("-id")[:AUDIT_EVENTS_SHOWN]
-        return AuditEventSerializer(events, many=True).data
+        # many=True makes a ListSerializer, whose data is a list; the stubs type the
+        # call as an AuditEventSerializer (data: a dict).
+        return AuditEventSerializer(events, many=True).data  # type: ignore[return-value]
 
 
 class WizardJobSerializer(JobDetailSerializer):
@@ -389,7 +399,8 @@ class AnalysisSerializer(serializers.Serializer):
 
 class JobTypeSerializer(serializers.Serializer):
     name = serializers.CharField()
-    label = serializers.CharField()
+    # An output field, not Field.label: DRF's metaclass takes it off the class.
+    label = serializers.CharField()  # type: ignore[assignment]
     description = serializers.CharField()
     user_creatable = serializers.BooleanField()
     requires_release = serializers.BooleanField()

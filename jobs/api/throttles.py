@@ -16,16 +16,23 @@ with no burst at a window boundary.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from rest_framework import throttling
 
+if TYPE_CHECKING:
+    # What the mixin is mixed into (its cache, rate, timer and get_cache_key).
+    _Throttle = throttling.SimpleRateThrottle
+else:
+    _Throttle = object
 
-class SharedWindowMixin:
+
+class SharedWindowMixin(_Throttle):
     """For DRF's SimpleRateThrottle subclasses: the counting above."""
 
-    cache: object
+    # Set by SimpleRateThrottle.__init__ from the rate (used only when there is one).
     duration: int
     num_requests: int
-    rate: str | None
 
     def allow_request(self, request, view) -> bool:
         if self.rate is None:

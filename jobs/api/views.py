@@ -8,7 +8,7 @@ job type they may not run is a 403 from the creating service itself.
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.db import DatabaseError
@@ -34,11 +34,18 @@ from .pagination import reject_unknown_query_params
 from .parsers import JSONParser
 from .permissions import CanCleanUp
 
+if TYPE_CHECKING:
+    from rest_framework.generics import GenericAPIView
 
-class JobAccessMixin:
+    # What the job mixins are mixed into (request, get_object, ...): a generic viewset.
+    _JobView = GenericAPIView[Job]
+else:
+    _JobView = object
+
+
+class JobAccessMixin(_JobView):
     """Visibility (404) and the right to act (403) shared by the job viewsets."""
 
-    request: Request
     parser_classes = [JSONParser]
 
     def visible_jobs(self) -> QuerySet[Job]:
@@ -46,7 +53,7 @@ class JobAccessMixin:
 
     def get_actionable_object(self) -> Job:
         """The job named in the URL, if the user may act on it (else 404 or 403)."""
-        job: Job = self.get_object()  # type: ignore[attr-defined]
+        job: Job = self.get_object()
         if not permissions.may_act(self.request.user, job):
             raise PermissionDenied("You may see this job but not act on it.")
         return job
@@ -75,7 +82,7 @@ class JobProgressActionsMixin(JobAccessMixin):
     @action(detail=True, methods=["get"])
     def status(self, request: Request, pk: str | None = None) -> Response:
         """A job's status, progress and current task: cheap enough to poll."""
-        return Response(s.JobStatusSerializer(self.get_object()).data)  # type: ignore[attr-defined]
+        return Response(s.JobStatusSerializer(self.get_object()).data)
 
     @extend_schema(
         parameters=[
@@ -94,7 +101,7 @@ class JobProgressActionsMixin(JobAccessMixin):
     @action(detail=True, methods=["get"], pagination_class=None, filter_backends=[])
     def logs(self, request: Request, pk: str | None = None) -> Response:
         """Tail or follow a job's log; `cursor` is what to pass as `after` next time."""
-        job = self.get_object()  # type: ignore[attr-defined]
+        job = self.get_object()
         query = self.validated(s.LogQuerySerializer, request.query_params)
         after = query.get("after")
         if after is not None:

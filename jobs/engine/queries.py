@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from django.db import connection
+from django.db.models import Field
 from django.utils.dateparse import parse_datetime
 
 from ..models import Job
@@ -105,16 +106,27 @@ def py_json(value: Any) -> Any:
 
 
 @functools.cache
+def _job_columns() -> tuple[tuple[Field[Any, Any], str], ...]:
+    """Job's concrete fields with their columns (a concrete field always has one)."""
+    columns = []
+    for field in Job._meta.concrete_fields:
+        if field.column is None:
+            raise TypeError(f"Job.{field.name} is concrete but has no column")
+        columns.append((field, field.column))
+    return tuple(columns)
+
+
+@functools.cache
 def _job_decoders() -> dict[str, Any]:
     """Column → decoder for the Job columns a raw row returns undecoded."""
     from django.db import models
 
     decoders: dict[str, Any] = {}
-    for field in Job._meta.concrete_fields:
+    for field, column in _job_columns():
         if isinstance(field, models.JSONField):
-            decoders[field.column] = py_json
+            decoders[column] = py_json
         elif isinstance(field, models.DateTimeField):
-            decoders[field.column] = py_datetime
+            decoders[column] = py_datetime
     return decoders
 
 
@@ -122,9 +134,9 @@ def job_from_row(row: Mapping[str, Any]) -> Job:
     """A Job built (with its constructor) from a raw row of all its columns."""
     decoders = _job_decoders()
     values = {}
-    for field in Job._meta.concrete_fields:
-        value = row[field.column]
-        decode = decoders.get(field.column)
+    for field, column in _job_columns():
+        value = row[column]
+        decode = decoders.get(column)
         values[field.attname] = decode(value) if decode is not None else value
     job = Job(**values)
     job._state.adding = False  # loaded from this database, as the ORM leaves it

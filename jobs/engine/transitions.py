@@ -74,7 +74,7 @@ class Completion:
 
     job_id: int
     attempt: int
-    task_id: int
+    task_id: int | None  # the last task; None if it succeeded before (no task to mark)
     task_result: Any
     job_result: Any
     progress: int

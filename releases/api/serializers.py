@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from rest_framework import serializers
 
 from ..models import Artefact, Release, ReleaseVersion
 
+if TYPE_CHECKING:
+    from django.contrib.auth.base_user import AbstractBaseUser
+
 
 class ReleaseSerializer(serializers.ModelSerializer):
     current_version = serializers.SerializerMethodField()
-    created_by = serializers.SlugRelatedField(
+    created_by: serializers.SlugRelatedField[AbstractBaseUser] = serializers.SlugRelatedField(
         slug_field="username", read_only=True, allow_null=True
     )
 
@@ -28,7 +33,8 @@ class ReleaseSerializer(serializers.ModelSerializer):
         read_only_fields = ["id", "current_version", "created_by", "created_at", "updated_at"]
 
     def get_current_version(self, obj: Release) -> int | None:
-        return obj.current_version.number if obj.current_version_id else None
+        version = obj.current_version
+        return version.number if version is not None else None
 
 
 class ReleaseInputSerializer(serializers.Serializer):
@@ -54,8 +60,10 @@ class ArtefactSerializer(serializers.ModelSerializer):
 
 
 class VersionSerializer(serializers.ModelSerializer):
-    parent = serializers.SerializerMethodField()
-    created_by = serializers.SlugRelatedField(
+    # DRF's metaclass takes declared fields off the class, so this API field does not
+    # replace Field.parent (the stubs cannot know).
+    parent = serializers.SerializerMethodField()  # type: ignore[assignment]
+    created_by: serializers.SlugRelatedField[AbstractBaseUser] = serializers.SlugRelatedField(
         slug_field="username", read_only=True, allow_null=True
     )
     files = serializers.SerializerMethodField()
@@ -75,11 +83,14 @@ class VersionSerializer(serializers.ModelSerializer):
         ]
 
     def get_parent(self, obj: ReleaseVersion) -> int | None:
-        return obj.parent.number if obj.parent_id else None
+        return obj.parent.number if obj.parent is not None else None
 
     def _of_kind(self, obj: ReleaseVersion, kind: str) -> list[dict]:
         # Uses the prefetched artefacts: no query per version.
-        return ArtefactSerializer([a for a in obj.files.all() if a.kind == kind], many=True).data
+        artefacts = [a for a in obj.files.all() if a.kind == kind]
+        # many=True makes a ListSerializer, whose data is a list; the stubs type the
+        # call as an ArtefactSerializer (data: a dict).
+        return ArtefactSerializer(artefacts, many=True).data  # type: ignore[return-value]
 
     def get_files(self, obj: ReleaseVersion) -> list[dict]:
         return self._of_kind(obj, "file")
@@ -99,4 +110,5 @@ class VersionInputSerializer(serializers.Serializer):
     )
     manifest = serializers.JSONField(required=False, default=dict)
     comment = serializers.CharField(required=False, allow_blank=True, default="")
-    parent = serializers.IntegerField(required=False, allow_null=True, default=None, min_value=1)
+    # An input field, not Field.parent: DRF's metaclass takes it off the class.
+    parent = serializers.IntegerField(required=False, allow_null=True, default=None, min_value=1)  # type: ignore[assignment]

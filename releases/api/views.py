@@ -7,6 +7,7 @@ from typing import Any
 
 from django.db.models import Prefetch
 from django.shortcuts import get_object_or_404
+from django.utils.datastructures import MultiValueDict
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
@@ -145,10 +146,11 @@ class VersionViewSet(
     def create(self, request: Request, *args, **kwargs) -> Response:
         release = self.get_release()
         data = request.data
-        if hasattr(data, "getlist"):  # multipart: repeated fields arrive as lists
+        if isinstance(data, MultiValueDict):  # multipart: repeated fields arrive as lists
             fields = {k: data.get(k) for k in ("manifest", "comment", "parent") if k in data}
-            if isinstance(fields.get("manifest"), str):
-                fields["manifest"] = _json_field(fields["manifest"], "manifest")
+            manifest = fields.get("manifest")
+            if isinstance(manifest, str):
+                fields["manifest"] = _json_field(manifest, "manifest")
             data = {
                 **fields,
                 "files": request.FILES.getlist("files"),

@@ -108,7 +108,7 @@ class Command(ActionCommand):
             self.write_json(ReleaseSerializer(rows, many=True).data)
             return
         for r in rows:
-            current = f"v{r.current_version.number}" if r.current_version_id else "-"
+            current = f"v{r.current_version.number}" if r.current_version is not None else "-"
             self.stdout.write(f"{r.slug:30} {current:>6}  {r.name}")
 
     def do_create(self, o: dict) -> None:
@@ -135,7 +135,7 @@ class Command(ActionCommand):
         for v in versions:
             files = [a for a in v.files.all() if a.kind == "file"]
             mark = "*" if v.pk == release.current_version_id else " "
-            parent = f"v{v.parent.number}" if v.parent_id else "-"
+            parent = f"v{v.parent.number}" if v.parent is not None else "-"
             self.stdout.write(
                 f"{mark}v{v.number:<4} parent {parent:<6} {len(files):>5} files "
                 f"{sum(a.size for a in files):>12} bytes  "

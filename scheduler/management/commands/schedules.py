@@ -86,7 +86,7 @@ class Command(ActionCommand):
             schedule=_find(o["schedule"]), enabled=enabled, user=self.user, via=VIA
         )
         state = "enabled" if schedule.enabled else "disabled"
-        nxt = schedule.next_run_at.isoformat() if schedule.enabled else "-"
+        nxt = schedule.next_run_at.isoformat() if schedule.enabled and schedule.next_run_at else "-"
         self.emit(
             self.schedule_json(schedule), f"Schedule {schedule.name!r} {state}; next run {nxt}."
         )
