@@ -21,7 +21,7 @@ os.environ.setdefault("SECRET_KEY", "test-only-secret-key-not-for-production")
 # harness gives its qcluster processes their own short intervals.
 os.environ.setdefault("JOBDECK_HEARTBEAT_SECONDS", "0")
 # One process needs no shared cache, and the unit tests' query counts are the views'
-# own: the rate-limit tests (tests/api/test_throttles.py) use the database cache and
+# own: the rate-limit tests (tests/unit/jobs/api/test_throttles.py) use the database cache and
 # Redis explicitly, across processes.
 os.environ.setdefault("JOBDECK_CACHE_URL", "locmem://")
 # Test clients and live servers speak plain HTTP; production keeps these on.

@@ -27,7 +27,7 @@ from django.contrib.auth.models import Permission
 from jobs import services
 from jobs.models import Job, JobStatus
 from releases.models import Release
-from tests.releases.factories import make_release, make_version
+from tests.support.release_factories import make_release, make_version
 
 ROLES = ("anonymous", "owner", "other", "staff", "viewer", "holder", "superuser")
 JOBDECK_ONLY = "Jobdeck only"
@@ -51,7 +51,7 @@ CONFIG = {
     "release.package": {},
     "release.verify": {},
     "release.apply": {"version": 1},
-    "tasks.call": {"task_path": "tests.tasks_backend.tasks.add", "args": [1, 2]},
+    "tasks.call": {"task_path": "tests.support.django_tasks.add", "args": [1, 2]},
 }
 
 

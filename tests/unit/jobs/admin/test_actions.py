@@ -1,0 +1,185 @@
+"""Changelist actions: cancel, retry, submit draft, delete finished — with their refusals."""
+
+from __future__ import annotations
+
+import pytest
+
+from jobs.models import AuditEvent, Job, JobStatus
+from tests.support.admin_helpers import action, client_for, status_of, texts
+
+pytestmark = pytest.mark.django_db
+
+
+def test_cancel_cancels_own_pending_jobs_and_says_how_many(viewer, make_job):
+    jobs = [make_job(JobStatus.PENDING, viewer) for _ in range(2)]
+
+    response = action(client_for(viewer), "cancel_jobs", jobs)
+
+    assert response.status_code == 200
+    assert [status_of(j) for j in jobs] == [JobStatus.CANCELLED] * 2
+    assert "Cancelled 2 jobs." in texts(response)
+    event = AuditEvent.objects.filter(job=jobs[0], action="cancelled").get()
+    assert (event.action, event.via, event.actor) == ("cancelled", "admin", viewer)
+
+
+def test_cancel_of_a_running_job_requests_it_and_says_it_stops_at_the_next_step(viewer, make_job):
+    job = make_job(JobStatus.RUNNING, viewer)
+
+    response = action(client_for(viewer), "cancel_jobs", [job])
+
+    job.refresh_from_db()
+    assert job.status == JobStatus.RUNNING and job.cancel_requested_at is not None
+    assert texts(response) == ["Cancelled 1 job. 1 running job stops at its next step."]
+
+
+def test_cancel_refuses_a_finished_job_with_a_clear_message_and_no_error(viewer, make_job):
+    done = make_job(JobStatus.COMPLETED, viewer)
+    pending = make_job(JobStatus.PENDING, viewer)
+
+    response = action(client_for(viewer), "cancel_jobs", [done, pending])
+
+    assert response.status_code == 200
+    assert status_of(done) == JobStatus.COMPLETED
+    assert status_of(pending) == JobStatus.CANCELLED
+    messages = texts(response)
+    assert f"Refused: cannot cancel job #{done.pk}: it is completed" in messages[0]
+    assert "Cancelled 1 job." in messages
+
+
+def test_a_user_who_sees_all_jobs_but_manages_only_their_own_is_refused_on_others(
+    watcher, user, make_job
+):
+    theirs = make_job(JobStatus.PENDING, user)
+    mine = make_job(JobStatus.PENDING, watcher)
+
+    response = action(client_for(watcher), "cancel_jobs", [theirs, mine])
+
+    assert status_of(theirs) == JobStatus.PENDING
+    assert status_of(mine) == JobStatus.CANCELLED
+    assert f"Refused: job #{theirs.pk}: you may only cancel your own jobs." in texts(response)
+
+
+def test_a_staff_user_cannot_act_on_jobs_they_cannot_see(viewer, user, make_job):
+    theirs = make_job(JobStatus.PENDING, user)
+
+    response = action(client_for(viewer), "cancel_jobs", [theirs])
+
+    assert status_of(theirs) == JobStatus.PENDING
+    assert not any("Cancelled" in m for m in texts(response))
+
+
+def test_a_manager_cancels_and_retries_other_users_jobs(boss, user, make_job):
+    pending = make_job(JobStatus.PENDING, user)
+    failed = make_job(JobStatus.FAILED, user)
+
+    first = action(client_for(boss), "cancel_jobs", [pending])
+    second = action(client_for(boss), "retry_jobs", [failed])
+
+    assert status_of(pending) == JobStatus.CANCELLED
+    assert status_of(failed) == JobStatus.PENDING
+    assert "Cancelled 1 job." in texts(first)
+    assert "Retried 1 job." in texts(second)
+
+
+def test_retry_requeues_failed_and_cancelled_jobs_and_refuses_completed_ones(viewer, make_job):
+    failed = make_job(JobStatus.FAILED, viewer, error="Traceback: boom")
+    cancelled = make_job(JobStatus.CANCELLED, viewer)
+    done = make_job(JobStatus.COMPLETED, viewer)
+
+    response = action(client_for(viewer), "retry_jobs", [failed, cancelled, done])
+
+    assert [status_of(j) for j in (failed, cancelled, done)] == [
+        JobStatus.PENDING,
+        JobStatus.PENDING,
+        JobStatus.COMPLETED,
+    ]
+    messages = texts(response)
+    assert "Retried 2 jobs." in messages
+    assert any(f"cannot retry job #{done.pk}: it is completed" in m for m in messages)
+    assert AuditEvent.objects.filter(job=failed, action="retried", via="admin").exists()
+
+
+def test_submit_turns_drafts_into_pending_jobs_and_refuses_others(viewer, make_job):
+    draft = make_job(JobStatus.DRAFT, viewer)
+    pending = make_job(JobStatus.PENDING, viewer)
+
+    response = action(client_for(viewer), "submit_drafts", [draft, pending])
+
+    assert status_of(draft) == JobStatus.PENDING
+    assert status_of(pending) == JobStatus.PENDING
+    messages = texts(response)
+    assert "Submitted 1 draft." in messages
+    assert any(f"cannot submit job #{pending.pk}: it is pending" in m for m in messages)
+
+
+def test_delete_finished_asks_for_confirmation_first_and_deletes_nothing_yet(viewer, make_job):
+    done = make_job(JobStatus.COMPLETED, viewer)
+    running = make_job(JobStatus.RUNNING, viewer)
+
+    response = action(client_for(viewer), "delete_finished", [done, running])
+
+    assert response.status_code == 200
+    assert "admin/jobs/job/delete_finished_confirmation.html" in [
+        t.name for t in response.templates
+    ]
+    assert [j.pk for j in response.context["deletable"]] == [done.pk]
+    assert [j.pk for j in response.context["refused"]] == [running.pk]
+    assert Job.objects.filter(pk__in=[done.pk, running.pk]).count() == 2
+
+
+def test_delete_finished_once_confirmed_deletes_finished_jobs_and_keeps_active_ones(
+    viewer, make_job
+):
+    done = make_job(JobStatus.COMPLETED, viewer)
+    draft = make_job(JobStatus.DRAFT, viewer)
+    running = make_job(JobStatus.RUNNING, viewer)
+
+    response = action(client_for(viewer), "delete_finished", [done, draft, running], post="yes")
+
+    assert not Job.objects.filter(pk__in=[done.pk, draft.pk]).exists()
+    assert status_of(running) == JobStatus.RUNNING
+    messages = texts(response)
+    assert "Deleted 2 jobs." in messages
+    assert any(f"cannot delete job #{running.pk}: it is running" in m for m in messages)
+    assert AuditEvent.objects.filter(action="deleted", via="admin").count() == 2
+
+
+def test_delete_finished_refuses_other_users_jobs_for_a_non_manager(watcher, user, make_job):
+    theirs = make_job(JobStatus.COMPLETED, user)
+    from tests.support.admin_helpers import grant
+
+    watcher = grant(watcher, "delete_job")
+
+    response = action(client_for(watcher), "delete_finished", [theirs], post="yes")
+
+    assert Job.objects.filter(pk=theirs.pk).exists()
+    assert f"Refused: job #{theirs.pk}: you may only delete your own jobs." in texts(response)
+
+
+def test_delete_finished_is_offered_only_with_the_delete_permission(watcher, viewer):
+    without = client_for(watcher).get("/admin/jobs/job/")
+    with_perm = client_for(viewer).get("/admin/jobs/job/")
+
+    names = [name for name, _ in without.context["action_form"].fields["action"].choices]
+    assert "delete_finished" not in names
+    assert "cancel_jobs" in names
+    names = [name for name, _ in with_perm.context["action_form"].fields["action"].choices]
+    assert "delete_finished" in names
+
+
+def test_djangos_own_delete_selected_is_never_offered(superuser):
+    response = client_for(superuser).get("/admin/jobs/job/")
+
+    names = [name for name, _ in response.context["action_form"].fields["action"].choices]
+    assert "delete_selected" not in names
+    assert {"cancel_jobs", "retry_jobs", "submit_drafts", "delete_finished"} <= set(names)
+
+
+def test_many_refusals_are_summarised_after_ten_messages(viewer, make_job):
+    done = [make_job(JobStatus.COMPLETED, viewer) for _ in range(12)]
+
+    response = action(client_for(viewer), "cancel_jobs", done)
+
+    messages = texts(response)
+    assert len(messages) == 11
+    assert messages[-1] == "…and 2 more jobs refused."
