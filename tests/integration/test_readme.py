@@ -21,7 +21,7 @@ README = ROOT / "README.md"
 # Commands run by another test (file, test name) or by CI itself (file, None).
 COVERED_ELSEWHERE: dict[str, tuple[str, str | None]] = {
     "./jobdeck start": (
-        "tests/integration/test_serve.py",
+        "tests/integration/jobs/test_serve.py",
         "test_jobdeck_start_serves_and_ctrl_c_stops_everything_within_15_s_during_a_long_job",
     ),
     # The whole suite on both databases: the command that runs this very test, in CI.
@@ -68,7 +68,7 @@ def test_every_readme_command_is_run_by_the_suite():
         assert (f"def {test}(" in text) if test else ("./jobdeck test" in text), (path, test)
 
 
-RUN_HERE = ("./jobdeck lint", "JOBDECK_TEST_DBS=sqlite ./jobdeck test tests/jobs -x")
+RUN_HERE = ("./jobdeck lint", "JOBDECK_TEST_DBS=sqlite ./jobdeck test tests/unit/scheduler -x")
 
 
 @pytest.mark.parametrize("command", RUN_HERE)
