@@ -497,6 +497,7 @@ def job_bulk_create(
     # id(clean config) → (the config, its JSON): encoded once per distinct config; the
     # config is kept referenced so its id cannot be reused by another item's.
     encoded: dict[int, tuple[dict, str]] = {}
+    locks: dict[tuple[int, int | None], str | None] = {}
     errors: dict[int, dict[str, list[str]]] = {}
     new_jobs: list[engine.NewJob] = []
     for index, spec in enumerate(specs):
@@ -516,14 +517,19 @@ def job_bulk_create(
             continue
         if id(clean) not in encoded:
             encoded[id(clean)] = (clean, json.dumps(clean))
-        job = Job(job_type=jt.name, config=clean, release=release, queue=DEFAULT_QUEUE)
+        # The lock key depends on the type, the config and the release: worked out once
+        # per distinct triple (a Job per item would cost more than its INSERT).
+        lock_of = (id(clean), release.pk if release is not None else None)
+        if lock_of not in locks:
+            job = Job(job_type=jt.name, config=clean, release=release, queue=DEFAULT_QUEUE)
+            locks[lock_of] = extensions.lock_key(job)
         new_jobs.append(
             engine.NewJob(
                 job_type=jt.name,
                 config=encoded[id(clean)][1],
                 release_id=release.pk if release is not None else None,
                 queue=DEFAULT_QUEUE,
-                lock=extensions.lock_key(job),
+                lock=locks[lock_of],
                 priority=priority,
                 run_after=run_after,
                 max_attempts=max_attempts or jt.max_attempts,
