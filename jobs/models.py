@@ -129,10 +129,22 @@ class Job(models.Model):
     )
     # The lane it runs in: the cluster serving this queue claims it (jobs.queues).
     queue = models.CharField(max_length=100, default="default")
-    # At most one job per lock key runs at a time, FIFO among the key's pending jobs
-    # (the one_running_job_per_lock index enforces it). Another app names what it
-    # protects: a release's jobs carry "release:<id>". Null: no lock.
+    # At most `lock_limit` jobs per lock key run at a time, FIFO among the key's
+    # pending jobs: each running one holds a numbered slot of its key (lock_slot), and
+    # the running_lock_slot_unique index refuses a second holder of a slot. Another app
+    # names what it protects (a release's jobs carry "release:<id>", limit 1); a job
+    # type's concurrency_key names the rest ("account:42"). Null: no lock.
     lock = models.CharField(max_length=200, null=True, blank=True)
+    lock_limit = models.PositiveIntegerField(default=1)
+    lock_slot = models.PositiveIntegerField(null=True, blank=True)
+    # The slot a running job holds under its type's / queue's concurrency limit (null
+    # when none was set at its claim): unique among running jobs, so two workers that
+    # both saw the last slot free cannot both take it (jobs/flow.py).
+    type_slot = models.PositiveIntegerField(null=True, blank=True)
+    queue_slot = models.PositiveIntegerField(null=True, blank=True)
+    # While a job with this key is pending or running, creating another with it
+    # returns that job (the unique_active_key index decides, not a read before).
+    unique_key = models.CharField(max_length=200, null=True, blank=True)
     # Higher runs first; the same range as django.tasks (-100..100).
     priority = models.SmallIntegerField(default=0)
     run_after = models.DateTimeField(null=True, blank=True)
@@ -153,6 +165,10 @@ class Job(models.Model):
 
     objects = JobQuerySet.as_manager()
 
+    # Not a column: set by a create with a unique key, True when the job returned is
+    # the one that already held the key (nothing new was created).
+    existing: bool = False
+
     class Meta:
         ordering = ["-id"]
         permissions = [
@@ -167,12 +183,38 @@ class Job(models.Model):
             models.CheckConstraint(
                 condition=Q(priority__gte=-100, priority__lte=100), name="job_priority_range"
             ),
-            # One running job per lock key, enforced by the database, not by luck: two
-            # workers that both saw the key free cannot both start a job of it.
+            # Concurrency per lock key, type and queue, enforced by the database, not by
+            # luck: two workers that both saw a slot free cannot both take it.
             models.UniqueConstraint(
-                fields=["lock"],
+                fields=["lock", "lock_slot"],
                 condition=Q(status=JobStatus.RUNNING),
-                name="one_running_job_per_lock",
+                name="running_lock_slot_unique",
+            ),
+            models.UniqueConstraint(
+                fields=["job_type", "type_slot"],
+                condition=Q(status=JobStatus.RUNNING, type_slot__isnull=False),
+                name="running_type_slot_unique",
+            ),
+            models.UniqueConstraint(
+                fields=["queue", "queue_slot"],
+                condition=Q(status=JobStatus.RUNNING, queue_slot__isnull=False),
+                name="running_queue_slot_unique",
+            ),
+            # A running job with a lock key holds one of its slots (NULLs never collide
+            # in a unique index, so a slotless holder would escape the limit).
+            models.CheckConstraint(
+                condition=Q(lock__isnull=True)
+                | ~Q(status=JobStatus.RUNNING)
+                | Q(lock_slot__isnull=False),
+                name="running_lock_holds_a_slot",
+            ),
+            models.CheckConstraint(condition=Q(lock_limit__gte=1), name="job_lock_limit_positive"),
+            models.UniqueConstraint(
+                fields=["unique_key"],
+                condition=Q(
+                    status__in=[JobStatus.PENDING, JobStatus.RUNNING], unique_key__isnull=False
+                ),
+                name="unique_active_key",
             ),
         ]
         indexes = [
@@ -183,6 +225,16 @@ class Job(models.Model):
                 "id",
                 condition=Q(status=JobStatus.PENDING),
                 name="job_pending_claim_idx",
+            ),
+            # The governed claim (flow rules set): one walk per open (queue, type) lane,
+            # so a paused queue or a type at its limit is never scanned (jobs/flow.py).
+            models.Index(
+                "queue",
+                "job_type",
+                models.F("priority").desc(),
+                "id",
+                condition=Q(status=JobStatus.PENDING),
+                name="job_pending_lane_idx",
             ),
             models.Index(
                 fields=["heartbeat_at"],
@@ -316,6 +368,8 @@ class AuditAction(models.TextChoices):
     RAN = "ran"  # a schedule run by hand
     APPLIED = "applied"  # a release version applied (the job that does it)
     ROLLED_BACK = "rolled back"
+    PAUSED = "paused"  # a queue or a job type (flow control)
+    RESUMED = "resumed"
 
 
 class AuditEvent(models.Model):
@@ -361,3 +415,76 @@ class AuditEvent(models.Model):
             "target_id": str(subject.pk),
             "target_repr": str(subject)[:200],
         }
+
+
+class FlowScope(models.TextChoices):
+    QUEUE = "queue"
+    TYPE = "type"
+
+
+class FlowSetting(models.Model):
+    """An operator's flow rules for one queue or job type: paused, and overrides of the
+    limits (null: the job type's code default; queues have none). Read by the claim on
+    every governed claim, so a change holds from the next claim of any cluster."""
+
+    scope = models.CharField(max_length=10, choices=FlowScope.choices)
+    name = models.CharField(max_length=100)
+    paused = models.BooleanField(default=False)
+    concurrency_limit = models.PositiveIntegerField(null=True, blank=True)
+    rate_limit = models.PositiveIntegerField(null=True, blank=True)
+    rate_period_seconds = models.PositiveIntegerField(null=True, blank=True)
+    timeout_seconds = models.PositiveIntegerField(null=True, blank=True)  # types only
+    updated_at = models.DateTimeField(default=timezone.now)
+    updated_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.DB_SET_NULL,
+        related_name="+",
+    )
+
+    class Meta:
+        ordering = ["scope", "name"]
+        permissions = [
+            ("manage_queues", "Can pause, resume and limit queues and job types"),
+        ]
+        constraints = [
+            models.UniqueConstraint(fields=["scope", "name"], name="flow_setting_unique"),
+            models.CheckConstraint(
+                condition=Q(scope__in=FlowScope.values), name="flow_setting_scope_valid"
+            ),
+            models.CheckConstraint(
+                condition=Q(concurrency_limit__isnull=True) | Q(concurrency_limit__gte=1),
+                name="flow_concurrency_positive",
+            ),
+            models.CheckConstraint(
+                condition=Q(rate_limit__isnull=True) | Q(rate_limit__gte=1),
+                name="flow_rate_positive",
+            ),
+            models.CheckConstraint(
+                condition=Q(rate_period_seconds__isnull=True) | Q(rate_period_seconds__gte=1),
+                name="flow_period_positive",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.scope} {self.name}"
+
+
+class RateSlot(models.Model):
+    """One of the N starts a rate limit allows per period, for one scope ("type:x",
+    "queue:y", "key:account:42"): a claim takes a slot whose last start is a period
+    old, with a conditional UPDATE, so N slots give at most N starts in any window of
+    the period, across clusters (jobs/flow.py)."""
+
+    scope = models.CharField(max_length=220)
+    slot = models.PositiveIntegerField()
+    started_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["scope", "slot"], name="rate_slot_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.scope} #{self.slot}"
