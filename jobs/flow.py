@@ -326,7 +326,17 @@ def _closed_reason(kind: str, name: str, rules: Rules, running: int, now: dateti
     if rules.paused:
         return f"{label} {name} is paused"
     if rules.concurrency_limit is not None and running >= rules.concurrency_limit:
-        return f"{label} {name} is at its concurrency limit ({running}/{rules.concurrency_limit} running)"
+        field = "queue" if kind == "queue" else "job_type"
+        holders = (
+            Job.objects.filter(status=JobStatus.RUNNING, **{field: name})
+            .order_by("pk")
+            .values_list("pk", flat=True)[:5]
+        )
+        named = ", ".join(f"#{pk}" for pk in holders) + (", …" if running > 5 else "")
+        return (
+            f"{label} {name} is at its concurrency limit "
+            f"({running}/{rules.concurrency_limit} running: {named})"
+        )
     if rules.rate is not None:
         scope = rate_scope(kind, name)
         opens = full_scopes({scope: rules.rate}, now).get(scope)

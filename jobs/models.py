@@ -70,19 +70,48 @@ class JobQuerySet(models.QuerySet["Job"]):
         (jobs/engine/sql/, kept in agreement by a property test).
 
         Due (`run_after` passed), in a queue this cluster serves (`queues`, by default
-        jobs.queues.served_queues()) and, for a job holding a lock key, FIFO per key:
-        no job of the same key is running and no older one of it is still pending.
+        jobs.queues.served_queues()); for a job holding a lock key, FIFO per key: no
+        older job of the key still pending and fewer than its lock_limit running; and
+        the flow rules (jobs.flow): its queue and type neither paused nor at their
+        concurrency or rate limit, its key not at its rate limit, and, while any rule
+        is set, a registered type (the governed claim walks registered types' lanes).
         """
+        from . import flow, registry
         from .queues import served_queues
 
         now = now or timezone.now()
-        blocking = Job.objects.filter(lock=OuterRef("lock")).filter(
-            Q(status=JobStatus.RUNNING) | Q(status=JobStatus.PENDING, pk__lt=OuterRef("pk"))
+        older_pending = Job.objects.filter(
+            lock=OuterRef("lock"), status=JobStatus.PENDING, pk__lt=OuterRef("pk")
         )
-        return (
+        running_of_key = (
+            Job.objects.filter(lock=OuterRef("lock"), status=JobStatus.RUNNING)
+            .order_by()
+            .values("lock")
+            .annotate(n=models.Count("pk"))
+            .values("n")
+        )
+        runnable = (
             self.filter(status=JobStatus.PENDING, queue__in=queues or served_queues())
             .filter(Q(run_after__isnull=True) | Q(run_after__lte=now))
-            .filter(Q(lock__isnull=True) | ~Exists(blocking))
+            .annotate(
+                key_running=models.functions.Coalesce(
+                    models.Subquery(running_of_key), models.Value(0)
+                )
+            )
+            .filter(
+                Q(lock__isnull=True)
+                | (~Exists(older_pending) & Q(key_running__lt=models.F("lock_limit")))
+            )
+        )
+        if not flow.governed():
+            return runnable
+        shut = flow.closed(queues or served_queues(), now)
+        keys = runnable.exclude(lock=None).values_list("lock", flat=True).distinct()
+        return (
+            runnable.exclude(queue__in=shut.queues)
+            .exclude(job_type__in=shut.types)
+            .exclude(lock__in=list(flow.full_keys(keys, now)))
+            .filter(job_type__in=[jt.name for jt in registry.all_types()])
         )
 
     def visible_to(self, user) -> JobQuerySet:

@@ -214,6 +214,23 @@ def job_create(*, draft: bool = False, via: str = "system", **kwargs: Any) -> Jo
     return job
 
 
+def existing_job(job: Job) -> Job:
+    """The pending or running job holding `job`'s unique key, the one a create with
+    that key returns (`existing` set): the insert just found it, so it is there unless
+    it finished since, and then the key is free (ValidationError: try again)."""
+    found = (
+        Job.objects.filter(unique_key=job.unique_key, status__in=ACTIVE_STATUSES)
+        .order_by("pk")
+        .first()
+    )
+    if found is None:
+        raise ValidationError(
+            {"unique_key": [f"The job holding unique key {job.unique_key!r} just finished; retry."]}
+        )
+    found.existing = True
+    return found
+
+
 def job_analyze(*, job_id: int) -> dict:
     """Run the job type's analysis of a draft and store it on the job."""
     job = Job.objects.select_related("release").get(pk=job_id)

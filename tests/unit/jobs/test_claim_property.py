@@ -51,6 +51,7 @@ def _make(specs: list[dict]) -> list[int]:
                 run_after=when[spec["due"]],
                 queue=spec["queue"],
                 lock=spec["lock"],
+                lock_slot=0 if status == JobStatus.RUNNING and spec["lock"] else None,
                 attempts=1 if status != JobStatus.PENDING else 0,
             )
         )
