@@ -88,7 +88,9 @@ def merged(base: Rules, row: FlowSetting | None) -> Rules:
             row.concurrency_limit if row.concurrency_limit is not None else base.concurrency_limit
         ),
         rate_limit=row.rate_limit if row.rate_limit is not None else base.rate_limit,
-        rate_period=(period or base.rate_period) if row.rate_limit is not None else base.rate_period,
+        rate_period=(period or base.rate_period)
+        if row.rate_limit is not None
+        else base.rate_period,
         timeout_seconds=(
             row.timeout_seconds if row.timeout_seconds is not None else base.timeout_seconds
         ),
@@ -191,7 +193,10 @@ def snapshot(queues: Sequence[str], now: datetime | None = None) -> Snapshot:
     rows = settings_rows()
     open_queues = {q: queue_rules(q, rows) for q in queues}
     open_queues = {q: r for q, r in open_queues.items() if not r.paused}
-    types = {jt.name: merged(code_rules(jt), rows.get((FlowScope.TYPE, jt.name))) for jt in registry.all_types()}
+    types = {
+        jt.name: merged(code_rules(jt), rows.get((FlowScope.TYPE, jt.name)))
+        for jt in registry.all_types()
+    }
     types = {name: r for name, r in types.items() if not r.paused}
     snap = Snapshot(lanes=[])
     snap.type_rates = {n: r.rate for n, r in types.items() if r.rate is not None}
@@ -266,7 +271,8 @@ def next_opening(queues: Sequence[str], now: datetime | None = None) -> datetime
                 .distinct()[:100]
             )
             for lock in waiting_keys:
-                rates[rate_scope("key", lock)] = krate
+                if lock is not None:
+                    rates[rate_scope("key", lock)] = krate
     full = full_scopes(rates, now)
     if not full:
         return None
@@ -363,7 +369,7 @@ def running_counts() -> dict[str, dict[str, int]]:
     return counts
 
 
-def full_keys(locks: Iterable[str], now: datetime | None = None) -> dict[str, str]:
+def full_keys(locks: Iterable[str | None], now: datetime | None = None) -> dict[str, str]:
     """The lock keys among `locks` at their key's rate limit now, with why."""
     now = now or timezone.now()
     rates: dict[str, tuple[int, int]] = {}
@@ -374,7 +380,7 @@ def full_keys(locks: Iterable[str], now: datetime | None = None) -> dict[str, st
         .distinct()
     )
     for lock, job_type in holders.items():
-        if (rate := key_rate(_registered(job_type))) is not None:
+        if lock is not None and (rate := key_rate(_registered(job_type))) is not None:
             rates[rate_scope("key", lock)] = rate
     reasons = {}
     for scope, opens in full_scopes(rates, now).items():
@@ -394,8 +400,8 @@ def queue_figures(names: Iterable[str] = ()) -> list[dict[str, Any]]:
 
     now = timezone.now()
     rows = settings_rows()
-    pending = {
-        row["queue"]: row
+    pending: dict[str, dict[str, Any]] = {
+        row["queue"]: dict(row)
         for row in Job.objects.filter(status=JobStatus.PENDING)
         .values("queue")
         .annotate(n=Count("pk"), oldest=Min("queued_at"))

@@ -4,13 +4,14 @@ trail with who, when and through which door, and wakes the workers it may free."
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.utils import timezone
 
-from . import broker, flow, queues, registry
+from . import broker, flow, permissions, queues, registry
 from .models import AuditAction, AuditEvent, FlowScope, FlowSetting, Job, JobStatus
 
 # The fields an operator may set, with their bounds (None: back to the code default).
@@ -20,12 +21,6 @@ EDITABLE: dict[str, tuple[int, int]] = {
     "rate_period_seconds": (1, flow.MAX_PERIOD),
     "timeout_seconds": (1, flow.MAX_PERIOD),
 }
-PERMISSION = "jobs.manage_queues"
-
-
-def may_manage(user: Any) -> bool:
-    """Who may pause, resume and limit: holders of jobs.manage_queues (None: Jobdeck)."""
-    return user is None or (user.is_active and user.has_perm(PERMISSION))
 
 
 def check_name(scope: str, name: Any) -> str:
@@ -36,9 +31,10 @@ def check_name(scope: str, name: Any) -> str:
     if scope == FlowScope.TYPE:
         registry.get(name)  # ValidationError naming the field
         return name
-    if name in queues.known_queues() or FlowSetting.objects.filter(
-        scope=FlowScope.QUEUE, name=name
-    ).exists():
+    if (
+        name in queues.known_queues()
+        or FlowSetting.objects.filter(scope=FlowScope.QUEUE, name=name).exists()
+    ):
         return name
     if Job.objects.filter(queue=name, status__in=[JobStatus.PENDING, JobStatus.RUNNING]).exists():
         return name
@@ -78,7 +74,7 @@ def update(
     """Set `changes` (paused, limits; None for a limit: back to the code's) on queue or
     job type `name`, under the setting's row lock. Records what changed (old and new)
     in the audit trail; a change that changes nothing records nothing."""
-    if not may_manage(user):
+    if not permissions.may_manage_queues(user):
         raise PermissionDenied("You may not pause, resume or limit queues and job types.")
     if scope not in FlowScope.values:
         raise ValidationError({"scope": [f"Unknown scope {scope!r}: queue or type."]})
@@ -125,8 +121,10 @@ def _wake(scope: str, name: str) -> None:
     """After a resume or a raised limit: wake the workers of each queue with pending
     jobs it concerns (they drain what is now runnable)."""
     pending = Job.objects.filter(status=JobStatus.PENDING)
-    pending = pending.filter(queue=name) if scope == FlowScope.QUEUE else pending.filter(job_type=name)
+    pending = (
+        pending.filter(queue=name) if scope == FlowScope.QUEUE else pending.filter(job_type=name)
+    )
     waiting = list(pending.values_list("queue", flat=True).distinct().order_by())
     workers = broker.workers_per_cluster()
     for queue in waiting:
-        transaction.on_commit(lambda q=queue: broker.wake_workers(workers, q), robust=True)
+        transaction.on_commit(functools.partial(broker.wake_workers, workers, queue), robust=True)

@@ -93,7 +93,9 @@ def waiting_reasons(jobs: Iterable[Job], now: datetime | None = None) -> dict[in
         keys = flow.full_keys({j.lock for j in pending if j.lock}, now)
         for job in pending:
             reason = (
-                shut.queues.get(job.queue) or shut.types.get(job.job_type) or keys.get(job.lock or "")
+                shut.queues.get(job.queue)
+                or shut.types.get(job.job_type)
+                or keys.get(job.lock or "")
             )
             if reason:
                 reasons[job.pk] = reason

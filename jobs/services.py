@@ -321,7 +321,11 @@ def _unique_key_held(job: Job) -> Iterator[None]:
         if job.unique_key is None or "unique" not in str(exc).lower():
             raise
         raise ValidationError(
-            {"unique_key": [f"Another job with unique key {job.unique_key!r} is pending or running."]}
+            {
+                "unique_key": [
+                    f"Another job with unique key {job.unique_key!r} is pending or running."
+                ]
+            }
         ) from exc
 
 
@@ -544,8 +548,8 @@ class BulkIds(list[int]):
     """The ids of a bulk creation in input order; `existing`: those that were already
     pending or running with the item's unique key (nothing new was made for them)."""
 
-    def __init__(self) -> None:
-        super().__init__()
+    def __init__(self, ids: Iterable[int] = ()) -> None:
+        super().__init__(ids)
         self.existing: set[int] = set()
 
 
@@ -586,7 +590,7 @@ def job_bulk_create(
     user: Any = None,
     via: str = "system",
     now: datetime | None = None,
-) -> list[int]:
+) -> BulkIds:
     """Create up to BULK_MAX_JOBS pending jobs with their tasks, all or nothing.
 
     Each spec holds job_type, config and optionally release (an object), priority,

@@ -248,7 +248,11 @@ def _take_rate_slots(job: Job, snap: flow.Snapshot) -> None:
         rows, _ = execute("take_rate_slot", params)
         if rows:
             continue
-        ensure: dict[str, Any] = {"scope": scope, "rate": rate, "epoch": db_datetime(flow.RATE_EPOCH)}
+        ensure: dict[str, Any] = {
+            "scope": scope,
+            "rate": rate,
+            "epoch": db_datetime(flow.RATE_EPOCH),
+        }
         if connection.vendor == "sqlite":
             ensure["slots"] = _json_list(range(rate))
         if execute("ensure_rate_slots", ensure)[1] and execute("take_rate_slot", params)[0]:

@@ -173,10 +173,16 @@ def test_every_change_is_audited_with_who_and_the_door(django_user_model):
     user = django_user_model.objects.create_superuser("op", "op@example.com", "x")
     flow_changes.pause(scope=FlowScope.QUEUE, name="default", user=user, via="api")
     flow_changes.update(
-        scope=FlowScope.TYPE, name="demo.steps", changes={"concurrency_limit": 3}, user=user, via="cli"
+        scope=FlowScope.TYPE,
+        name="demo.steps",
+        changes={"concurrency_limit": 3},
+        user=user,
+        via="cli",
     )
     flow_changes.resume(scope=FlowScope.QUEUE, name="default", user=user, via="admin")
-    events = list(AuditEvent.objects.order_by("pk").values_list("action", "via", "target_id", "actor"))
+    events = list(
+        AuditEvent.objects.order_by("pk").values_list("action", "via", "target_id", "actor")
+    )
     assert events == [
         ("paused", "api", "default", user.pk),
         ("changed", "cli", "demo.steps", user.pk),
@@ -225,7 +231,9 @@ def test_a_unique_key_returns_the_job_holding_it_while_pending_or_running():
 
 def test_bulk_creation_honours_unique_keys():
     spec = {"job_type": "demo.steps", "config": {"steps": 1, "delay": 0}}
-    ids = services.job_bulk_create(specs=[spec, {**spec, "unique_key": "k"}, {**spec, "unique_key": "k"}])
+    ids = services.job_bulk_create(
+        specs=[spec, {**spec, "unique_key": "k"}, {**spec, "unique_key": "k"}]
+    )
     assert ids[1] == ids[2] and ids[0] != ids[1]
     assert ids.existing == {ids[2]}
     assert Job.objects.count() == 2
