@@ -172,6 +172,7 @@ class JobAdmin(admin.ModelAdmin):
     list_display_links = ("id", "job_type")
     list_filter = (
         "status",
+        "queue",
         JobTypeFilter,
         "release",
         ("created_by", admin.RelatedFieldListFilter),
