@@ -68,7 +68,20 @@ def run_job(job_id: int | None = None) -> dict[str, int]:
         left = Job.objects.runnable().values_list("queue", flat=True).first()
         if left is not None:
             broker.enqueue_wakeup(None, left)
+            return {"ran": ran}
+    if flow.governed():
+        _wake_at_next_opening()
     return {"ran": ran}
+
+
+def _wake_at_next_opening() -> None:
+    """Jobs wait for a rate window that opens after this drain: leave a wake-up that
+    becomes visible then (the ORM broker; with another, the periodic tick wakes them)."""
+    served = queues.served_queues()
+    opening = flow.next_opening(served)
+    if opening is not None:
+        for queue in served:
+            broker.wake_at(queue, opening)
 
 
 def _claim_settling(worker: str, finished: Finished | None) -> engine.Claim | None:

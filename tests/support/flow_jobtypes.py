@@ -1,9 +1,11 @@
 """Job types for the flow-control tests: one keyed by account (at most two running per
-account). Loaded by the qcluster subprocesses through JOBDECK_JOBTYPE_MODULES and
-imported by the unit tests."""
+account). The qcluster subprocesses load this module through JOBDECK_JOBTYPE_MODULES
+with JOBDECK_FLOW_TEST_TYPES=1, which registers the types; the tests register them
+per test (a fixture), so the rest of the suite never sees them."""
 
 from __future__ import annotations
 
+import os
 import time
 
 from rest_framework import serializers
@@ -17,7 +19,6 @@ class KeyedConfig(serializers.Serializer):
     delay = serializers.FloatField(min_value=0, max_value=60, default=0.0)
 
 
-@register
 class Keyed(JobType):
     """Sleeps `delay` seconds; at most two jobs of one account run at once."""
 
@@ -33,3 +34,7 @@ class Keyed(JobType):
 
 def keyed() -> type[JobType]:
     return type(registry.get(Keyed.name))
+
+
+if os.environ.get("JOBDECK_FLOW_TEST_TYPES") == "1":
+    register(Keyed)

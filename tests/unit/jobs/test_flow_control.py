@@ -17,7 +17,6 @@ from tests.support import flow_jobtypes
 
 pytestmark = pytest.mark.django_db
 
-registry.unregister(flow_jobtypes.Keyed.name)  # registered per test (keyed_type)
 Q = ["default"]
 
 
