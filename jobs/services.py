@@ -545,8 +545,9 @@ def _bulk_validated_config(
 
 
 class BulkIds(list[int]):
-    """The ids of a bulk creation in input order; `existing`: those that were already
-    pending or running with the item's unique key (nothing new was made for them)."""
+    """The ids of a bulk creation in input order; `existing`: the indexes of the items
+    whose unique key a pending or running job held (its id is theirs; nothing new was
+    made for them)."""
 
     def __init__(self, ids: Iterable[int] = ()) -> None:
         super().__init__(ids)
@@ -679,7 +680,7 @@ def job_bulk_create(
             job, names = keyed[index]
             if engine.insert(job, names) is None:
                 job = existing_job(job)
-                ids.existing.add(job.pk)
+                ids.existing.add(index)
             ids.append(job.pk)
         audit(
             job=None,

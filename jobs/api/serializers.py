@@ -188,8 +188,8 @@ class BulkCreatedSerializer(serializers.Serializer):
     ids = serializers.ListField(child=serializers.IntegerField())
     existing = serializers.ListField(
         child=serializers.IntegerField(),
-        help_text="The ids among `ids` that were already pending or running with the "
-        "item's unique key: nothing new was created for them.",
+        help_text="The indexes of the items whose unique key a pending or running job "
+        "held: their id is that job's; nothing new was created for them.",
     )
 
 

@@ -210,9 +210,8 @@ class JobViewSet(
         """Create many jobs at once, all or nothing."""
         specs = self.validated(s.BulkCreateSerializer)["jobs"]
         ids = services.job_bulk_create(specs=specs, user=request.user, via="api")
-        existing = [pk for pk in ids if pk in ids.existing]
         return Response(
-            {"count": len(ids), "ids": list(ids), "existing": existing},
+            {"count": len(ids), "ids": list(ids), "existing": sorted(ids.existing)},
             status=status.HTTP_201_CREATED,
         )
 
