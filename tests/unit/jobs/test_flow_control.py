@@ -244,3 +244,25 @@ def test_retrying_a_job_whose_key_is_held_again_is_a_clear_error():
     steps(1, unique_key="k")
     with pytest.raises(ValidationError, match="unique key"):
         services.job_retry(job=Job.objects.get(pk=first.pk))
+
+
+def test_a_job_type_with_bad_flow_attributes_fails_the_system_check(keyed_type, monkeypatch):
+    from jobs.checks import check_job_type_flow
+
+    assert check_job_type_flow() == []
+    monkeypatch.setattr(keyed_type, "concurrency_limit", 0)
+    monkeypatch.setattr(keyed_type, "rate_limit", (3,))
+    monkeypatch.setattr(keyed_type, "concurrency_key_limit", True)
+    messages = [m.msg for m in check_job_type_flow()]
+    assert messages == [
+        "Job type 'flow.keyed': concurrency_limit must be a positive int or None.",
+        "Job type 'flow.keyed': rate_limit must be (starts, seconds) of positive ints, or None.",
+        "Job type 'flow.keyed': concurrency_key_limit must be a positive int.",
+    ]
+
+
+def test_a_config_missing_what_the_concurrency_key_names_is_a_clear_error(keyed_type, monkeypatch):
+    monkeypatch.setattr(keyed_type, "concurrency_key", "region:{region}")
+    with pytest.raises(ValidationError, match="needs 'region'"):
+        services.job_create(job_type="flow.keyed", config={"account": 1})
+    assert not Job.objects.exists()
