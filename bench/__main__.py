@@ -39,8 +39,9 @@ BENCHES = {
     "scaleout": "bench.drain:bench_scaleout",
     "memory": "bench.memory:bench_memory",
     "bigdata": "bench.bigdata:bench_bigdata",
+    "flow_claim": "bench.flow:bench_flow_claim",
 }
-ONCE = {"memory", "bigdata"}
+ONCE = {"memory", "bigdata", "flow_claim"}
 # group → (label, database, broker, benchmarks in order)
 GROUPS: dict[str, tuple[str, str, str, list[str]]] = {
     "pg": (
@@ -57,6 +58,7 @@ GROUPS: dict[str, tuple[str, str, str, list[str]]] = {
         ["drain", "drain_celery", "pickup_redis", "scaleout"],
     ),
     "big": ("PostgreSQL, 1,000,000 jobs", "postgres", "orm", ["bigdata"]),
+    "flow": ("PostgreSQL, flow control, 1,000,000 pending", "postgres", "orm", ["flow_claim"]),
 }
 
 

@@ -136,6 +136,11 @@ def settings_active() -> bool:
     return FlowSetting.objects.filter(ACTIVE).exists()
 
 
+def is_active(row: FlowSetting) -> bool:
+    """ACTIVE, for a row already read."""
+    return row.paused or row.concurrency_limit is not None or row.rate_limit is not None
+
+
 def governed() -> bool:
     return code_governed() or settings_active()
 
@@ -162,6 +167,7 @@ class Snapshot:
     claimed job must take a slot of (with their (starts, seconds))."""
 
     lanes: list[Lane]
+    governed: bool = True  # False: no rule is set (claim_next claims alone)
     type_rates: dict[str, tuple[int, int]] = field(default_factory=dict)
     queue_rates: dict[str, tuple[int, int]] = field(default_factory=dict)
     key_rates: dict[str, tuple[int, int]] = field(default_factory=dict)
@@ -188,9 +194,12 @@ class Snapshot:
 
 def snapshot(queues: Sequence[str], now: datetime | None = None) -> Snapshot:
     """The open lanes of `queues`: every registered job type in every queue, less the
-    paused ones and those whose rate window is full (two small queries)."""
+    paused ones and those whose rate window is full (one query on the settings, one on
+    the rate slots when a rate is set); `governed` False when no rule is set at all."""
     now = now or timezone.now()
     rows = settings_rows()
+    if not code_governed() and not any(is_active(row) for row in rows.values()):
+        return Snapshot(lanes=[], governed=False)
     open_queues = {q: queue_rules(q, rows) for q in queues}
     open_queues = {q: r for q, r in open_queues.items() if not r.paused}
     types = {

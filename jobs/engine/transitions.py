@@ -97,9 +97,9 @@ def claim(*, worker: str, queues: Sequence[str], job_id: int | None = None) -> C
     (jobs.flow) the claim is the governed one (claim_governed).
     """
     if _governed_recently():
-        return _claim_governed(worker, queues, job_id)
+        return _claim_governed(worker, queues, job_id, tried_plain=False)
     claimed = _claim_plain(worker, queues, job_id)
-    if claimed is None and flow.governed():
+    if claimed is None:  # nothing, or a flow rule is set: the governed claim decides
         return _claim_governed(worker, queues, job_id)
     return claimed
 
@@ -120,7 +120,7 @@ def complete_and_claim(
     if _governed_recently():
         with transaction.atomic():
             complete(completion, lines)
-            return _claim_governed(worker, queues, None)
+            return _claim_governed(worker, queues, None, tried_plain=False)
     try:
         with _claim_transaction():
             settled, claimed = _claim_rows(worker, queues, None, completion, lines)
@@ -129,7 +129,7 @@ def complete_and_claim(
         return None
     if not settled:
         logger.warning("job #%s lost its claim before it completed", completion.job_id)
-    if claimed is None and flow.governed():
+    if claimed is None:
         return _claim_governed(worker, queues, None)
     return claimed
 
@@ -150,7 +150,9 @@ class _RateWindowFull(Exception):
         self.scope = scope
 
 
-def _claim_governed(worker: str, queues: Sequence[str], job_id: int | None) -> Claim | None:
+def _claim_governed(
+    worker: str, queues: Sequence[str], job_id: int | None, *, tried_plain: bool = True
+) -> Claim | None:
     """The claim while flow rules are set (jobs.flow): the open lanes of `queues`,
     then the rate slots of the job claimed, in one transaction.
 
@@ -159,11 +161,11 @@ def _claim_governed(worker: str, queues: Sequence[str], job_id: int | None) -> C
     rolls that attempt back and tries again with what it learnt, a few times.
     """
     global _governed_until
-    if not flow.governed():  # the last rule was lifted since
-        _governed_until = 0.0
-        return _claim_plain(worker, queues, job_id)
-    _governed_until = time.monotonic() + GOVERNED_RECHECK_SECONDS
     snap = flow.snapshot(queues)
+    if not snap.governed:  # no rule (any more): claim_next's answer stands
+        _governed_until = 0.0
+        return None if tried_plain else _claim_plain(worker, queues, job_id)
+    _governed_until = time.monotonic() + GOVERNED_RECHECK_SECONDS
     blocked_keys: list[str] = []
     for _ in range(5):
         if not snap.lanes:
