@@ -32,8 +32,8 @@ from . import permissions, registry
 from .engine import queries
 from .inputs import in_utc
 from .models import Job, JobLog, LogLevel
-from .selectors import waiting_reasons
 from .queues import known_queues
+from .selectors import waiting_reasons
 
 # --- read-only records -------------------------------------------------------------
 

@@ -22,7 +22,7 @@ ENV = {"JOBDECK_JOBTYPE_MODULES": "tests.support.flow_jobtypes", "JOBDECK_FLOW_T
 
 @pytest.fixture
 def clusters(make_cluster):
-    """Two clusters × two workers (cluster_env's Q_WORKERS)."""
+    """Two clusters of two workers each (cluster_env's Q_WORKERS)."""
     return [make_cluster(**ENV), make_cluster(**ENV)]
 
 
@@ -143,7 +143,7 @@ def test_20_concurrent_creates_with_one_unique_key_make_one_job(clusters):
                 job_type="demo.steps", config={"steps": 1, "delay": 0}, unique_key="nightly"
             )
             made.append((job.pk, job.existing))
-        except BaseException as exc:  # noqa: BLE001 - reported below
+        except BaseException as exc:
             errors.append(exc)
         finally:
             close_old_connections()
