@@ -42,6 +42,7 @@ def insert(job: Job, task_names: Sequence[str]) -> int:
         "queued_at": db_datetime(job.queued_at),
         "progress_total": job.progress_total,
         "analysis": db_json(job.analysis),
+        "timeout_seconds": job.timeout_seconds,
     }
     if connection.vendor == "postgresql":
         rows, _ = execute("insert_job", {**params, "task_names": list(task_names)})
@@ -70,6 +71,7 @@ class NewJob:
     run_after: datetime | None
     max_attempts: int
     task_names: Sequence[str]
+    timeout_seconds: int | None = None  # seconds per attempt (services.resolved_timeout)
 
 
 def insert_many(jobs: Sequence[NewJob], *, created_by_id: int | None, now: datetime) -> list[int]:
@@ -91,6 +93,7 @@ def insert_many(jobs: Sequence[NewJob], *, created_by_id: int | None, now: datet
                 "run_afters": [j.run_after for j in jobs],
                 "max_attempts": [j.max_attempts for j in jobs],
                 "progress_totals": [len(j.task_names) for j in jobs],
+                "timeout_seconds": [j.timeout_seconds for j in jobs],
             },
         )
     else:
@@ -105,6 +108,7 @@ def insert_many(jobs: Sequence[NewJob], *, created_by_id: int | None, now: datet
                 db_datetime(j.run_after),
                 j.max_attempts,
                 len(j.task_names),
+                j.timeout_seconds,
             ]
             for j in jobs
         ]
