@@ -70,7 +70,9 @@ def audit(
 
 # The longest timeout a job may ask for (a day): longer work belongs in several jobs.
 TIMEOUT_MAX_SECONDS = 86_400
-TIMEOUT_ERROR = f"timeout_seconds must be a whole number of seconds from 1 to {TIMEOUT_MAX_SECONDS}."
+TIMEOUT_ERROR = (
+    f"timeout_seconds must be a whole number of seconds from 1 to {TIMEOUT_MAX_SECONDS}."
+)
 
 
 def timeout_is_valid(value: Any) -> bool:
