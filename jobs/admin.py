@@ -196,7 +196,7 @@ class JobAdmin(admin.ModelAdmin):
             {
                 "fields": (
                     ("job_type", "release", "schedule", "created_by"),
-                    ("priority", "attempts", "max_attempts"),
+                    ("priority", "attempts", "max_attempts", "timeout_seconds"),
                     ("created_at", "queued_at", "run_after"),
                     ("started_at", "finished_at", "duration"),
                     ("heartbeat_at", "worker", "cancel_requested_at"),
@@ -668,6 +668,7 @@ class JobAdmin(admin.ModelAdmin):
                 user=request.user,
                 release=form.cleaned_data.get("release"),
                 priority=form.cleaned_data.get("priority") or 0,
+                timeout_seconds=form.cleaned_data.get("timeout_seconds"),
                 via="admin",
             )
         except ValidationError as exc:
