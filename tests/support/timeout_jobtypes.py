@@ -24,7 +24,7 @@ class BusyConfig(serializers.Serializer):
     # Sleep between iterations (False: a pure Python loop, never blocking).
     sleep = serializers.BooleanField(default=False)
     # How often (seconds) a task writes a progress update and a log line.
-    every = serializers.FloatField(min_value=0, max_value=60, default=0.1)
+    every = serializers.FloatField(min_value=0, max_value=3600, default=0.1)
 
 
 @register
