@@ -25,6 +25,7 @@ from jobs.models import Job, JobLog, JobStatus, TaskStatus
 from jobs.registry import JobType
 from jobs.tasks_backend import JobdeckBackend, job_options
 from jobs.worker import timeouts
+from jobs.worker.timeouts import Budget, interrupting
 from tests.support import timeout_jobtypes  # noqa: F401  (registers timeouts.busy)
 from tests.support.django_tasks import add
 
@@ -44,6 +45,7 @@ def timer_kept():
     before, handler = signal.getitimer(signal.ITIMER_REAL), signal.getsignal(signal.SIGALRM)
     yield
     assert timer_as_before(before, handler)
+
 
 BUSY = {"job_type": "timeouts.busy", "config": {"seconds": 30, "every": 100}}
 
@@ -255,15 +257,14 @@ def test_django_q2s_own_timeout_around_it_keeps_its_handler_and_its_time():
         assert signal.getsignal(signal.SIGALRM) == outer
         assert 29 < signal.getitimer(signal.ITIMER_REAL)[0] <= 30
     # django-q2's deadline first: its own exception, raised by its own handler.
-    with pytest.raises(TimeoutException), TimeoutHandler(1):
-        with timeouts.interrupting(timeouts.Budget(10)):
-            time.sleep(5)
+    with pytest.raises(TimeoutException), TimeoutHandler(1), interrupting(Budget(10)):
+        time.sleep(5)
 
 
 def test_a_spent_budget_stops_at_once_and_no_timeout_arms_nothing(timer_kept):
-    with pytest.raises(JobTimedOut):
-        with timeouts.interrupting(timeouts.Budget(1, start=time.monotonic() - 2)):
-            pytest.fail("the block must not run")
+    spent = Budget(1, start=time.monotonic() - 2)
+    with pytest.raises(JobTimedOut), interrupting(spent):
+        pytest.fail("the block must not run")
     before, handler = signal.getitimer(signal.ITIMER_REAL), signal.getsignal(signal.SIGALRM)
     with timeouts.interrupting(timeouts.Budget(None)):
         assert timer_as_before(before, handler)
