@@ -69,3 +69,31 @@ def test_the_api_sets_shows_and_validates_it(api_client, user):
     assert bad.json() == {"timeout_seconds": [job_services.TIMEOUT_ERROR]}
     cleared = api_client.patch(f"/api/schedules/{pk}/", {"timeout_seconds": None}, format="json")
     assert cleared.json()["timeout_seconds"] is None
+
+
+def test_the_admin_sets_it_under_policies_and_refuses_a_bad_one(django_user_model):
+    from django.test import Client
+    from django.urls import reverse
+
+    from scheduler.models import Schedule
+
+    client = Client()
+    client.force_login(django_user_model.objects.create_superuser("root", "r@example.com", "x"))
+    data = {
+        "name": "hourly",
+        "job_type": "demo.steps",
+        "config": '{"steps": 1, "delay": 0}',
+        "kind": "interval",
+        "interval_minutes": "60",
+        "timezone": "UTC",
+        "misfire_policy": "skip",
+        "overlap_policy": "skip",
+    }
+    add = reverse("admin:scheduler_schedule_add")
+    page = client.get(add).content.decode()
+    assert 'name="timeout_seconds"' in page
+    refused = client.post(add, {**data, "timeout_seconds": "0"})
+    assert "timeout_seconds" in refused.context["adminform"].form.errors
+    response = client.post(add, {**data, "timeout_seconds": "300"})
+    assert response.status_code == 302, response.context["adminform"].form.errors
+    assert Schedule.objects.get().timeout_seconds == 300
