@@ -268,6 +268,9 @@ JOBDECK_HEARTBEAT_SECONDS = env_float("JOBDECK_HEARTBEAT_SECONDS", 5.0)
 JOBDECK_STALE_SECONDS = env_float("JOBDECK_STALE_SECONDS", 60.0)
 # How long one broker message may keep its worker claiming further jobs.
 JOBDECK_DRAIN_SECONDS = env_float("JOBDECK_DRAIN_SECONDS", 30.0)
+# How long a process keeps an operator's job-type timeouts before reading them again
+# (docs/flow-control.md); every other flow rule is read by each claim.
+JOBDECK_FLOW_REFRESH_SECONDS = env_float("JOBDECK_FLOW_REFRESH_SECONDS", 5.0)
 # Longest accepted log message; longer ones are truncated, never refused.
 JOBDECK_LOG_MESSAGE_MAX = env_int("JOBDECK_LOG_MESSAGE_MAX", 4000)
 # A running job's log lines are written in batches (jobs/worker/logbuffer.py): within this

@@ -197,7 +197,7 @@ class JobAdmin(admin.ModelAdmin):
             {
                 "fields": (
                     ("job_type", "release", "schedule", "created_by"),
-                    ("priority", "attempts", "max_attempts"),
+                    ("priority", "attempts", "max_attempts", "timeout_seconds"),
                     ("queue", "unique_key", "lock"),
                     ("created_at", "queued_at", "run_after"),
                     ("started_at", "finished_at", "duration"),
@@ -672,6 +672,7 @@ class JobAdmin(admin.ModelAdmin):
                 priority=form.cleaned_data.get("priority") or 0,
                 queue=form.cleaned_data.get("run_queue") or "default",
                 unique_key=form.cleaned_data.get("run_unique_key") or None,
+                timeout_seconds=form.cleaned_data.get("timeout_seconds"),
                 via="admin",
             )
         except ValidationError as exc:

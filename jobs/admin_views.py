@@ -34,6 +34,7 @@ from .inputs import in_utc
 from .models import Job, JobLog, LogLevel
 from .queues import known_queues
 from .selectors import waiting_reasons
+from .services import TIMEOUT_MAX_SECONDS
 
 # --- read-only records -------------------------------------------------------------
 
@@ -344,6 +345,21 @@ def config_form_class(job_type: registry.JobType) -> type[forms.Form]:
         )
     fields["priority"] = forms.IntegerField(
         min_value=-100, max_value=100, initial=0, help_text="Higher runs first (-100…100)."
+    )
+    fields["timeout_seconds"] = forms.IntegerField(
+        label="Timeout (seconds)",
+        min_value=1,
+        max_value=TIMEOUT_MAX_SECONDS,
+        required=False,
+        help_text=(
+            "Past it the running attempt is interrupted and fails “timed out after N s” "
+            "(or is retried). Blank: "
+            + (
+                f"the type's default ({job_type.timeout_seconds} s)."
+                if job_type.timeout_seconds
+                else "no timeout."
+            )
+        ),
     )
     # Named apart from any config field (a type's config may have a "queue").
     fields["run_queue"] = forms.ChoiceField(

@@ -84,7 +84,44 @@ def check_job_type_flow(app_configs=None, **kwargs) -> list[checks.CheckMessage]
     from . import registry
 
     return [
-        checks.Error(f"Job type {jt.name!r}: {problem}.", id="jobdeck.E010")
+        checks.Error(f"Job type {jt.name!r}: {problem}.", id="jobdeck.E011")
         for jt in registry.all_types()
         for problem in flow_attribute_errors(jt)
     ]
+
+
+@checks.register(checks.Tags.compatibility)
+def check_job_type_timeouts(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
+    """A job type's timeout_seconds is None or a positive int, and below django-q2's own
+    timeout (which kills the whole worker, so the job would never fail "timed out")."""
+    from . import registry
+
+    messages: list[checks.CheckMessage] = []
+    q_timeout = getattr(settings, "Q_CLUSTER", {}).get("timeout")
+    for jt in registry.all_types():
+        timeout = jt.timeout_seconds
+        if timeout is None:
+            continue
+        if isinstance(timeout, bool) or not isinstance(timeout, int) or timeout < 1:
+            messages.append(
+                checks.Error(
+                    f"Job type {jt.name!r} has timeout_seconds = {timeout!r}.",
+                    hint="Set a whole number of seconds, 1 or more, or None for no timeout.",
+                    obj=type(jt),
+                    id="jobdeck.E010",
+                )
+            )
+        elif isinstance(q_timeout, int | float) and q_timeout > 0 and timeout >= q_timeout:
+            messages.append(
+                checks.Warning(
+                    f"Job type {jt.name!r} has timeout_seconds = {timeout}, not below "
+                    f"Q_CLUSTER['timeout'] ({q_timeout} s).",
+                    hint=(
+                        "django-q2's timeout covers a whole wake-up and kills the worker: "
+                        "keep it above the longest job timeout plus JOBDECK_DRAIN_SECONDS."
+                    ),
+                    obj=type(jt),
+                    id="jobdeck.W010",
+                )
+            )
+    return messages

@@ -132,6 +132,7 @@ def job_json(job) -> dict[str, Any]:
         "progress_total": job.progress_total,
         "attempts": job.attempts,
         "max_attempts": job.max_attempts,
+        "timeout_seconds": job.timeout_seconds,
         "created_by": job.created_by.username if job.created_by else None,
         "created_at": job.created_at,
         "started_at": job.started_at,

@@ -28,6 +28,16 @@ class JobCancelled(JobError):
     """Raised inside a handler by `check_cancelled()` once a cancel was requested."""
 
 
+class JobTimedOut(BaseException):
+    """Raised inside a running handler when its job's attempt passes its timeout_seconds
+    (jobs.worker.timeouts). A BaseException, like KeyboardInterrupt, so that a handler's
+    `except Exception` cannot swallow it and keep working."""
+
+    def __init__(self, seconds: int):
+        self.seconds = seconds
+        super().__init__(f"timed out after {seconds} s")
+
+
 def _past(action: str) -> str:
     return {"submit": "submitted", "cancel": "cancelled", "retry": "retried"}.get(
         action, action + "ed"

@@ -12,11 +12,13 @@ This module works out those lanes and the rate windows; the engine makes the wri
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from django.conf import settings
 from django.db.models import Count, Min, Q
 from django.utils import timezone
 
@@ -68,7 +70,7 @@ def code_rules(job_type: registry.JobType | None) -> Rules:
         concurrency_limit=job_type.concurrency_limit,
         rate_limit=rate[0] if rate else None,
         rate_period=rate[1] if rate else None,
-        timeout_seconds=getattr(job_type, "timeout_seconds", None),
+        timeout_seconds=job_type.timeout_seconds,
     )
 
 
@@ -145,9 +147,30 @@ def governed() -> bool:
     return code_governed() or settings_active()
 
 
-def timeout_of(job_type: str) -> int | None:
-    """The timeout a new job of `job_type` takes when it names none."""
-    return type_rules(job_type).timeout_seconds
+_timeouts: tuple[float, dict[str, int]] = (0.0, {})
+
+
+def timeout_override(job_type: str) -> int | None:
+    """An operator's timeout for new jobs of `job_type` (None: the code's), read at most
+    every JOBDECK_FLOW_REFRESH_SECONDS per process: creating a job costs no query for
+    it, and a changed timeout applies to jobs created from then on."""
+    global _timeouts
+    expires, overrides = _timeouts
+    now = time.monotonic()
+    if now >= expires:
+        overrides = dict(
+            FlowSetting.objects.filter(
+                scope=FlowScope.TYPE, timeout_seconds__isnull=False
+            ).values_list("name", "timeout_seconds")
+        )
+        _timeouts = (now + settings.JOBDECK_FLOW_REFRESH_SECONDS, overrides)
+    return overrides.get(job_type)
+
+
+def forget_timeouts() -> None:
+    """Drop the cached overrides (after a change in this process; tests)."""
+    global _timeouts
+    _timeouts = (0.0, {})
 
 
 # --- the lanes of a claim -----------------------------------------------------------------

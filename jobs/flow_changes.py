@@ -91,6 +91,7 @@ def update(
     row.updated_at = timezone.now()
     row.updated_by = actor
     row.save()
+    transaction.on_commit(flow.forget_timeouts)
     if set(diff) == {"paused"}:
         action = AuditAction.PAUSED if clean["paused"] else AuditAction.RESUMED
     else:

@@ -179,6 +179,10 @@ class Job(models.Model):
     run_after = models.DateTimeField(null=True, blank=True)
     attempts = models.PositiveIntegerField(default=0)
     max_attempts = models.PositiveIntegerField(default=1)
+    # Seconds each attempt may run, from its claim across its tasks; past it the running
+    # handler is interrupted (jobs.worker.timeouts). Null: no timeout of its own (django-q2's
+    # Q_CLUSTER timeout stays the last resort). Resolved once, when the job is created.
+    timeout_seconds = models.PositiveIntegerField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
     queued_at = models.DateTimeField(null=True, blank=True)
     started_at = models.DateTimeField(null=True, blank=True)
@@ -211,6 +215,10 @@ class Job(models.Model):
             ),
             models.CheckConstraint(
                 condition=Q(priority__gte=-100, priority__lte=100), name="job_priority_range"
+            ),
+            models.CheckConstraint(
+                condition=Q(timeout_seconds__isnull=True) | Q(timeout_seconds__gte=1),
+                name="job_timeout_positive",
             ),
             # Concurrency per lock key, type and queue, enforced by the database, not by
             # luck: two workers that both saw a slot free cannot both take it.

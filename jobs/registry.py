@@ -38,6 +38,10 @@ class JobType:
     max_attempts: ClassVar[int] = 1
     # Exponential backoff base for automatic retries (seconds); None = the setting.
     retry_backoff: ClassVar[float | None] = None
+    # Seconds each attempt of its jobs may run (from the claim, across its tasks) before
+    # the running handler is interrupted and the attempt fails "timed out after N s";
+    # None = no timeout of its own. A job's own timeout_seconds wins (services.resolved_timeout).
+    timeout_seconds: ClassVar[int | None] = None
     # Config keys whose values never leave the job row unredacted.
     secret_fields: ClassVar[tuple[str, ...]] = ()
     # False for carrier types (tasks.call) that only Jobdeck itself may create.

@@ -22,7 +22,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from . import broker, engine, extensions, permissions, queues, registry
+from . import broker, engine, extensions, flow, permissions, queues, registry
 from .exceptions import IllegalTransition, validation_errors
 from .models import (
     ACTIVE_STATUSES,
@@ -69,8 +69,37 @@ def audit(
 # --- creation -------------------------------------------------------------------
 
 
+# The longest timeout a job may ask for (a day): longer work belongs in several jobs.
+TIMEOUT_MAX_SECONDS = 86_400
+TIMEOUT_ERROR = (
+    f"timeout_seconds must be a whole number of seconds from 1 to {TIMEOUT_MAX_SECONDS}."
+)
+
+
+def timeout_is_valid(value: Any) -> bool:
+    """Whether `value` is a timeout a job may carry: an int from 1 to TIMEOUT_MAX_SECONDS."""
+    return (
+        isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= TIMEOUT_MAX_SECONDS
+    )
+
+
+def resolved_timeout(job_type: registry.JobType, explicit: int | None) -> int | None:
+    """The timeout a new job carries, worked out once at its creation (every front door
+    comes through here): the job's own `explicit` value, else an operator's override for
+    its type (jobs.flow), else its type's default, else None (no timeout of its own;
+    django-q2's Q_CLUSTER timeout is the last resort)."""
+    if explicit is not None:
+        return explicit
+    override = flow.timeout_override(job_type.name)
+    return override if override is not None else job_type.timeout_seconds
+
+
 def _validate_scheduling(
-    *, priority: int, run_after: datetime | None, max_attempts: int | None
+    *,
+    priority: int,
+    run_after: datetime | None,
+    max_attempts: int | None,
+    timeout_seconds: int | None = None,
 ) -> None:
     errors: dict[str, list[str]] = {}
     if not isinstance(priority, int) or isinstance(priority, bool) or not -100 <= priority <= 100:
@@ -81,6 +110,8 @@ def _validate_scheduling(
         isinstance(max_attempts, int) and 1 <= max_attempts <= 100
     ):
         errors["max_attempts"] = ["max_attempts must be an integer between 1 and 100."]
+    if timeout_seconds is not None and not timeout_is_valid(timeout_seconds):
+        errors["timeout_seconds"] = [TIMEOUT_ERROR]
     if errors:
         raise ValidationError(errors)
 
@@ -109,6 +140,7 @@ def job_build(
     priority: int = 0,
     run_after: datetime | None = None,
     max_attempts: int | None = None,
+    timeout_seconds: int | None = None,
     queue: str = DEFAULT_QUEUE,
     draft: bool = False,
     allow_internal: bool = False,
@@ -125,7 +157,12 @@ def job_build(
     if jt.user_creatable:  # one only Jobdeck may create is a 400 (just below)
         permissions.require_create(user, jt, release=release)
     jt, clean_config = validated_type_and_config(job_type, config, allow_internal=allow_internal)
-    _validate_scheduling(priority=priority, run_after=run_after, max_attempts=max_attempts)
+    _validate_scheduling(
+        priority=priority,
+        run_after=run_after,
+        max_attempts=max_attempts,
+        timeout_seconds=timeout_seconds,
+    )
     if jt.requires_release and release is None:
         raise ValidationError({"release": [f"Job type {job_type!r} needs a release."]})
     if release is not None and release.pk is None:  # as save() refuses it
@@ -150,6 +187,7 @@ def job_build(
         priority=priority,
         run_after=run_after,
         max_attempts=max_attempts or jt.max_attempts,
+        timeout_seconds=resolved_timeout(jt, timeout_seconds),
         queue=queue,
         created_at=now,
         queued_at=None if draft else now,
@@ -580,6 +618,7 @@ def _keyed_bulk_job(
         queued_at=now,
         progress_total=len(names),
         unique_key=unique_key,
+        timeout_seconds=resolved_timeout(jt, spec.get("timeout_seconds")),
     )
     job.lock, job.lock_limit = lock_of(jt, job)
     return job, names
@@ -595,8 +634,9 @@ def job_bulk_create(
     """Create up to BULK_MAX_JOBS pending jobs with their tasks, all or nothing.
 
     Each spec holds job_type, config and optionally release (an object), priority,
-    run_after and max_attempts, as for `job_create`. Every item is validated before
-    anything is written; BulkValidationError names each bad item by its index.
+    run_after, max_attempts and timeout_seconds, as for `job_create`. Every item is
+    validated before anything is written; BulkValidationError names each bad item by
+    its index.
     Jobs and tasks go in with one statement each (engine.insert_many), and once the
     transaction commits only min(n, workers) wake-up messages are sent, not one per
     job: each woken worker keeps claiming runnable jobs from the table, so the broker
@@ -627,7 +667,13 @@ def job_bulk_create(
             priority = spec.get("priority", 0)
             max_attempts = spec.get("max_attempts")
             run_after = spec.get("run_after")
-            _validate_scheduling(priority=priority, run_after=run_after, max_attempts=max_attempts)
+            timeout_seconds = spec.get("timeout_seconds")
+            _validate_scheduling(
+                priority=priority,
+                run_after=run_after,
+                max_attempts=max_attempts,
+                timeout_seconds=timeout_seconds,
+            )
             unique_key = _valid_unique_key(spec.get("unique_key"))
             if unique_key is not None:
                 keyed[index] = _keyed_bulk_job(jt, clean, names, spec, owner, unique_key, now)
@@ -659,6 +705,7 @@ def job_bulk_create(
                 run_after=run_after,
                 max_attempts=max_attempts or jt.max_attempts,
                 task_names=names,
+                timeout_seconds=resolved_timeout(jt, timeout_seconds),
             )
         )
     if errors:

@@ -9,11 +9,19 @@ TaskResult from the job row, its task row and its log.
 Queues: every name in QUEUES is accepted (others raise InvalidTask). A task's
 queue_name is the job's Jobdeck queue (jobs.queues): only the django-q2 cluster that
 serves it (JOBDECK_QUEUE_CLUSTERS) wakes for it and claims it.
+
+Timeouts: OPTIONS["TIMEOUT_SECONDS"] is the backend's default for its jobs; one
+enqueue can set its own with `with job_options(timeout_seconds=30): task.enqueue(…)`
+(Django's Task has no such field). Without either, the carrier type's default applies
+(jobs.services.resolved_timeout).
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import fields
 from datetime import UTC, datetime
 from typing import Any
@@ -53,7 +61,37 @@ STATUS_MAP: dict[str, TaskResultStatus] = {
 
 _FINISHED = (TaskResultStatus.SUCCESSFUL, TaskResultStatus.FAILED)
 
-_KNOWN_OPTIONS = {"MAX_ATTEMPTS"}
+_KNOWN_OPTIONS = {"MAX_ATTEMPTS", "TIMEOUT_SECONDS"}
+
+# The Jobdeck options of the enqueues made inside job_options(…).
+_job_options: ContextVar[dict[str, Any] | None] = ContextVar("jobdeck_job_options", default=None)
+
+
+@contextmanager
+def job_options(
+    *, timeout_seconds: int | None = None, unique_key: str | None = None
+) -> Iterator[None]:
+    """Jobdeck options for the tasks enqueued inside the block (this thread or coroutine):
+    `timeout_seconds`, the seconds each attempt may run before it is interrupted and
+    fails "timed out after N s" (1 to 86400; it wins over OPTIONS["TIMEOUT_SECONDS"]);
+    `unique_key`: while a task's job with that key is pending or running, enqueue returns
+    that job's TaskResult instead of a new one (docs/flow-control.md).
+
+        with job_options(timeout_seconds=30, unique_key="report:42"):
+            send_report.enqueue(42)
+
+    A bad value is refused at enqueue (ValidationError naming the field)."""
+    token = _job_options.set(
+        {
+            **(_job_options.get() or {}),
+            "timeout_seconds": timeout_seconds,
+            "unique_key": unique_key,
+        }
+    )
+    try:
+        yield
+    finally:
+        _job_options.reset(token)
 
 
 def resolve_task(path: str) -> Task:
@@ -180,6 +218,7 @@ class JobdeckBackend(BaseTaskBackend):
     def __init__(self, alias: str, params: dict) -> None:
         super().__init__(alias, params)
         self.max_attempts: int | None = self.options.get("MAX_ATTEMPTS")
+        self.timeout_seconds: int | None = self.options.get("TIMEOUT_SECONDS")
 
     def enqueue(self, task: Task, args: Any, kwargs: Any) -> TaskResult:
         """Create a `tasks.call` job; it runs once the surrounding transaction commits."""
@@ -196,6 +235,8 @@ class JobdeckBackend(BaseTaskBackend):
             "backend": self.alias,
             "takes_context": task.takes_context,
         }
+        options = _job_options.get() or {}
+        timeout = options.get("timeout_seconds")
         with transaction.atomic():
             job = services.job_create(
                 job_type=CARRIER,
@@ -203,9 +244,18 @@ class JobdeckBackend(BaseTaskBackend):
                 priority=task.priority,
                 run_after=task.run_after,
                 max_attempts=self.max_attempts,
+                timeout_seconds=self.timeout_seconds if timeout is None else timeout,
                 queue=task.queue_name,
+                unique_key=options.get("unique_key"),
                 allow_internal=True,
             )
+            if job.existing:  # the key's job is pending or running: that one
+                if job.job_type != CARRIER:
+                    raise InvalidTask(
+                        f"unique key {job.unique_key!r} is held by job #{job.pk} "
+                        f"({job.job_type}), not a task"
+                    )
+                return result_from_job(job, alias=self.alias)
             services.audit(
                 job=job,
                 user=None,
@@ -236,6 +286,15 @@ class JobdeckBackend(BaseTaskBackend):
                     f"TASKS[{self.alias!r}]['OPTIONS'] has an unknown key {name!r}.",
                     hint=f"Known keys: {', '.join(sorted(_KNOWN_OPTIONS))}.",
                     id="jobdeck.W101",
+                )
+            )
+        timeout = self.timeout_seconds
+        if timeout is not None and not services.timeout_is_valid(timeout):
+            messages.append(
+                checks.Error(
+                    f"TASKS[{self.alias!r}]['OPTIONS']['TIMEOUT_SECONDS'] is {timeout!r}.",
+                    hint=services.TIMEOUT_ERROR,
+                    id="jobdeck.E102",
                 )
             )
         for queue in sorted(self.queues - queues.known_queues()):

@@ -24,6 +24,7 @@ from django.utils import timezone
 from django.utils.json import normalize_json
 from rest_framework import serializers
 
+from .exceptions import JobTimedOut
 from .models import LogLevel
 from .models import Task as JobTask
 from .registry import JobType, register
@@ -173,7 +174,7 @@ class TasksCall(JobType):
         config = ctx.config
         task = resolve_task(config["task_path"])  # refuses anything but a Task
         alias = config.get("backend") or task.backend
-        ctx.check_cancelled()  # a running function cannot be interrupted; this is the last stop
+        ctx.check_cancelled()  # a cancel cannot interrupt the function; this is the last stop
         ctx.log(ATTEMPT_LINE.format(attempt=ctx.attempt, worker=ctx.job.worker))
         result = result_from_job(ctx.job, alias=alias, task=task)
         task = result.task
@@ -188,7 +189,7 @@ class TasksCall(JobType):
                     raw = task.call(*result.args, **result.kwargs)
             # Django requires a JSON round-trip of the return value (NaN is not JSON).
             value = json.loads(json.dumps(normalize_json(raw), allow_nan=False))
-        except Exception as exc:
+        except (Exception, JobTimedOut) as exc:  # a timeout is the task's failure too
             error = TaskError(
                 exception_class_path=exception_class_path(exc),
                 traceback="".join(format_exception(exc)),

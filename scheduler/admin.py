@@ -151,7 +151,7 @@ class ScheduleAdmin(admin.ModelAdmin):
                 ),
             },
         ),
-        ("Policies", {"fields": ("misfire_policy", "overlap_policy")}),
+        ("Policies", {"fields": ("misfire_policy", "overlap_policy", "timeout_seconds")}),
         (
             "Status",
             {

@@ -61,6 +61,13 @@ class Schedule(models.Model):
         max_length=10, choices=OverlapPolicy.choices, default=OverlapPolicy.SKIP
     )
     dry_run = models.BooleanField(default=False)
+    # The timeout_seconds of the jobs it makes (null: their job type's default).
+    timeout_seconds = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        help_text="Seconds each run may take before it is interrupted and fails "
+        "(blank: the job type's default).",
+    )
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.DB_SET_NULL
     )
@@ -84,6 +91,10 @@ class Schedule(models.Model):
             models.CheckConstraint(
                 condition=Q(interval_minutes__isnull=True) | Q(interval_minutes__gte=1),
                 name="schedule_interval_positive",
+            ),
+            models.CheckConstraint(
+                condition=Q(timeout_seconds__isnull=True) | Q(timeout_seconds__gte=1),
+                name="schedule_timeout_positive",
             ),
         ]
         indexes = [

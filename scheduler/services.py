@@ -50,6 +50,7 @@ EDITABLE_FIELDS = (
     "misfire_policy",
     "overlap_policy",
     "dry_run",
+    "timeout_seconds",
 )
 # The fields that say what job a schedule makes: changing them needs the right to create it.
 JOB_FIELDS = ("job_type", "config", "release")
@@ -80,6 +81,7 @@ def schedule_values(schedule: Schedule | None) -> dict[str, Any]:
             "misfire_policy": MisfirePolicy.SKIP,
             "overlap_policy": OverlapPolicy.SKIP,
             "dry_run": False,
+            "timeout_seconds": None,
         }
     return {name: getattr(schedule, name) for name in EDITABLE_FIELDS}
 
@@ -195,6 +197,11 @@ def schedule_clean(
     for name in ("enabled", "dry_run"):
         if not isinstance(clean.get(name), bool):
             bad(name, "Must be true or false.")
+    timeout = clean.get("timeout_seconds")
+    if isinstance(timeout, str) and timeout.strip().isdigit():
+        timeout = clean["timeout_seconds"] = int(timeout)
+    if timeout is not None and not job_services.timeout_is_valid(timeout):
+        bad("timeout_seconds", job_services.TIMEOUT_ERROR)
     if errors:
         raise ValidationError(errors)
     assert jt is not None
@@ -345,6 +352,7 @@ def schedule_run_now(
         user=owner,
         release=schedule.release,
         schedule=schedule,
+        timeout_seconds=schedule.timeout_seconds,
         draft=schedule.dry_run,
         via=via,
         now=now,
@@ -472,6 +480,7 @@ def _fire_one(pk: int, now: datetime) -> list[str] | None:
                         user=schedule.created_by,
                         release=schedule.release,
                         schedule=schedule,
+                        timeout_seconds=schedule.timeout_seconds,
                         draft=schedule.dry_run,
                         via="schedule",
                         now=now,

@@ -17,7 +17,7 @@ from rest_framework.utils import json
 from jobs import registry
 from jobs.models import AuditEvent, Job, JobLog, JobStatus, LogLevel, Task
 from jobs.selectors import waiting_reasons
-from jobs.services import BULK_MAX_JOBS
+from jobs.services import BULK_MAX_JOBS, TIMEOUT_ERROR, TIMEOUT_MAX_SECONDS
 
 if TYPE_CHECKING:
     from django.contrib.auth.base_user import AbstractBaseUser
@@ -89,6 +89,25 @@ def redact_secrets(job: Job, data: dict) -> dict:
     return data
 
 
+def timeout_field() -> serializers.IntegerField:
+    """`timeout_seconds` of a new job: whole seconds, 1 to a day; null = the type's default."""
+    return serializers.IntegerField(
+        min_value=1,
+        max_value=TIMEOUT_MAX_SECONDS,
+        required=False,
+        allow_null=True,
+        default=None,
+        help_text=(
+            "Seconds each attempt may run (from its start, across its tasks) before it is "
+            'interrupted and fails "timed out after N s" (or is retried); null: the job '
+            "type's default."
+        ),
+        error_messages={
+            key: TIMEOUT_ERROR for key in ("invalid", "min_value", "max_value", "max_string_length")
+        },
+    )
+
+
 class JobCreateSerializer(serializers.Serializer):
     """Body of POST /api/jobs/ and POST /api/wizard/jobs/."""
 
@@ -102,6 +121,7 @@ class JobCreateSerializer(serializers.Serializer):
     max_attempts = serializers.IntegerField(
         min_value=1, max_value=100, required=False, allow_null=True, default=None
     )
+    timeout_seconds = timeout_field()
     draft = serializers.BooleanField(required=False, default=False)
     queue = serializers.CharField(max_length=100, required=False, default="default")
     unique_key = serializers.CharField(
@@ -129,6 +149,7 @@ class BulkJobSerializer(serializers.Serializer):
     unique_key = serializers.CharField(
         max_length=200, required=False, allow_null=True, default=None
     )
+    timeout_seconds = timeout_field()
 
 
 class BulkCreateSerializer(serializers.Serializer):
@@ -263,6 +284,7 @@ JOB_LIST_FIELDS = [
     "priority",
     "attempts",
     "max_attempts",
+    "timeout_seconds",
     "run_after",
     "created_at",
     "queued_at",

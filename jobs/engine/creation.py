@@ -45,6 +45,7 @@ def insert(job: Job, task_names: Sequence[str]) -> int | None:
         "analysis": db_json(job.analysis),
         "lock_limit": job.lock_limit,
         "unique_key": job.unique_key,
+        "timeout_seconds": job.timeout_seconds,
     }
     if connection.vendor == "postgresql":
         rows, _ = execute("insert_job", {**params, "task_names": list(task_names)})
@@ -78,6 +79,7 @@ class NewJob:
     max_attempts: int
     task_names: Sequence[str]
     lock_limit: int = 1
+    timeout_seconds: int | None = None  # seconds per attempt (services.resolved_timeout)
 
 
 def insert_many(jobs: Sequence[NewJob], *, created_by_id: int | None, now: datetime) -> list[int]:
@@ -100,6 +102,7 @@ def insert_many(jobs: Sequence[NewJob], *, created_by_id: int | None, now: datet
                 "max_attempts": [j.max_attempts for j in jobs],
                 "progress_totals": [len(j.task_names) for j in jobs],
                 "lock_limits": [j.lock_limit for j in jobs],
+                "timeout_seconds": [j.timeout_seconds for j in jobs],
             },
         )
     else:
@@ -115,6 +118,7 @@ def insert_many(jobs: Sequence[NewJob], *, created_by_id: int | None, now: datet
                 j.max_attempts,
                 len(j.task_names),
                 j.lock_limit,
+                j.timeout_seconds,
             ]
             for j in jobs
         ]

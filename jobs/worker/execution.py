@@ -19,9 +19,9 @@ from django.utils import timezone
 from django_q.exceptions import TimeoutException
 
 from .. import engine, registry
-from ..exceptions import IllegalTransition, JobCancelled
+from ..exceptions import IllegalTransition, JobCancelled, JobTimedOut
 from ..models import Job, JobStatus, LogLevel, Task, TaskStatus
-from . import secretlog
+from . import secretlog, timeouts
 from .context import JobContext
 from .heartbeat import heartbeat
 
@@ -67,6 +67,8 @@ def execute(claim: engine.Claim) -> str:
 def execute_deferred(claim: engine.Claim) -> str | Finished:
     """execute(), but a completed job is returned as Finished, not yet written."""
     job = claim.job
+    # The attempt's timeout counts from its claim (just made), across its tasks.
+    budget = timeouts.Budget(job.timeout_seconds)
     ctx = JobContext(job)
     try:
         job_type = registry.get(job.job_type)
@@ -76,7 +78,7 @@ def execute_deferred(claim: engine.Claim) -> str | Finished:
     ctx.logs.activate()
     secretlog.watch(job.pk, job.job_type, job.config)  # its secrets masked in `logging`
     try:
-        return _run_tasks(claim, job_type, ctx)
+        return _run_tasks(claim, job_type, ctx, budget)
     finally:
         secretlog.forget(job.pk)
         ctx.logs.deactivate()
@@ -89,7 +91,9 @@ def complete(finished: Finished) -> None:
         engine.complete(finished.completion(), lines)
 
 
-def _run_tasks(claim: engine.Claim, job_type: registry.JobType, ctx: JobContext) -> str | Finished:
+def _run_tasks(
+    claim: engine.Claim, job_type: registry.JobType, ctx: JobContext, budget: timeouts.Budget
+) -> str | Finished:
     job, tasks = claim.job, claim.tasks
     results: list[Any] = []
     for task in tasks:
@@ -102,10 +106,16 @@ def _run_tasks(claim: engine.Claim, job_type: registry.JobType, ctx: JobContext)
             return _not_started(job, ctx, task)
         ctx.task = task
         try:
-            result = job_type.run_task(ctx, task)
+            # Past the job's timeout the handler is interrupted (JobTimedOut, raised in it).
+            with timeouts.interrupting(budget, job.pk):
+                result = job_type.run_task(ctx, task)
         except JobCancelled:
             return _finish_cancelled(job, ctx, task)
+        except JobTimedOut as exc:
+            return _timed_out(job, job_type, ctx, task, exc)
         except Exception as exc:
+            if budget.timed_out:  # the handler turned JobTimedOut into another error
+                return _timed_out(job, job_type, ctx, task, exc)
             return _task_failed(job, job_type, ctx, task, exc)
         except TimeoutException as exc:
             # django-q2's timeout is a SystemExit: record it as the task's failure (not
@@ -195,10 +205,51 @@ def _task_failed(
 
     trace = redact("".join(traceback.format_exception(exc)))
     summary = redact(f"task {task.position} ({task.name}) failed: {type(exc).__name__}: {exc}")
-    engine.fail_task(job, task.pk, trace)
+    return _attempt_failed(
+        job, job_type, ctx, task, task_error=trace, summary=summary, error=f"{summary}\n\n{trace}"
+    )
+
+
+def _timed_out(
+    job: Job, job_type: registry.JobType, ctx: JobContext, task: Task, exc: BaseException
+) -> str:
+    """The handler was interrupted at the job's timeout: the task fails "timed out after
+    N s" (with where it was interrupted), then the attempt is retried or the job fails,
+    as for any failed task."""
+    seconds = job.timeout_seconds or 0
+    if not connection.in_atomic_block:
+        # Interrupted maybe mid-query: the connection's state is unknown; start afresh.
+        connection.close()
+    reason = f"timed out after {seconds} s"
+    trace = registry.redact_text(job.job_type, job.config, "".join(traceback.format_exception(exc)))
+    summary = f"task {task.position} ({task.name}) {reason}"
+    logger.error("job #%s (%s): %s; its handler was interrupted", job.pk, job.job_type, summary)
+    return _attempt_failed(
+        job,
+        job_type,
+        ctx,
+        task,
+        task_error=f"{reason}\n\n{trace}",
+        summary=summary,
+        error=f"{reason}\n\n{summary}; interrupted at:\n{trace}",
+    )
+
+
+def _attempt_failed(
+    job: Job,
+    job_type: registry.JobType,
+    ctx: JobContext,
+    task: Task,
+    *,
+    task_error: str,
+    summary: str,
+    error: str,
+) -> str:
+    """Task `task` failed with `task_error` (its log line: `summary`): the job is
+    re-queued with backoff while attempts remain, else failed with `error`."""
+    engine.fail_task(job, task.pk, task_error)
     ctx.logs.add(summary, LogLevel.ERROR, task.pk)
     ctx.logs.flush()
-    error = f"{summary}\n\n{trace}"
     if job.attempts >= job.max_attempts:
         return _fail(job, error)
     delay = engine.retry_delay(job.attempts, job_type.retry_backoff)

@@ -6,6 +6,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from jobs import registry
+from jobs.api.serializers import timeout_field
 from jobs.models import JobStatus
 
 from .. import selectors
@@ -41,6 +42,7 @@ class ScheduleInputSerializer(serializers.Serializer):
         choices=OverlapPolicy.choices, required=False, default=OverlapPolicy.SKIP
     )
     dry_run = serializers.BooleanField(required=False, default=False)
+    timeout_seconds = timeout_field()
 
 
 @extend_schema_field(
@@ -87,6 +89,7 @@ class ScheduleSerializer(serializers.ModelSerializer):
             "misfire_policy",
             "overlap_policy",
             "dry_run",
+            "timeout_seconds",
             "next_run_at",
             "last_run_at",
             "last_job",

@@ -277,13 +277,13 @@ INSERT INTO jobs_job (
     created_by_id, queue, lock, priority, run_after, attempts, max_attempts,
     created_at, queued_at, started_at, finished_at, heartbeat_at,
     cancel_requested_at, worker, attempted_by, progress_done, progress_total,
-    analysis, lock_limit, unique_key, lock_slot, type_slot, queue_slot)
+    analysis, lock_limit, unique_key, lock_slot, type_slot, queue_slot, timeout_seconds)
 VALUES (
     %(job_type)s, %(status)s, %(config)s, NULL, '', %(release_id)s, %(schedule_id)s,
     %(created_by_id)s, %(queue)s, %(lock)s, %(priority)s, %(run_after)s, 0,
     %(max_attempts)s, %(created_at)s, %(queued_at)s, NULL, NULL, NULL,
     NULL, '', '[]', 0, %(progress_total)s,
-    %(analysis)s, %(lock_limit)s, %(unique_key)s, NULL, NULL, NULL)
+    %(analysis)s, %(lock_limit)s, %(unique_key)s, NULL, NULL, NULL, %(timeout_seconds)s)
 ON CONFLICT (unique_key)
     WHERE status IN ('pending', 'running') AND unique_key IS NOT NULL
     DO NOTHING
@@ -303,18 +303,19 @@ FROM json_each(%(task_names)s) AS t;
 -- name: insert_jobs
 -- Many new pending jobs at once (bulk creation): :jobs is a JSON list of
 -- [job_type, config, release_id, queue, lock, priority, run_after, max_attempts,
--- progress_total, lock_limit], every other column at its initial value. Returns their ids (in
+-- progress_total, lock_limit, timeout_seconds], every other column at its initial value.
+-- Returns their ids (in
 -- ascending order they are the input order: AUTOINCREMENT under the write lock).
 INSERT INTO jobs_job (
     job_type, status, config, result, error, release_id, schedule_id, created_by_id,
     queue, lock, priority, run_after, attempts, max_attempts, created_at, queued_at,
     started_at, finished_at, heartbeat_at, cancel_requested_at, worker, attempted_by,
     progress_done, progress_total, analysis, lock_limit, unique_key, lock_slot, type_slot,
-    queue_slot)
+    queue_slot, timeout_seconds)
 SELECT j.value ->> 0, 'pending', j.value -> 1, NULL, '', j.value ->> 2, NULL,
        %(created_by_id)s, j.value ->> 3, j.value ->> 4, j.value ->> 5, j.value ->> 6, 0,
        j.value ->> 7, %(created_at)s, %(created_at)s, NULL, NULL, NULL, NULL, '', '[]', 0,
-       j.value ->> 8, NULL, j.value ->> 9, NULL, NULL, NULL, NULL
+       j.value ->> 8, NULL, j.value ->> 9, NULL, NULL, NULL, NULL, j.value ->> 10
 FROM json_each(%(jobs)s) AS j
 RETURNING id;
 

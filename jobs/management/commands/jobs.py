@@ -8,7 +8,7 @@ from datetime import timedelta
 from django.core.management.base import CommandError
 
 from jobs import selectors, services
-from jobs.cli import ActionCommand, job_json, json_object, non_negative_int
+from jobs.cli import ActionCommand, job_json, json_object, non_negative_int, positive_int
 from jobs.inputs import parse_id
 from jobs.models import Job, JobLog, JobStatus
 
@@ -53,6 +53,14 @@ class Command(ActionCommand):
         p.add_argument("--release", help="the release it acts on (slug or id), for release.*")
         p.add_argument("--priority", type=int, default=0)
         p.add_argument("--max-attempts", type=int, default=None)
+        p.add_argument(
+            "--job-timeout",
+            type=positive_int,
+            default=None,
+            metavar="N",
+            help="seconds each attempt may run before it is interrupted and fails "
+            "(default: the job type's)",
+        )
         p.add_argument("--draft", action="store_true", help="create a draft to analyse first")
         p.add_argument("--queue", default="default", help="the queue it runs in")
         p.add_argument(
@@ -175,6 +183,7 @@ class Command(ActionCommand):
             f"job #{job.pk} {job.job_type}: {job.status}, {job.progress}% "
             f"({job.progress_done}/{job.progress_total} tasks), duration {duration}, "
             f"{self.attempts_text(job)}"
+            + (f", timeout {job.timeout_seconds} s" if job.timeout_seconds else "")
         )
         if data["error"]:
             self.stdout.write(f"error: {data['error']}")
@@ -242,6 +251,7 @@ class Command(ActionCommand):
             user=self.user,
             priority=o["priority"],
             max_attempts=o["max_attempts"],
+            timeout_seconds=o["job_timeout"],
             draft=o["draft"],
             queue=o["queue"],
             unique_key=o["unique_key"],

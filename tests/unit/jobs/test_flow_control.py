@@ -266,3 +266,19 @@ def test_a_config_missing_what_the_concurrency_key_names_is_a_clear_error(keyed_
     with pytest.raises(ValidationError, match="needs 'region'"):
         services.job_create(job_type="flow.keyed", config={"account": 1})
     assert not Job.objects.exists()
+
+
+def test_the_tasks_backend_honours_a_unique_key_from_job_options():
+    from django.tasks.exceptions import InvalidTask
+
+    from jobs.tasks_backend import job_options
+    from tests.support.django_tasks import add
+
+    with job_options(unique_key="sum:1+2"):
+        first = add.enqueue(1, 2)
+        again = add.enqueue(1, 2)
+    assert again.id == first.id
+    assert Job.objects.filter(job_type="tasks.call").count() == 1
+    steps(1, unique_key="taken")
+    with job_options(unique_key="taken"), pytest.raises(InvalidTask, match="not a task"):
+        add.enqueue(1, 2)

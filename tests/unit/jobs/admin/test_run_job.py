@@ -35,13 +35,8 @@ def test_choosing_a_type_shows_a_form_generated_from_its_config_fields(viewer):
 
     form = response.context["config_form"]
     assert list(form.fields) == [
-        "steps",
-        "delay",
-        "fail_at",
-        "fail_attempts",
-        "priority",
-        "run_queue",
-        "run_unique_key",
+        *("steps", "delay", "fail_at", "fail_attempts", "priority", "timeout_seconds"),
+        *("run_queue", "run_unique_key"),
     ]
     assert form.fields["steps"].required and form.fields["steps"].max_value == 1000
     assert form.fields["delay"].initial == 1.0
@@ -86,6 +81,30 @@ def test_run_creates_a_pending_job_and_opens_its_page(viewer):
     assert job.tasks.count() == 2
     assert AuditEvent.objects.filter(job=job, action="created", via="admin").exists()
     assert f"Job #{job.pk} (demo.steps) created and queued." in texts(response)
+
+
+def test_run_with_a_timeout_creates_the_job_with_it_and_its_page_shows_it(viewer):
+    data = {"job_type": "demo.steps", "steps": 1, "delay": 0, "fail_attempts": 1}
+    data |= {"priority": 0, "timeout_seconds": 45, "_run": "1"}
+
+    response = client_for(viewer).post(URL, data, follow=True)
+
+    job = Job.objects.get()
+    assert job.timeout_seconds == 45
+    html = response.content.decode()
+    field = html[html.index("fieldBox field-timeout_seconds") :]
+    assert "Timeout seconds" in field[:400] and ">45<" in field[:600]
+
+
+@pytest.mark.parametrize("bad", ["0", "86401", "soon"])
+def test_run_refuses_a_bad_timeout_on_its_field(viewer, bad):
+    data = {"job_type": "demo.steps", "steps": 1, "delay": 0, "fail_attempts": 1}
+    data |= {"priority": 0, "timeout_seconds": bad, "_run": "1"}
+
+    response = client_for(viewer).post(URL, data)
+
+    assert set(response.context["config_form"].errors) == {"timeout_seconds"}
+    assert not Job.objects.exists()
 
 
 def test_an_invalid_config_shows_form_errors_and_creates_nothing(viewer):
