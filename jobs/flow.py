@@ -158,11 +158,13 @@ def timeout_override(job_type: str) -> int | None:
     expires, overrides = _timeouts
     now = time.monotonic()
     if now >= expires:
-        overrides = dict(
-            FlowSetting.objects.filter(
+        overrides = {
+            name: timeout
+            for name, timeout in FlowSetting.objects.filter(
                 scope=FlowScope.TYPE, timeout_seconds__isnull=False
             ).values_list("name", "timeout_seconds")
-        )
+            if timeout is not None
+        }
         _timeouts = (now + settings.JOBDECK_FLOW_REFRESH_SECONDS, overrides)
     return overrides.get(job_type)
 
