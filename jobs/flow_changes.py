@@ -91,7 +91,7 @@ def update(
     row.updated_at = timezone.now()
     row.updated_by = actor
     row.save()
-    transaction.on_commit(flow.forget_timeouts)
+    flow.forget_timeouts()  # this process reads them again at its next creation
     if set(diff) == {"paused"}:
         action = AuditAction.PAUSED if clean["paused"] else AuditAction.RESUMED
     else:

@@ -282,3 +282,11 @@ def test_the_tasks_backend_honours_a_unique_key_from_job_options():
     steps(1, unique_key="taken")
     with job_options(unique_key="taken"), pytest.raises(InvalidTask, match="not a task"):
         add.enqueue(1, 2)
+
+
+def test_an_operators_type_timeout_applies_to_new_jobs_unless_the_job_names_one():
+    set_type(timeout_seconds=30)
+    assert steps(1)[0].timeout_seconds == 30
+    assert steps(1, timeout_seconds=5)[0].timeout_seconds == 5
+    set_type(timeout_seconds=None)
+    assert steps(1)[0].timeout_seconds is None
