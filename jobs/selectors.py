@@ -12,7 +12,7 @@ from django.db.models.functions import RowNumber
 from django.utils import timezone
 
 from . import extensions
-from .models import Job, JobLog, JobStatus
+from .models import WORKER_PRUNE_AFTER, Job, JobLog, JobStatus, WorkerProcess
 
 
 def log_tail(job_id: int, n: int) -> list[JobLog]:
@@ -149,3 +149,102 @@ def cluster_alive(
         (next_tick is not None and next_tick >= now - window)
         or (heartbeat is not None and heartbeat >= now - window)
     )
+
+
+# --- clusters and their workers (the workers page) ----------------------------------------
+
+
+def worker_overview(user, now: datetime | None = None) -> list[dict]:
+    """Each cluster (host, cluster name, pid) with its workers, busy or idle.
+
+    Three queries whatever the number of workers: the worker rows seen in the last
+    hour, the running jobs (bounded by the number of workers), and which of those
+    `user` may see (others' jobs show as "a job", without a link). A running job
+    whose worker never announced itself (an older cluster) is listed under its host.
+    """
+    now = now or timezone.now()
+    alive_after = now - timedelta(seconds=settings.JOBDECK_STALE_SECONDS)
+    rows = list(WorkerProcess.objects.filter(seen_at__gte=now - WORKER_PRUNE_AFTER))
+    running = list(
+        Job.objects.filter(status=JobStatus.RUNNING)
+        .order_by("pk")
+        .values(
+            "pk",
+            "job_type",
+            "worker",
+            "started_at",
+            "heartbeat_at",
+            "progress_done",
+            "progress_total",
+        )
+    )
+    visible = set(
+        Job.objects.visible_to(user)
+        .filter(pk__in=[j["pk"] for j in running])
+        .values_list("pk", flat=True)
+    )
+    jobs_of: dict[str, list[dict]] = {}
+    for job in running:
+        job["visible"] = job["pk"] in visible
+        jobs_of.setdefault(job["worker"], []).append(job)
+    clusters: dict[tuple, dict] = {}
+    for row in rows:
+        key = (row.host, row.cluster, row.cluster_pid)
+        cluster = clusters.setdefault(
+            key,
+            {
+                "host": row.host,
+                "name": row.cluster,
+                "pid": row.cluster_pid,
+                "queues": row.queues,
+                "started_at": row.cluster_started_at,
+                "workers": [],
+            },
+        )
+        cluster["started_at"] = min(cluster["started_at"], row.cluster_started_at)
+        alive = row.seen_at >= alive_after
+        cluster["workers"].append(
+            {
+                "name": row.name,
+                "pid": row.pid,
+                "started_at": row.started_at,
+                "seen_at": row.seen_at,
+                "rss_bytes": row.rss_bytes,
+                "alive": alive,
+                "jobs": jobs_of.pop(row.name, []) if alive else [],
+            }
+        )
+    for worker_name_, jobs in sorted(jobs_of.items()):
+        host = worker_name_.rsplit(":", 1)[0] if worker_name_ else "unknown"
+        cluster = clusters.setdefault(
+            (host, "", None),
+            {"host": host, "name": "", "pid": None, "queues": [], "started_at": None, "workers": []},
+        )
+        pid = worker_name_.rsplit(":", 1)[-1]
+        cluster["workers"].append(
+            {
+                "name": worker_name_,
+                "pid": int(pid) if pid.isdigit() else None,
+                "started_at": None,
+                "seen_at": max((j["heartbeat_at"] for j in jobs if j["heartbeat_at"]), default=None),
+                "rss_bytes": None,
+                "alive": True,
+                "unregistered": True,
+                "jobs": jobs,
+            }
+        )
+    out = []
+    for cluster in clusters.values():
+        workers = cluster["workers"]
+        live = [w for w in workers if w["alive"]]
+        cluster["busy"] = sum(1 for w in live if w["jobs"])
+        cluster["idle"] = len(live) - cluster["busy"]
+        cluster["gone"] = len(workers) - len(live)
+        cluster["alive"] = bool(live)
+        seen = [w["seen_at"] for w in workers if w["seen_at"] is not None]
+        cluster["last_heartbeat"] = max(seen) if seen else None
+        cluster["rss_bytes"] = sum(w["rss_bytes"] or 0 for w in live) or None
+        cluster["uptime"] = (now - cluster["started_at"]) if cluster["started_at"] else None
+        out.append(cluster)
+    out.sort(key=lambda c: (not c["alive"], c["host"], c["name"], c["pid"] or 0))
+    return out
