@@ -3,6 +3,7 @@ console shares (timestamps with seconds and zone, relative on hover; sizes)."""
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -11,7 +12,8 @@ from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest
 from django.template.response import TemplateResponse
 from django.utils import timezone
-from django.utils.html import format_html
+from django.core.serializers.json import DjangoJSONEncoder
+from django.utils.html import format_html, format_html_join
 from django.utils.timesince import timesince, timeuntil
 
 from . import selectors
@@ -110,3 +112,81 @@ def workers_view(site: Any, request: HttpRequest) -> TemplateResponse:
     }
     request.current_app = site.name
     return TemplateResponse(request, "admin/jobs/workers.html", context)
+
+
+# --- audit details: changes as diffs ------------------------------------------------------
+
+
+def _flat(value: Any, prefix: str = "") -> dict[str, Any]:
+    """A JSON value as {dotted key: leaf}, so two configs compare key by key."""
+    if isinstance(value, dict) and value:
+        out: dict[str, Any] = {}
+        for key in sorted(value):
+            out.update(_flat(value[key], f"{prefix}.{key}" if prefix else str(key)))
+        return out
+    return {prefix or "(value)": value}
+
+
+def _shown(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, sort_keys=True, cls=DjangoJSONEncoder)
+
+
+def diff_lines(old: Any, new: Any, prefix: str = "") -> list[tuple[str, str]]:
+    """("-", "key: old") / ("+", "key: new") lines for what differs between two values."""
+    before, after = _flat(old, prefix), _flat(new, prefix)
+    lines: list[tuple[str, str]] = []
+    for key in sorted(set(before) | set(after)):
+        if key in before and key in after and before[key] == after[key]:
+            continue
+        if key in before:
+            lines.append(("-", f"{key}: {_shown(before[key])}"))
+        if key in after:
+            lines.append(("+", f"{key}: {_shown(after[key])}"))
+    return lines
+
+
+def audit_diff(detail: dict) -> list[tuple[str, str]]:
+    """The changes an audit event records as diff lines: a retry's config
+    ({"config": {"old", "new"}}) or a schedule's and release's fields
+    ({"changes": {field: {"old", "new"}}})."""
+    lines: list[tuple[str, str]] = []
+    for key, change in sorted((detail or {}).items()):
+        if isinstance(change, dict) and set(change) == {"old", "new"}:
+            lines += diff_lines(change["old"], change["new"], key)
+    for field, change in sorted(((detail or {}).get("changes") or {}).items()):
+        if isinstance(change, dict) and set(change) == {"old", "new"}:
+            lines += diff_lines(change["old"], change["new"], field)
+    return lines
+
+
+def detail_html(detail: dict) -> str:
+    """An audit event's detail: its changes as a diff, the rest as key: value."""
+    if not detail:
+        return "—"
+    lines = audit_diff(detail)
+    rest = {
+        k: v
+        for k, v in detail.items()
+        if k != "changes" and not (isinstance(v, dict) and set(v) == {"old", "new"})
+    }
+    diff = (
+        format_html(
+            '<pre class="jd-diff">{}</pre>',
+            format_html_join(
+                "\n",
+                '<span class="jd-diff-{}">{} {}</span>',
+                (("del" if sign == "-" else "add", sign, text) for sign, text in lines),
+            ),
+        )
+        if lines
+        else ""
+    )
+    other = (
+        format_html(
+            '<span class="jd-detail">{}</span>',
+            "; ".join(f"{k}: {_shown(v)}" for k, v in sorted(rest.items())),
+        )
+        if rest
+        else ""
+    )
+    return format_html("{}{}", diff, other) or "—"

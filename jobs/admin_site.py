@@ -69,7 +69,7 @@ class TokenAdmin(admin.ModelAdmin):
 class JobdeckAdminSite(admin.AdminSite):
     site_header = "Jobdeck"
     site_title = "Jobdeck"
-    index_title = "Jobdeck"
+    index_title = "Jobdeck administration"
     site_url = "/"  # config.views.home: where the admin, the API and its docs are
     index_template = "admin/jobs/index.html"
 

@@ -330,11 +330,14 @@ class RunJobTypeForm(forms.Form):
         field.choices = [("", "---------"), *registry.choices(types=types)]
 
 
-def config_form_class(job_type: registry.JobType) -> type[forms.Form]:
-    """A Django form built from the job type's `describe_config()`."""
+def config_form_class(job_type: registry.JobType, *, config_only: bool = False) -> type[forms.Form]:
+    """A Django form built from the job type's `describe_config()`; with `config_only`,
+    without the release and priority (a retry keeps those, a schedule has its own)."""
     fields: dict[str, forms.Field] = {}
     for info in job_type.describe_config():
         fields[info["name"]] = _form_field(info, secret=info["name"] in job_type.secret_fields)
+    if config_only:
+        return type(f"{job_type.name}ConfigForm", (forms.Form,), fields)
     if job_type.requires_release:
         # The release model through Job's field: jobs imports nothing of the app.
         releases = Job._meta.get_field("release").related_model._default_manager

@@ -15,18 +15,38 @@ from . import extensions
 from .models import WORKER_PRUNE_AFTER, Job, JobLog, JobStatus, WorkerProcess
 
 
-def log_tail(job_id: int, n: int) -> list[JobLog]:
-    """The last `n` lines, oldest first; reads only those rows (index on job, id)."""
+def _log_lines(job_id: int, level: int | None, search: str | None) -> QuerySet[JobLog]:
+    lines = JobLog.objects.filter(job_id=job_id)
+    if level:
+        lines = lines.filter(level__gte=level)
+    if search:
+        # Within one job's lines only (the (job, id) index bounds the scan).
+        lines = lines.filter(message__icontains=search)
+    return lines
+
+
+def log_tail(
+    job_id: int, n: int, *, level: int | None = None, search: str | None = None
+) -> list[JobLog]:
+    """The last `n` lines (at `level` or above, containing `search`), oldest first;
+    reads only those rows (index on job, id)."""
     if n <= 0:
         return []
-    rows = list(JobLog.objects.filter(job_id=job_id).order_by("-id")[:n])
+    rows = list(_log_lines(job_id, level, search).order_by("-id")[:n])
     rows.reverse()
     return rows
 
 
-def log_after(job_id: int, cursor: int, limit: int = 1000) -> list[JobLog]:
+def log_after(
+    job_id: int,
+    cursor: int,
+    limit: int = 1000,
+    *,
+    level: int | None = None,
+    search: str | None = None,
+) -> list[JobLog]:
     """Lines with id > `cursor`, oldest first, at most `limit`."""
-    return list(JobLog.objects.filter(job_id=job_id, id__gt=cursor).order_by("id")[:limit])
+    return list(_log_lines(job_id, level, search).filter(id__gt=cursor).order_by("id")[:limit])
 
 
 def current_task_name(job: Job) -> str | None:
@@ -248,3 +268,45 @@ def worker_overview(user, now: datetime | None = None) -> list[dict]:
         out.append(cluster)
     out.sort(key=lambda c: (not c["alive"], c["host"], c["name"], c["pid"] or 0))
     return out
+
+
+# --- a job's tasks, a page at a time (the job page) ----------------------------------------
+
+TASKS_PER_PAGE = 20
+
+
+def task_page(job: Job, page: int | None = None, per_page: int = TASKS_PER_PAGE) -> dict:
+    """One page of a job's tasks and the count per status: three small reads on the
+    (job, position) index, however many tasks the job has. With `page` None, the page
+    of the first task not yet succeeded (the one running or next), so a watched job's
+    page follows its progress."""
+    from django.db.models import Count
+
+    from .models import Task, TaskStatus
+
+    tasks = Task.objects.filter(job_id=job.pk)
+    counts = dict(tasks.order_by().values_list("status").annotate(n=Count("pk")))
+    total = sum(counts.values())
+    pages = max(1, -(-total // per_page))
+    if page is None:
+        current = (
+            tasks.exclude(status=TaskStatus.SUCCEEDED)
+            .order_by("position")
+            .values_list("position", flat=True)
+            .first()
+        )
+        page = 1 if current is None else (current - 1) // per_page + 1
+    page = min(max(1, page), pages)
+    rows = list(
+        tasks.filter(position__gt=(page - 1) * per_page, position__lte=page * per_page)
+        .order_by("position")
+        .defer("result")
+    )
+    return {
+        "page": page,
+        "pages": pages,
+        "per_page": per_page,
+        "total": total,
+        "counts": {s.value: counts.get(s.value, 0) for s in TaskStatus if counts.get(s.value)},
+        "rows": rows,
+    }
