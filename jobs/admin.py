@@ -1015,3 +1015,6 @@ def _flatten_fields(fields) -> list[str]:
     for f in fields:
         out.extend(f if isinstance(f, tuple | list) else [f])
     return out
+
+
+from . import admin_audit  # noqa: E402, F401  (registers the audit page)
