@@ -26,10 +26,12 @@ from django.utils.html import format_html, format_html_join
 from django.utils.translation import ngettext
 from django.views.decorators.http import require_POST
 
-from . import permissions, registry, selectors, services
+from . import permissions, queues, registry, selectors, services
 from .admin_pages import detail_html, plain_timestamp, timestamp
 from .admin_site import dashboard_context
 from .admin_views import (
+    STATE_PARAM,
+    STATES,
     EstimatedCountPaginator,
     JobChangeList,
     ReadOnlyAdminMixin,
@@ -39,6 +41,7 @@ from .admin_views import (
     config_from_form,
     log_line,
     pretty_json,
+    state_filter,
     validate_into_form,
 )
 from .exceptions import IllegalTransition, one_line
@@ -53,6 +56,7 @@ from .models import (
 )
 from .selectors import waiting_reasons
 
+LIST_REFRESH_SECONDS = 5  # the job list re-reads itself this often (opt-out box)
 RETRY_FAILED_MAX = 1000  # failed jobs "retry all failed in this filter" takes at once
 MAX_IDS_SHOWN = 5  # refused jobs named per reason in an action's summary line
 LOG_TAIL_DEFAULT = 200
@@ -92,6 +96,33 @@ def progress_bar(done: int, total: int, percent: int) -> str:
 
 
 # --- filters ------------------------------------------------------------------------
+
+
+class StateFilter(admin.SimpleListFilter):
+    """The state tabs above the list (running, waiting, scheduled, retrying, …)."""
+
+    title = "state"
+    parameter_name = STATE_PARAM
+
+    def lookups(self, request, model_admin):
+        return [(state, label) for state, label, _help in STATES]
+
+    def queryset(self, request, queryset):
+        condition = state_filter(self.value() or "")
+        return queryset.filter(condition) if condition is not None else queryset
+
+
+class QueueFilter(admin.SimpleListFilter):
+    """The known queues (jobs.queues): no DISTINCT over the whole table."""
+
+    title = "queue"
+    parameter_name = "queue"
+
+    def lookups(self, request, model_admin):
+        return [(q, q) for q in sorted(queues.known_queues())]
+
+    def queryset(self, request, queryset):
+        return queryset.filter(queue=self.value()) if self.value() else queryset
 
 
 class JobTypeFilter(admin.SimpleListFilter):
@@ -168,14 +199,17 @@ class JobAdmin(admin.ModelAdmin):
         "job_type",
         "status_badge",
         "progress_bar",
+        "queue",
         "release",
         "created_by",
-        "created_at",
+        "created_when",
         "duration",
     )
     list_display_links = ("id", "job_type")
     list_filter = (
+        StateFilter,
         "status",
+        QueueFilter,
         JobTypeFilter,
         "release",
         ("created_by", admin.RelatedFieldListFilter),
@@ -203,6 +237,7 @@ class JobAdmin(admin.ModelAdmin):
         "delete_finished",
     )
     change_form_template = "admin/jobs/job/change_form.html"
+    change_list_template = "admin/jobs/job/change_list.html"
     fieldsets = (
         (
             None,
@@ -303,7 +338,7 @@ class JobAdmin(admin.ModelAdmin):
     def worker_text(self, obj: Job) -> str:
         return obj.worker or "—"
 
-    @admin.display(description="created")
+    @admin.display(description="created", ordering="created_at")
     def created_when(self, obj: Job) -> str:
         return timestamp(obj.created_at)
 
@@ -601,6 +636,15 @@ class JobAdmin(admin.ModelAdmin):
         except ValueError:
             raise Http404("No such job.") from None
         return get_object_or_404(self.get_queryset(request), pk=pk)
+
+    def changelist_view(self, request, extra_context=None):
+        extra = {
+            "can_operate": self.has_operate_permission(request),
+            "jd_filters": request.GET.urlencode(),
+            "jd_refresh_seconds": LIST_REFRESH_SECONDS,
+            **(extra_context or {}),
+        }
+        return super().changelist_view(request, extra)
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
         job = self.get_object(request, unquote(object_id))
