@@ -22,7 +22,7 @@ from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
-from django.utils.html import format_html, format_html_join
+from django.utils.html import format_html
 from django.utils.translation import ngettext
 from django.views.decorators.http import require_POST
 
@@ -454,9 +454,7 @@ class JobAdmin(admin.ModelAdmin):
             if len(ids) > MAX_IDS_SHOWN:
                 shown += f" and {len(ids) - MAX_IDS_SHOWN} more"
             parts.append(f"{len(ids)} {reason} ({shown})")
-        self.message_user(
-            request, f"{head} Refused {total}: {'; '.join(parts)}.", messages.WARNING
-        )
+        self.message_user(request, f"{head} Refused {total}: {'; '.join(parts)}.", messages.WARNING)
 
     @staticmethod
     def _count(done: int, one: str, many: str) -> str:
@@ -733,7 +731,9 @@ class JobAdmin(admin.ModelAdmin):
         )
         config = pretty_json(registry.redact(job.job_type, job.config))
         manage = permissions.may_act(request.user, job)
-        delayed = job.status == JobStatus.PENDING and job.run_after is not None and job.run_after > now
+        delayed = (
+            job.status == JobStatus.PENDING and job.run_after is not None and job.run_after > now
+        )
         flags = {
             "can_cancel": manage and job.status in (JobStatus.PENDING, JobStatus.RUNNING),
             "can_retry": manage and job.status in (JobStatus.FAILED, JobStatus.CANCELLED),

@@ -9,10 +9,10 @@ from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied
+from django.core.serializers.json import DjangoJSONEncoder
 from django.http import HttpRequest
 from django.template.response import TemplateResponse
 from django.utils import timezone
-from django.core.serializers.json import DjangoJSONEncoder
 from django.utils.html import format_html, format_html_join
 from django.utils.timesince import timesince, timeuntil
 
@@ -20,7 +20,7 @@ from . import selectors
 
 
 def relative(value: datetime, now: datetime | None = None) -> str:
-    """"3 minutes ago" or "in 2 hours"."""
+    """ "3 minutes ago" or "in 2 hours"."""
     now = now or timezone.now()
     if value <= now:
         return f"{timesince(value, now)} ago"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import statistics
 from collections.abc import Iterable
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.conf import settings
 from django.db.models import F, Max, QuerySet, Window
@@ -185,8 +186,9 @@ def worker_overview(user, now: datetime | None = None) -> list[dict]:
     now = now or timezone.now()
     alive_after = now - timedelta(seconds=settings.JOBDECK_STALE_SECONDS)
     rows = list(WorkerProcess.objects.filter(seen_at__gte=now - WORKER_PRUNE_AFTER))
-    running = list(
-        Job.objects.filter(status=JobStatus.RUNNING)
+    running: list[dict[str, Any]] = [
+        dict(row)
+        for row in Job.objects.filter(status=JobStatus.RUNNING)
         .order_by("pk")
         .values(
             "pk",
@@ -197,7 +199,7 @@ def worker_overview(user, now: datetime | None = None) -> list[dict]:
             "progress_done",
             "progress_total",
         )
-    )
+    ]
     visible = set(
         Job.objects.visible_to(user)
         .filter(pk__in=[j["pk"] for j in running])
@@ -206,7 +208,7 @@ def worker_overview(user, now: datetime | None = None) -> list[dict]:
     jobs_of: dict[str, list[dict]] = {}
     for job in running:
         job["visible"] = job["pk"] in visible
-        jobs_of.setdefault(job["worker"], []).append(job)
+        jobs_of.setdefault(str(job["worker"]), []).append(job)
     clusters: dict[tuple, dict] = {}
     for row in rows:
         key = (row.host, row.cluster, row.cluster_pid)
@@ -238,7 +240,14 @@ def worker_overview(user, now: datetime | None = None) -> list[dict]:
         host = worker_name_.rsplit(":", 1)[0] if worker_name_ else "unknown"
         cluster = clusters.setdefault(
             (host, "", None),
-            {"host": host, "name": "", "pid": None, "queues": [], "started_at": None, "workers": []},
+            {
+                "host": host,
+                "name": "",
+                "pid": None,
+                "queues": [],
+                "started_at": None,
+                "workers": [],
+            },
         )
         pid = worker_name_.rsplit(":", 1)[-1]
         cluster["workers"].append(
@@ -246,7 +255,9 @@ def worker_overview(user, now: datetime | None = None) -> list[dict]:
                 "name": worker_name_,
                 "pid": int(pid) if pid.isdigit() else None,
                 "started_at": None,
-                "seen_at": max((j["heartbeat_at"] for j in jobs if j["heartbeat_at"]), default=None),
+                "seen_at": max(
+                    (j["heartbeat_at"] for j in jobs if j["heartbeat_at"]), default=None
+                ),
                 "rss_bytes": None,
                 "alive": True,
                 "unregistered": True,

@@ -263,9 +263,9 @@ def job_run_now(*, job: Job, user: Any = None, via: str = "system") -> Job:
         raise PermissionDenied(f"job #{job.pk}: you may only run your own jobs")
     now = timezone.now()
     current = Job.objects.filter(pk=job.pk).values("status", "run_after").first()
-    moved = Job.objects.filter(
-        pk=job.pk, status=JobStatus.PENDING, run_after__gt=now
-    ).update(run_after=None)
+    moved = Job.objects.filter(pk=job.pk, status=JobStatus.PENDING, run_after__gt=now).update(
+        run_after=None
+    )
     if not moved:
         status = current["status"] if current else None
         if status == JobStatus.PENDING:

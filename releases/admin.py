@@ -12,9 +12,9 @@ from django.db.models import Count, Q, QuerySet, Sum
 from django.http import Http404, HttpRequest, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
-from django.views.decorators.http import require_POST
 from django.utils.html import format_html, format_html_join
 from django.utils.translation import ngettext
+from django.views.decorators.http import require_POST
 
 from jobs import selectors as job_selectors
 from jobs.admin_views import ReadOnlyAdminMixin
@@ -76,7 +76,9 @@ class VersionInline(ReadOnlyInline):
     @admin.display(description="current")
     def is_current(self, obj: ReleaseVersion) -> str:
         if obj.release.current_version_id == obj.pk:
-            return format_html('<span class="jd-badge jd-completed jd-current">{}</span>', "current")
+            return format_html(
+                '<span class="jd-badge jd-completed jd-current">{}</span>', "current"
+            )
         return ""
 
     def get_queryset(self, request):
@@ -327,7 +329,7 @@ class ReleaseAdmin(ApplyPermissionMixin, admin.ModelAdmin):
             try:
                 version = services.version_create(
                     release=release,
-                    files=request.FILES.getlist("files"),
+                    files=request.FILES.getlist("uploads"),
                     manifest=data["manifest"],
                     comment=data["comment"],
                     parent=int(data["parent"]) if data["parent"] else None,
@@ -336,12 +338,13 @@ class ReleaseAdmin(ApplyPermissionMixin, admin.ModelAdmin):
                 )
             except ValidationError as exc:
                 for field, errors in exc.message_dict.items():
+                    field = "uploads" if field in ("files", "paths") else field
                     form.add_error(field if field in form.fields else None, errors)
             else:
                 self.message_user(
                     request,
                     f"Version {release.slug} v{version.number} created "
-                    f"({len(request.FILES.getlist('files'))} files).",
+                    f"({len(request.FILES.getlist('uploads'))} files).",
                     messages.SUCCESS,
                 )
                 return HttpResponseRedirect(
@@ -452,7 +455,8 @@ class MultipleFileField(forms.FileField):
 
 
 class NewVersionForm(forms.Form):
-    files = MultipleFileField(
+    uploads = MultipleFileField(
+        label="Files",
         required=False,
         help_text="Each file is stored under its name with its size and SHA-256.",
     )

@@ -19,6 +19,7 @@ from .logbuffer import LogBuffer
 
 logger = logging.getLogger(__name__)
 
+
 def worker_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 

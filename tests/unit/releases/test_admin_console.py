@@ -27,7 +27,11 @@ def applied(release):
     make_version(release, {"README": b"one"})
     make_version(release, {"README": b"two"})
     for n in (1, 2):
-        run(job_services.job_create(job_type="release.apply", config={"version": n}, release=release))
+        run(
+            job_services.job_create(
+                job_type="release.apply", config={"version": n}, release=release
+            )
+        )
     release.refresh_from_db()
     return release
 
@@ -74,14 +78,21 @@ def test_a_version_is_created_in_the_admin_with_files_manifest_and_comment(clien
     response = client.post(
         f"/admin/releases/release/{release.pk}/new-version/",
         {
-            "files": [SimpleUploadedFile("a.txt", b"alpha"), SimpleUploadedFile("b.txt", b"beta")],
+            "uploads": [
+                SimpleUploadedFile("a.txt", b"alpha"),
+                SimpleUploadedFile("b.txt", b"beta"),
+            ],
             "manifest": '{"files": ["a.txt", "b.txt"], "note": "hi"}',
             "comment": "from the admin",
         },
         follow=True,
     )
     version = ReleaseVersion.objects.get(release=release)
-    assert (version.number, version.comment, version.manifest["note"]) == (1, "from the admin", "hi")
+    assert (version.number, version.comment, version.manifest["note"]) == (
+        1,
+        "from the admin",
+        "hi",
+    )
     assert sorted(version.files.values_list("path", flat=True)) == ["a.txt", "b.txt"]
     assert f"Version {release.slug} v1 created (2 files)." in messages_of(response)
 
@@ -89,7 +100,7 @@ def test_a_version_is_created_in_the_admin_with_files_manifest_and_comment(clien
 def test_a_bad_manifest_shows_the_error_and_creates_nothing(client, su, release):
     response = client.post(
         f"/admin/releases/release/{release.pk}/new-version/",
-        {"files": [SimpleUploadedFile("a.txt", b"alpha")], "manifest": '{"files": ["z.txt"]}'},
+        {"uploads": [SimpleUploadedFile("a.txt", b"alpha")], "manifest": '{"files": ["z.txt"]}'},
     )
     assert response.status_code == 200
     assert "is in the manifest but was not uploaded" in response.content.decode()

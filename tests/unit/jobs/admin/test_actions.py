@@ -175,7 +175,9 @@ def test_a_bulk_action_reports_one_summary_line_however_many_are_refused(viewer,
 
     ids = sorted(j.pk for j in done)
     shown = ", ".join(f"#{pk}" for pk in ids[:5])
-    assert texts(response) == [f"Cancelled 1 job. Refused 9: 9 already finished ({shown} and 4 more)."]
+    assert texts(response) == [
+        f"Cancelled 1 job. Refused 9: 9 already finished ({shown} and 4 more)."
+    ]
 
 
 def test_run_now_starts_a_delayed_job_and_refuses_one_that_is_not_delayed(viewer, make_job):

@@ -236,8 +236,11 @@ def test_the_list_has_state_tabs_with_counts_a_queue_column_and_timestamps_with_
     }
     assert len(scheduled.context["cl"].result_list) == 1
     assert "column-queue" in html and '<td class="field-queue">default</td>' in html
-    assert re.search(r'<time datetime="[^"]+" title="[^"]+ ago" class="jd-time">'
-                     r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC</time>", html)
+    assert re.search(
+        r'<time datetime="[^"]+" title="[^"]+ ago" class="jd-time">'
+        r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC</time>",
+        html,
+    )
     assert 'id="jd-retry-failed"' in html and 'id="jd-auto-refresh" checked' in html
 
 
@@ -245,4 +248,6 @@ def test_the_queue_filter_lists_the_known_queues(viewer, make_job):
     make_job(JobStatus.PENDING, viewer)
     response = client_for(viewer).get("/admin/jobs/job/?queue=default")
     assert len(response.context["cl"].result_list) == 1
-    assert len(client_for(viewer).get("/admin/jobs/job/?queue=other").context["cl"].result_list) == 0
+    assert (
+        len(client_for(viewer).get("/admin/jobs/job/?queue=other").context["cl"].result_list) == 0
+    )

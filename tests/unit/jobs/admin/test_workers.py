@@ -65,7 +65,7 @@ def test_the_workers_page_shows_each_cluster_busy_and_idle_workers_and_their_job
     html = response.content.decode()
     assert response.status_code == 200
     assert "1 cluster running, 1 worker busy, 1 idle" in html
-    assert "1 busy</span>, <span class=\"jd-c-idle\">1 idle</span>, 1 gone" in html
+    assert '1 busy</span>, <span class="jd-c-idle">1 idle</span>, 1 gone' in html
     assert f'href="/admin/jobs/job/{job.pk}/change/">#{job.pk} demo.steps</a>' in html
     assert "2 h 0 min" in html  # the cluster's uptime
     assert "100.0 MB" in html  # the live workers' memory
