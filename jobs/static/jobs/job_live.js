@@ -45,7 +45,10 @@
   }
 
   function cell(name) {
-    return document.querySelector(".field-" + name + " .readonly");
+    // A line of several fields is a .form-row with every field's class; each field is
+    // then in its own .fieldBox.
+    return document.querySelector(".fieldBox.field-" + name + " .readonly") ||
+      document.querySelector(".form-row.field-" + name + " .readonly");
   }
 
   function setText(name, text) {
