@@ -640,6 +640,8 @@ class JobAdmin(admin.ModelAdmin):
             "can_operate": self.has_operate_permission(request),
             "jd_filters": request.GET.urlencode(),
             "jd_refresh_seconds": LIST_REFRESH_SECONDS,
+            # The list's columns (Duration last) need the width at 1,280 px: no app sidebar.
+            "is_nav_sidebar_enabled": False,
             **(extra_context or {}),
         }
         return super().changelist_view(request, extra)
@@ -778,7 +780,8 @@ class JobAdmin(admin.ModelAdmin):
                     "attempts": t.attempts,
                     "started": plain_timestamp(t.started_at) if t.started_at else "—",
                     "duration": _seconds(t.duration_seconds),
-                    "error": (t.error.splitlines() or [""])[0][:200] if t.error else "",
+                    # The last line of a traceback names the exception.
+                    "error": _last_line(t.error)[:200],
                 }
                 for t in tasks_page["rows"]
             ],
@@ -1041,6 +1044,11 @@ class JobAdmin(admin.ModelAdmin):
         return TemplateResponse(
             request, "admin/jobs/dashboard_figures.html", dashboard_context(request)
         )
+
+
+def _last_line(text: str) -> str:
+    lines = [line.strip() for line in (text or "").splitlines() if line.strip()]
+    return lines[-1] if lines else ""
 
 
 def _as_get(request: HttpRequest, query: str) -> HttpRequest:

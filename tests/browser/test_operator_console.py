@@ -320,6 +320,7 @@ def test_a_schedule_is_edited_with_its_generated_form_and_a_live_preview(
     expect(page.locator("#jd-preview-rows tr").first).to_contain_text("02:30")
     expect(page.locator("#jd-dryrun-warning")).to_be_visible()
     screenshot(page, "schedule-form")
+    screenshot(page.locator("#jd-live-preview"), "schedule-preview")
     page.check("#id_dry_run")
     expect(page.locator("#jd-dryrun-warning")).to_be_hidden()
     page.click("input[name=_continue]")
@@ -328,12 +329,18 @@ def test_a_schedule_is_edited_with_its_generated_form_and_a_live_preview(
     assert schedule.config["steps"] == 4 and schedule.dry_run
 
     page.click("#jd-schedule-run-now")
-    expect(page.locator(".messagelist")).to_contain_text(re.compile(re.escape("nightly demo: draft #"), re.I))
+    expect(page.locator(".messagelist")).to_contain_text(
+        re.compile(re.escape("nightly demo: draft #"), re.I)
+    )
     page.click("#jd-schedule-toggle")
-    expect(page.locator(".messagelist")).to_contain_text(re.compile(re.escape("nightly demo disabled."), re.I))
+    expect(page.locator(".messagelist")).to_contain_text(
+        re.compile(re.escape("nightly demo disabled."), re.I)
+    )
     expect(page.locator("#jd-schedule-toggle")).to_have_text("Enable")
     page.click("#jd-schedule-toggle")
-    expect(page.locator(".messagelist")).to_contain_text(re.compile(re.escape("nightly demo enabled."), re.I))
+    expect(page.locator(".messagelist")).to_contain_text(
+        re.compile(re.escape("nightly demo enabled."), re.I)
+    )
 
     page.goto(f"{live_server.url}/admin/")
     panel = page.locator("#jd-schedules-panel")
@@ -341,7 +348,9 @@ def test_a_schedule_is_edited_with_its_generated_form_and_a_live_preview(
     expect(page.locator("#jd-dashboard")).to_be_visible()
     screenshot(page, "dashboard")
     panel.locator(".jd-run-schedule").first.click()
-    expect(page.locator(".messagelist")).to_contain_text(re.compile(re.escape("nightly demo: draft #"), re.I))
+    expect(page.locator(".messagelist")).to_contain_text(
+        re.compile(re.escape("nightly demo: draft #"), re.I)
+    )
 
 
 def test_the_audit_page_answers_who_cancelled_what_today(page, live_server, operator):
