@@ -70,6 +70,11 @@ class AuditEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     class Media:
         css = {"all": ("jobs/admin.css",)}
 
+    def changelist_view(self, request, extra_context=None):
+        # The diffs need the width: no app sidebar (as the job list).
+        extra = {"is_nav_sidebar_enabled": False, **(extra_context or {})}
+        return super().changelist_view(request, extra)
+
     def has_view_permission(self, request: HttpRequest, obj=None) -> bool:
         return request.user.has_perm("jobs.view_auditevent")
 
