@@ -43,7 +43,7 @@
       const error = document.getElementById("jd-preview-error");
       error.hidden = !data.error;
       error.textContent = data.error || "";
-      document.getElementById("jd-preview-describe").textContent = data.describe ? data.describe + " (" + data.timezone + ")" : "";
+      document.getElementById("jd-preview-describe").textContent = data.describe || "";
       const rows = (data.rows || []).map(function (r) {
         const tr = el("tr", r.dst ? "jd-dst-row" : "");
         tr.appendChild(el("td", "", r.local_display));
