@@ -173,7 +173,7 @@ def detail_html(detail: dict) -> str:
         format_html(
             '<pre class="jd-diff">{}</pre>',
             format_html_join(
-                "\n",
+                "",  # each line is a block: no newline between them inside the <pre>
                 '<span class="jd-diff-{}">{} {}</span>',
                 (("del" if sign == "-" else "add", sign, text) for sign, text in lines),
             ),
