@@ -6,12 +6,14 @@ right on each job and turns a refused transition into a message, never a 500.
 
 from __future__ import annotations
 
+import copy
+import zlib
 from collections.abc import Callable
 from typing import Any
 
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
-from django.contrib.admin.options import IS_POPUP_VAR
+from django.contrib.admin.options import IS_POPUP_VAR, IncorrectLookupParameters
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import QuerySet
@@ -19,13 +21,17 @@ from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
+from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.translation import ngettext
 from django.views.decorators.http import require_POST
 
-from . import permissions, registry, selectors, services
+from . import permissions, queues, registry, selectors, services
+from .admin_pages import detail_html, plain_timestamp, timestamp
 from .admin_site import dashboard_context
 from .admin_views import (
+    STATE_PARAM,
+    STATES,
     EstimatedCountPaginator,
     JobChangeList,
     ReadOnlyAdminMixin,
@@ -35,6 +41,7 @@ from .admin_views import (
     config_from_form,
     log_line,
     pretty_json,
+    state_filter,
     validate_into_form,
 )
 from .exceptions import IllegalTransition, one_line
@@ -44,11 +51,14 @@ from .models import (
     AuditEvent,
     Job,
     JobStatus,
+    LogLevel,
     Task,
 )
 from .selectors import waiting_reasons
 
-MAX_REFUSAL_MESSAGES = 10
+LIST_REFRESH_SECONDS = 5  # the job list re-reads itself this often (opt-out box)
+RETRY_FAILED_MAX = 1000  # failed jobs "retry all failed in this filter" takes at once
+MAX_IDS_SHOWN = 5  # refused jobs named per reason in an action's summary line
 LOG_TAIL_DEFAULT = 200
 LOG_TAIL_MAX = 1000
 
@@ -86,6 +96,33 @@ def progress_bar(done: int, total: int, percent: int) -> str:
 
 
 # --- filters ------------------------------------------------------------------------
+
+
+class StateFilter(admin.SimpleListFilter):
+    """The state tabs above the list (running, waiting, scheduled, retrying, …)."""
+
+    title = "state"
+    parameter_name = STATE_PARAM
+
+    def lookups(self, request, model_admin):
+        return [(state, label) for state, label, _help in STATES]
+
+    def queryset(self, request, queryset):
+        condition = state_filter(self.value() or "")
+        return queryset.filter(condition) if condition is not None else queryset
+
+
+class QueueFilter(admin.SimpleListFilter):
+    """The known queues (jobs.queues): no DISTINCT over the whole table."""
+
+    title = "queue"
+    parameter_name = "queue"
+
+    def lookups(self, request, model_admin):
+        return [(q, q) for q in sorted(queues.known_queues())]
+
+    def queryset(self, request, queryset):
+        return queryset.filter(queue=self.value()) if self.value() else queryset
 
 
 class JobTypeFilter(admin.SimpleListFilter):
@@ -149,9 +186,7 @@ class AuditEventInline(ReadOnlyInline):
 
     @admin.display(description="detail")
     def detail_text(self, obj: AuditEvent) -> str:
-        if not obj.detail:
-            return "—"
-        return format_html('<pre class="jd-pre jd-small">{}</pre>', pretty_json(obj.detail))
+        return detail_html(obj.detail)
 
 
 # --- the job admin ------------------------------------------------------------------------
@@ -164,15 +199,17 @@ class JobAdmin(admin.ModelAdmin):
         "job_type",
         "status_badge",
         "progress_bar",
+        "queue",
         "release",
         "created_by",
-        "created_at",
+        "created_when",
         "duration",
     )
     list_display_links = ("id", "job_type")
     list_filter = (
+        StateFilter,
         "status",
-        "queue",
+        QueueFilter,
         JobTypeFilter,
         "release",
         ("created_by", admin.RelatedFieldListFilter),
@@ -188,20 +225,32 @@ class JobAdmin(admin.ModelAdmin):
     show_facets = admin.ShowFacets.NEVER  # facet counts are a COUNT per filter choice
     paginator = EstimatedCountPaginator
     ordering = ("-id",)
-    inlines = (TaskInline, AuditEventInline)
-    actions = ("cancel_jobs", "retry_jobs", "submit_drafts", "delete_finished")
+    # The tasks are a paged panel of the job page (selectors.task_page), not an inline:
+    # a 1,000-task job's page stays small.
+    inlines = (AuditEventInline,)
+    actions = (
+        "cancel_jobs",
+        "retry_jobs",
+        "run_now",
+        "submit_drafts",
+        "discard_drafts",
+        "delete_finished",
+    )
     change_form_template = "admin/jobs/job/change_form.html"
+    change_list_template = "admin/jobs/job/change_list.html"
     fieldsets = (
         (
             None,
             {
+                # Every field that changes is refreshed by the page (status_view's
+                # "fields"): the methods' names are the keys.
                 "fields": (
-                    ("job_type", "release", "schedule", "created_by"),
-                    ("priority", "attempts", "max_attempts", "timeout_seconds"),
-                    ("queue", "unique_key", "lock"),
-                    ("created_at", "queued_at", "run_after"),
-                    ("started_at", "finished_at", "duration"),
-                    ("heartbeat_at", "worker", "cancel_requested_at"),
+                    ("job_type", "queue", "release", "schedule", "created_by"),
+                    ("priority", "attempts_text", "worker_text", "timeout_seconds"),
+                    ("unique_key", "lock"),
+                    ("created_when", "queued_when", "run_after_when"),
+                    ("started_when", "finished_when", "duration"),
+                    ("heartbeat_when", "cancel_requested_when"),
                     "waiting",
                 )
             },
@@ -282,6 +331,42 @@ class JobAdmin(admin.ModelAdmin):
     def duration(self, obj: Job) -> str:
         return _seconds(obj.duration_seconds)
 
+    @admin.display(description="attempts")
+    def attempts_text(self, obj: Job) -> str:
+        return f"{obj.attempts} of {obj.max_attempts}"
+
+    @admin.display(description="worker")
+    def worker_text(self, obj: Job) -> str:
+        return obj.worker or "—"
+
+    @admin.display(description="created", ordering="created_at")
+    def created_when(self, obj: Job) -> str:
+        return timestamp(obj.created_at)
+
+    @admin.display(description="queued")
+    def queued_when(self, obj: Job) -> str:
+        return timestamp(obj.queued_at)
+
+    @admin.display(description="run after")
+    def run_after_when(self, obj: Job) -> str:
+        return timestamp(obj.run_after)
+
+    @admin.display(description="started")
+    def started_when(self, obj: Job) -> str:
+        return timestamp(obj.started_at)
+
+    @admin.display(description="finished")
+    def finished_when(self, obj: Job) -> str:
+        return timestamp(obj.finished_at)
+
+    @admin.display(description="heartbeat")
+    def heartbeat_when(self, obj: Job) -> str:
+        return timestamp(obj.heartbeat_at)
+
+    @admin.display(description="cancel requested")
+    def cancel_requested_when(self, obj: Job) -> str:
+        return timestamp(obj.cancel_requested_at)
+
     @admin.display(description="config (secrets redacted)")
     def config_pretty(self, obj: Job) -> str:
         return format_html(
@@ -326,34 +411,55 @@ class JobAdmin(admin.ModelAdmin):
         verb: str,
         allowed: tuple[str, ...],
         call: Callable[[Job], Any],
-    ) -> int:
-        """Run `call` on each job the user may act on; report refusals one by one."""
+    ) -> tuple[int, dict[str, list[int]]]:
+        """Run `call` on each job the user may act on; return how many were done and
+        the refused ones grouped by reason ({"already finished": [ids]})."""
         done = 0
-        refusals: list[str] = []
-        for job in queryset.select_related(None).only("pk", "job_type", "status", "created_by"):
+        refused: dict[str, list[int]] = {}
+        for job in queryset.select_related(None).only(
+            "pk", "job_type", "status", "created_by", "queue", "run_after"
+        ):
             if not permissions.may_act(request.user, job):
-                refusals.append(f"job #{job.pk}: you may only {verb} your own jobs")
+                refused.setdefault("not yours", []).append(job.pk)
                 continue
             if job.status not in allowed:
-                refusals.append(str(IllegalTransition(job.pk, verb, job.status, allowed=allowed)))
+                if verb == "cancel" and job.status in FINISHED_STATUSES:
+                    reason = "already finished"
+                else:
+                    reason = "drafts" if job.status == JobStatus.DRAFT else str(job.status)
+                refused.setdefault(reason, []).append(job.pk)
                 continue
             try:
                 call(job)
-            except (IllegalTransition, ValidationError, PermissionDenied) as exc:
-                refusals.append(one_line(exc))
+            except IllegalTransition as exc:
+                refused.setdefault(str(exc.current or "gone"), []).append(job.pk)
+                continue
+            except (ValidationError, PermissionDenied) as exc:
+                # The job's number is in the list of ids: keep the reason general.
+                refused.setdefault(one_line(exc).replace(f"job #{job.pk}: ", ""), []).append(job.pk)
                 continue
             done += 1
-        for text in refusals[:MAX_REFUSAL_MESSAGES]:
-            self.message_user(request, f"Refused: {text}.", messages.WARNING)
-        if len(refusals) > MAX_REFUSAL_MESSAGES:
-            more = len(refusals) - MAX_REFUSAL_MESSAGES
-            self.message_user(
-                request,
-                ngettext("…and %(n)d more job refused.", "…and %(n)d more jobs refused.", more)
-                % {"n": more},
-                messages.WARNING,
-            )
-        return done
+        return done, refused
+
+    def _report(self, request: HttpRequest, head: str, refused: dict[str, list[int]]) -> None:
+        """One summary line: what was done, then each reason for refusing with its jobs
+        ("Cancelled 1 job. Refused 9: 9 already finished (#2, #3, #4, #5, #6 and 4 more).")."""
+        if not refused:
+            self.message_user(request, head, messages.SUCCESS)
+            return
+        total = sum(len(ids) for ids in refused.values())
+        parts = []
+        for reason, ids in sorted(refused.items(), key=lambda item: -len(item[1])):
+            ids = sorted(ids)
+            shown = ", ".join(f"#{pk}" for pk in ids[:MAX_IDS_SHOWN])
+            if len(ids) > MAX_IDS_SHOWN:
+                shown += f" and {len(ids) - MAX_IDS_SHOWN} more"
+            parts.append(f"{len(ids)} {reason} ({shown})")
+        self.message_user(request, f"{head} Refused {total}: {'; '.join(parts)}.", messages.WARNING)
+
+    @staticmethod
+    def _count(done: int, one: str, many: str) -> str:
+        return ngettext(one, many, done) % {"n": done} if done else many.replace("%(n)d", "no")
 
     @admin.action(description="Cancel selected jobs (pending or running)", permissions=["operate"])
     def cancel_jobs(self, request: HttpRequest, queryset: QuerySet[Job]) -> None:
@@ -363,54 +469,75 @@ class JobAdmin(admin.ModelAdmin):
             if services.job_cancel(job=job, user=request.user, via="admin").status == "running":
                 running.append(job.pk)
 
-        done = self._apply(
+        done, refused = self._apply(
             request,
             queryset,
             verb="cancel",
             allowed=(JobStatus.PENDING, JobStatus.RUNNING),
             call=cancel,
         )
-        if done:
-            text = ngettext("Cancelled %(n)d job.", "Cancelled %(n)d jobs.", done) % {"n": done}
-            if running:
-                text += " " + ngettext(
-                    "%(n)d running job stops at its next step.",
-                    "%(n)d running jobs stop at their next step.",
-                    len(running),
-                ) % {"n": len(running)}
-            self.message_user(request, text, messages.SUCCESS)
+        text = self._count(done, "Cancelled %(n)d job.", "Cancelled %(n)d jobs.")
+        if running:
+            text += " " + ngettext(
+                "%(n)d running job stops at its next step.",
+                "%(n)d running jobs stop at their next step.",
+                len(running),
+            ) % {"n": len(running)}
+        self._report(request, text, refused)
 
     @admin.action(description="Retry selected jobs (failed or cancelled)", permissions=["operate"])
     def retry_jobs(self, request: HttpRequest, queryset: QuerySet[Job]) -> None:
-        done = self._apply(
+        done, refused = self._apply(
             request,
             queryset,
             verb="retry",
             allowed=(JobStatus.FAILED, JobStatus.CANCELLED),
             call=lambda job: services.job_retry(job=job, user=request.user, via="admin"),
         )
-        if done:
-            self.message_user(
-                request,
-                ngettext("Retried %(n)d job.", "Retried %(n)d jobs.", done) % {"n": done},
-                messages.SUCCESS,
-            )
+        self._report(
+            request, self._count(done, "Retried %(n)d job.", "Retried %(n)d jobs."), refused
+        )
 
     @admin.action(description="Submit selected drafts", permissions=["operate"])
     def submit_drafts(self, request: HttpRequest, queryset: QuerySet[Job]) -> None:
-        done = self._apply(
+        done, refused = self._apply(
             request,
             queryset,
             verb="submit",
             allowed=(JobStatus.DRAFT,),
             call=lambda job: services.job_submit(job=job, user=request.user, via="admin"),
         )
-        if done:
-            self.message_user(
-                request,
-                ngettext("Submitted %(n)d draft.", "Submitted %(n)d drafts.", done) % {"n": done},
-                messages.SUCCESS,
-            )
+        self._report(
+            request, self._count(done, "Submitted %(n)d draft.", "Submitted %(n)d drafts."), refused
+        )
+
+    @admin.action(description="Discard selected drafts", permissions=["operate"])
+    def discard_drafts(self, request: HttpRequest, queryset: QuerySet[Job]) -> None:
+        done, refused = self._apply(
+            request,
+            queryset,
+            verb="discard",
+            allowed=(JobStatus.DRAFT,),
+            call=lambda job: services.job_discard(job=job, user=request.user, via="admin"),
+        )
+        self._report(
+            request, self._count(done, "Discarded %(n)d draft.", "Discarded %(n)d drafts."), refused
+        )
+
+    @admin.action(description="Run selected delayed jobs now", permissions=["operate"])
+    def run_now(self, request: HttpRequest, queryset: QuerySet[Job]) -> None:
+        done, refused = self._apply(
+            request,
+            queryset,
+            verb="run now",
+            allowed=(JobStatus.PENDING,),
+            call=lambda job: services.job_run_now(job=job, user=request.user, via="admin"),
+        )
+        self._report(
+            request,
+            self._count(done, "Started %(n)d delayed job now.", "Started %(n)d delayed jobs now."),
+            refused,
+        )
 
     @admin.action(
         description="Delete selected finished jobs and drafts (with tasks and logs)",
@@ -445,19 +572,16 @@ class JobAdmin(admin.ModelAdmin):
             return TemplateResponse(
                 request, "admin/jobs/job/delete_finished_confirmation.html", context
             )
-        done = self._apply(
+        done, refused = self._apply(
             request,
             queryset,
             verb="delete",
             allowed=deletable,
             call=lambda job: services.job_delete(job=job, user=request.user, via="admin"),
         )
-        if done:
-            self.message_user(
-                request,
-                ngettext("Deleted %(n)d job.", "Deleted %(n)d jobs.", done) % {"n": done},
-                messages.SUCCESS,
-            )
+        self._report(
+            request, self._count(done, "Deleted %(n)d job.", "Deleted %(n)d jobs."), refused
+        )
         return None
 
     # --- pages -------------------------------------------------------------------
@@ -478,10 +602,26 @@ class JobAdmin(admin.ModelAdmin):
                 wrap(require_POST(self.cancel_view)),
                 name="%s_%s_cancel" % info,
             ),
+            path("<path:object_id>/retry/", wrap(self.retry_view), name="%s_%s_retry" % info),
             path(
-                "<path:object_id>/retry/",
-                wrap(require_POST(self.retry_view)),
-                name="%s_%s_retry" % info,
+                "<path:object_id>/submit/",
+                wrap(require_POST(self.submit_view)),
+                name="%s_%s_submit" % info,
+            ),
+            path(
+                "<path:object_id>/discard/",
+                wrap(require_POST(self.discard_view)),
+                name="%s_%s_discard" % info,
+            ),
+            path(
+                "<path:object_id>/run-now/",
+                wrap(require_POST(self.run_now_view)),
+                name="%s_%s_run_now" % info,
+            ),
+            path(
+                "retry-failed/",
+                wrap(require_POST(self.retry_failed_view)),
+                name="%s_%s_retry_failed" % info,
             ),
             *super().get_urls(),
         ]
@@ -496,30 +636,60 @@ class JobAdmin(admin.ModelAdmin):
             raise Http404("No such job.") from None
         return get_object_or_404(self.get_queryset(request), pk=pk)
 
-    def change_view(self, request, object_id, form_url="", extra_context=None):
-        job = self.get_object(request, unquote(object_id))
+    def changelist_view(self, request, extra_context=None):
         extra = {
-            "can_manage": job is not None and permissions.may_act(request.user, job),
-            "can_cancel": job is not None and job.status in (JobStatus.PENDING, JobStatus.RUNNING),
-            "can_retry": job is not None and job.status in (JobStatus.FAILED, JobStatus.CANCELLED),
-            "log_tail": LOG_TAIL_DEFAULT,
+            "can_operate": self.has_operate_permission(request),
+            "jd_filters": request.GET.urlencode(),
+            "jd_refresh_seconds": LIST_REFRESH_SECONDS,
+            # The list's columns (Duration last) need the width at 1,280 px: no app sidebar.
+            "is_nav_sidebar_enabled": False,
             **(extra_context or {}),
         }
+        return super().changelist_view(request, extra)
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        job = self.get_object(request, unquote(object_id))
+        extra: dict[str, Any] = {"log_tail": LOG_TAIL_DEFAULT, **(extra_context or {})}
+        if job is not None:
+            live = self._live(request, job)
+            extra.update(
+                {
+                    "can_manage": permissions.may_act(request.user, job),
+                    "jd_flags": live["flags"],
+                    "jd_tasks": live["tasks_page"],
+                    "jd_tasks_rows": live["tasks"],
+                    "log_levels": [(int(level), level.label) for level in LogLevel],
+                }
+            )
         return super().change_view(request, object_id, form_url, extra)
 
-    def logs_view(self, request: HttpRequest, object_id: str) -> JsonResponse:
-        """Log lines as JSON: `?tail=N` (last N) or `?after=<cursor>` (follow)."""
+    def history_view(self, request, object_id, extra_context=None):
+        """Django's History (its LogEntry, empty for jobs made through the API or the CLI)
+        is the audit page of this job: every door's actions."""
         job = self._visible_job(request, object_id)
+        url = reverse("admin:jobs_auditevent_changelist", current_app=self.admin_site.name)
+        return HttpResponseRedirect(f"{url}?target_type=jobs.job&target_id={job.pk}")
+
+    def logs_view(self, request: HttpRequest, object_id: str) -> JsonResponse:
+        """Log lines as JSON: `?tail=N` (last N) or `?after=<cursor>` (follow); `level`
+        (the lowest shown: 10 debug … 40 error) and `q` (text the line contains) filter."""
+        job = self._visible_job(request, object_id)
+        search = (request.GET.get("q") or "").strip()[:200] or None
         try:
             after = request.GET.get("after")
             tail = min(int(request.GET.get("tail", LOG_TAIL_DEFAULT)), LOG_TAIL_MAX)
+            level = int(request.GET.get("level") or 0) or None
             if after not in (None, ""):
-                lines = selectors.log_after(job.pk, int(after), limit=LOG_TAIL_MAX)
+                lines = selectors.log_after(
+                    job.pk, int(after), limit=LOG_TAIL_MAX, level=level, search=search
+                )
             else:
-                lines = selectors.log_tail(job.pk, tail)
+                lines = selectors.log_tail(job.pk, tail, level=level, search=search)
         except ValueError:
             return JsonResponse(
-                {"error": "after and tail must be integers"}, status=400, encoder=SafeJSONEncoder
+                {"error": "after, tail and level must be integers"},
+                status=400,
+                encoder=SafeJSONEncoder,
             )
         cursor = lines[-1].pk if lines else int(after or 0)
         return JsonResponse(
@@ -532,43 +702,115 @@ class JobAdmin(admin.ModelAdmin):
             encoder=SafeJSONEncoder,
         )
 
-    def status_view(self, request: HttpRequest, object_id: str) -> JsonResponse:
-        """The job's live facts: status, progress, duration, its tasks' statuses."""
-        job = self._visible_job(request, object_id)
-        tasks = job.tasks.order_by("position").only(
-            "position", "name", "status", "started_at", "finished_at", "job_id"
+    def _live(self, request: HttpRequest, job: Job) -> dict[str, Any]:
+        """Everything on the job page that changes, as JSON-ready values.
+
+        The error, result and config are sent only when they differ from what the
+        page has (it sends their hashes back: `eh`, `rh`, `ch`), and the tasks one
+        page at a time (`tp`: a page number, or the page of the running task), so a
+        poll of a 1,000-task job stays a few kilobytes.
+        """
+        known = request.GET
+        now = timezone.now()
+        try:
+            page: int | None = int(known["tp"]) if known.get("tp", "auto") != "auto" else None
+        except ValueError:
+            page = None
+        tasks_page = selectors.task_page(job, page)
+        waiting = waiting_reasons([job], now).get(job.pk) if job.status == "pending" else None
+
+        def when(value) -> list[str] | None:
+            return [plain_timestamp(value), value.isoformat()] if value else None
+
+        def blob(key: str, text: str) -> dict[str, str]:
+            digest = format(zlib.crc32(text.encode()), "08x")
+            return {"hash": digest, "text": text} if known.get(key) != digest else {"hash": digest}
+
+        error = registry.redact_text(job.job_type, job.config, job.error) if job.error else ""
+        result = (
+            pretty_json(registry.redact_result(job.job_type, job.config, job.result))
+            if job.result is not None
+            else ""
         )
-        return JsonResponse(
-            {
-                "id": job.pk,
-                "status": job.status,
-                "progress": job.progress,
-                "progress_done": job.progress_done,
-                "progress_total": job.progress_total,
+        config = pretty_json(registry.redact(job.job_type, job.config))
+        manage = permissions.may_act(request.user, job)
+        delayed = (
+            job.status == JobStatus.PENDING and job.run_after is not None and job.run_after > now
+        )
+        flags = {
+            "can_cancel": manage and job.status in (JobStatus.PENDING, JobStatus.RUNNING),
+            "can_retry": manage and job.status in (JobStatus.FAILED, JobStatus.CANCELLED),
+            "can_submit": manage and job.status == JobStatus.DRAFT,
+            "can_discard": manage and job.status == JobStatus.DRAFT,
+            "can_run_now": manage and delayed,
+        }
+        return {
+            "id": job.pk,
+            "status": job.status,
+            "progress": job.progress,
+            "progress_done": job.progress_done,
+            "progress_total": job.progress_total,
+            "duration": _seconds(job.duration_seconds),
+            "finished": job.is_finished,
+            "cancel_requested": job.cancel_requested_at is not None,
+            **flags,
+            "flags": flags,
+            "fields": {
+                "attempts_text": f"{job.attempts} of {job.max_attempts}",
+                "worker_text": job.worker or "—",
                 "duration": _seconds(job.duration_seconds),
-                "finished": job.is_finished,
-                "cancel_requested": job.cancel_requested_at is not None,
-                "can_cancel": job.status in (JobStatus.PENDING, JobStatus.RUNNING),
-                "can_retry": job.status in (JobStatus.FAILED, JobStatus.CANCELLED),
-                "tasks": [
-                    {
-                        "position": t.position,
-                        "name": t.name,
-                        "status": t.status,
-                        "duration": _seconds(t.duration_seconds),
-                    }
-                    for t in tasks
-                ],
+                "waiting": waiting or "—",
             },
-            encoder=SafeJSONEncoder,
-        )
+            "times": {
+                "queued_when": when(job.queued_at),
+                "run_after_when": when(job.run_after),
+                "started_when": when(job.started_at),
+                "finished_when": when(job.finished_at),
+                "heartbeat_when": when(job.heartbeat_at),
+                "cancel_requested_when": when(job.cancel_requested_at),
+            },
+            "error": blob("eh", error),
+            "result": blob("rh", result),
+            "config": blob("ch", config),
+            "tasks_page": {k: v for k, v in tasks_page.items() if k != "rows"},
+            "tasks": [
+                {
+                    "position": t.position,
+                    "name": t.name,
+                    "status": t.status,
+                    "attempts": t.attempts,
+                    "started": plain_timestamp(t.started_at) if t.started_at else "—",
+                    "duration": _seconds(t.duration_seconds),
+                    # The last line of a traceback names the exception.
+                    "error": _last_line(t.error)[:200],
+                }
+                for t in tasks_page["rows"]
+            ],
+        }
+
+    def status_view(self, request: HttpRequest, object_id: str) -> JsonResponse:
+        """Every changing fact of the job page (see _live), polled by job_live.js."""
+        job = self._visible_job(request, object_id)
+        data = self._live(request, job)
+        data.pop("flags")
+        return JsonResponse(data, encoder=SafeJSONEncoder)
 
     def _button(
-        self, request: HttpRequest, object_id: str, verb: str, call: Callable[[Job], Job]
+        self,
+        request: HttpRequest,
+        object_id: str,
+        verb: str,
+        call: Callable[[Job], Job],
+        *,
+        raise_: bool = False,
     ) -> HttpResponseRedirect:
+        """Run `call` on the job; a refusal comes back as a message (or is raised, for
+        a form that shows it)."""
         job = self._visible_job(request, object_id)
-        url = reverse("admin:jobs_job_change", args=[job.pk], current_app=self.admin_site.name)
+        url = self._change_url(job)
         if not permissions.may_act(request.user, job):
+            if raise_:
+                raise PermissionDenied(f"you may only {verb} your own jobs")
             self.message_user(
                 request, f"Refused: you may only {verb} your own jobs.", messages.ERROR
             )
@@ -576,6 +818,8 @@ class JobAdmin(admin.ModelAdmin):
         try:
             job = call(job)
         except (IllegalTransition, ValidationError, PermissionDenied) as exc:
+            if raise_:
+                raise
             self.message_user(request, f"Refused: {one_line(exc)}.", messages.ERROR)
             return HttpResponseRedirect(url)
         self.log_change(request, job, f"{verb} via admin")
@@ -596,13 +840,119 @@ class JobAdmin(admin.ModelAdmin):
 
         return self._button(request, object_id, "cancel", cancel)
 
-    def retry_view(self, request: HttpRequest, object_id: str) -> HttpResponseRedirect:
+    def retry_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        """POST alone: retry as it was. GET: the job type's generated form, prefilled
+        with the job's config (secrets masked); POSTed with `_config`, the job is retried
+        with the corrected config, validated by the type's serializer (job_retry)."""
+        job = self._visible_job(request, object_id)
+        if request.method == "POST" and "_config" not in request.POST:
+            return self._button(request, object_id, "retry", self._retry_call(request, None))
+        if request.method not in ("GET", "POST"):
+            return HttpResponse(status=405)
+        try:
+            job_type = registry.get(job.job_type)
+        except ValidationError as exc:
+            self.message_user(request, f"Refused: {one_line(exc)}.", messages.ERROR)
+            return HttpResponseRedirect(self._change_url(job))
+        form_class = config_form_class(job_type, config_only=True)
+        if request.method == "POST":
+            form = form_class(request.POST)
+            if form.is_valid():
+                config = config_from_form(job_type, form)
+                try:
+                    return self._button(
+                        request, object_id, "retry", self._retry_call(request, config), raise_=True
+                    )
+                except ValidationError as exc:
+                    for field, errors in exc.message_dict.items():
+                        form.add_error(field if field in form.fields else None, errors)
+                except (IllegalTransition, PermissionDenied) as exc:
+                    form.add_error(None, one_line(exc))
+        else:
+            form = form_class(initial=registry.redact(job.job_type, job.config))
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"Retry job #{job.pk} with a corrected config",
+            "subtitle": job_type.label,
+            "opts": self.opts,
+            "original": job,
+            "config_form": form,
+            "can_retry": job.status in (JobStatus.FAILED, JobStatus.CANCELLED)
+            and permissions.may_act(request.user, job),
+            "has_view_permission": True,
+        }
+        request.current_app = self.admin_site.name
+        return TemplateResponse(request, "admin/jobs/job/retry.html", context)
+
+    def _retry_call(self, request: HttpRequest, config: dict | None) -> Callable[[Job], Job]:
         def retry(job: Job) -> Job:
-            job = services.job_retry(job=job, user=request.user, via="admin")
-            self.message_user(request, f"Job #{job.pk} queued again.", messages.SUCCESS)
+            job = services.job_retry(job=job, user=request.user, via="admin", config=config)
+            note = " with the corrected config" if config is not None else ""
+            self.message_user(request, f"Job #{job.pk} queued again{note}.", messages.SUCCESS)
             return job
 
-        return self._button(request, object_id, "retry", retry)
+        return retry
+
+    def submit_view(self, request: HttpRequest, object_id: str) -> HttpResponseRedirect:
+        def submit(job: Job) -> Job:
+            job = services.job_submit(job=job, user=request.user, via="admin")
+            self.message_user(request, f"Draft #{job.pk} submitted: it runs.", messages.SUCCESS)
+            return job
+
+        return self._button(request, object_id, "submit", submit)
+
+    def discard_view(self, request: HttpRequest, object_id: str) -> HttpResponseRedirect:
+        job = self._visible_job(request, object_id)
+        try:
+            services.job_discard(job=job, user=request.user, via="admin")
+        except (IllegalTransition, PermissionDenied) as exc:
+            self.message_user(request, f"Refused: {one_line(exc)}.", messages.ERROR)
+            return HttpResponseRedirect(self._change_url(job))
+        self.message_user(request, f"Draft #{job.pk} discarded.", messages.SUCCESS)
+        return HttpResponseRedirect(
+            reverse("admin:jobs_job_changelist", current_app=self.admin_site.name)
+        )
+
+    def run_now_view(self, request: HttpRequest, object_id: str) -> HttpResponseRedirect:
+        def run_now(job: Job) -> Job:
+            job = services.job_run_now(job=job, user=request.user, via="admin")
+            self.message_user(request, f"Job #{job.pk} starts now.", messages.SUCCESS)
+            return job
+
+        return self._button(request, object_id, "run now", run_now)
+
+    def retry_failed_view(self, request: HttpRequest) -> HttpResponseRedirect:
+        """ "Retry all failed in this filter": the failed jobs of the changelist as
+        filtered by the query string (at most RETRY_FAILED_MAX at a time)."""
+        if not self.has_operate_permission(request):
+            raise PermissionDenied
+        changelist = reverse("admin:jobs_job_changelist", current_app=self.admin_site.name)
+        query = request.POST.get("_changelist_filters", "")
+        back = f"{changelist}?{query}" if query else changelist
+        cl_request = _as_get(request, query)
+        try:
+            cl = self.get_changelist_instance(cl_request)
+        except IncorrectLookupParameters:
+            self.message_user(request, "Refused: the filter could not be read.", messages.ERROR)
+            return HttpResponseRedirect(back)
+        failed = cl.get_queryset(cl_request).filter(status=JobStatus.FAILED)
+        ids = list(failed.order_by("pk").values_list("pk", flat=True)[: RETRY_FAILED_MAX + 1])
+        more = len(ids) > RETRY_FAILED_MAX
+        done, refused = self._apply(
+            request,
+            Job.objects.filter(pk__in=ids[:RETRY_FAILED_MAX]),
+            verb="retry",
+            allowed=(JobStatus.FAILED,),
+            call=lambda job: services.job_retry(job=job, user=request.user, via="admin"),
+        )
+        head = self._count(done, "Retried %(n)d failed job.", "Retried %(n)d failed jobs.")
+        if more:
+            head += f" More than {RETRY_FAILED_MAX} matched: run it again for the rest."
+        self._report(request, head, refused)
+        return HttpResponseRedirect(back)
+
+    def _change_url(self, job: Job) -> str:
+        return reverse("admin:jobs_job_change", args=[job.pk], current_app=self.admin_site.name)
 
     def run_view(self, request: HttpRequest) -> HttpResponse:
         """ "Run a job": choose a type, fill its generated form, analyse, confirm."""
@@ -711,8 +1061,27 @@ class JobAdmin(admin.ModelAdmin):
         )
 
 
+def _last_line(text: str) -> str:
+    lines = [line.strip() for line in (text or "").splitlines() if line.strip()]
+    return lines[-1] if lines else ""
+
+
+def _as_get(request: HttpRequest, query: str) -> HttpRequest:
+    """A GET copy of `request` with `query` as its query string (the changelist's filter)."""
+    from django.http import QueryDict
+
+    clone = copy.copy(request)
+    clone.method = "GET"
+    clone.GET = QueryDict(query)
+    clone.POST = QueryDict()
+    return clone
+
+
 def _flatten_fields(fields) -> list[str]:
     out: list[str] = []
     for f in fields:
         out.extend(f if isinstance(f, tuple | list) else [f])
     return out
+
+
+from . import admin_audit  # noqa: E402, F401  (registers the audit page)

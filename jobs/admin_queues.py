@@ -89,3 +89,8 @@ def _limits(request: HttpRequest) -> dict[str, Any]:
     if errors:
         raise ValidationError(errors)
     return changes
+
+
+def queues_page(site: Any, request: HttpRequest) -> HttpResponse:
+    """queues_view as the admin site's pages are called (jobs.admin_site.jobs_pages)."""
+    return queues_view(request, site)

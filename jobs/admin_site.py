@@ -15,10 +15,10 @@ from django.db.models import Model
 from django.db.models.base import ModelBase
 from django.http import HttpRequest
 from django.template.response import TemplateResponse
-from django.urls import reverse
+from django.urls import path, reverse
 from django.utils import timezone
 
-from . import dashboard
+from . import admin_pages, admin_queues, dashboard
 from .admin_views import ReadOnlyAdminMixin
 
 
@@ -68,7 +68,7 @@ class TokenAdmin(admin.ModelAdmin):
 
 class JobdeckAdminSite(admin.AdminSite):
     site_header = "Jobdeck"
-    site_title = "Jobdeck admin"
+    site_title = "Jobdeck"
     index_title = "Jobdeck administration"
     site_url = "/"  # config.views.home: where the admin, the API and its docs are
     index_template = "admin/jobs/index.html"
@@ -84,18 +84,37 @@ class JobdeckAdminSite(admin.AdminSite):
             extra["jd_queues_url"] = reverse("admin:jobs_queues", current_app=self.name)
         return super().index(request, extra)
 
-    def get_urls(self) -> list[Any]:
-        from django.urls import path
+    # Pages of the jobs app that are no model's: (url name, label, path, view).
+    jobs_pages = (
+        ("jobs_queues", "Queues", "jobs/queues/", admin_queues.queues_page),
+        ("jobs_workers", "Workers", "jobs/workers/", admin_pages.workers_view),
+    )
 
-        from .admin_queues import queues_view
-
-        def queues(request: HttpRequest) -> Any:
-            return queues_view(request, self)
-
-        return [
-            path("jobs/queues/", self.admin_view(queues), name="jobs_queues"),
-            *super().get_urls(),
+    def get_urls(self):
+        pages = [
+            path(route, self.admin_view(lambda request, _v=view: _v(self, request)), name=name)
+            for name, _label, route, view in self.jobs_pages
         ]
+        return [*pages, *super().get_urls()]
+
+    def get_app_list(self, request: HttpRequest, app_label: str | None = None) -> list:
+        """The apps, with the jobs app's own pages (Workers) listed beside its models."""
+        apps = super().get_app_list(request, app_label)
+        if admin_pages.may_view_jobs(request):
+            for app in apps:
+                if app["app_label"] == "jobs":
+                    app["models"].extend(
+                        {
+                            "name": label,
+                            "object_name": label,
+                            "admin_url": reverse(f"{self.name}:{name}"),
+                            "add_url": None,
+                            "view_only": True,
+                            "perms": {"view": True},
+                        }
+                        for name, label, _route, _view in self.jobs_pages
+                    )
+        return apps
 
     def register(
         self,

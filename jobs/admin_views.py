@@ -22,7 +22,7 @@ from django.core.exceptions import FieldDoesNotExist
 from django.core.paginator import Paginator
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connections
-from django.db.models import DateTimeField, Field, Max, Min, QuerySet
+from django.db.models import Count, DateTimeField, Field, Max, Min, Q, QuerySet
 from django.db.models.constants import LOOKUP_SEP
 from django.utils import formats, timezone
 from django.utils.functional import cached_property
@@ -31,7 +31,7 @@ from django.utils.text import capfirst
 from . import permissions, registry
 from .engine import queries
 from .inputs import in_utc
-from .models import Job, JobLog, LogLevel
+from .models import Job, JobLog, JobStatus, LogLevel
 from .queues import known_queues
 from .selectors import waiting_reasons
 from .services import TIMEOUT_MAX_SECONDS
@@ -187,6 +187,60 @@ class EstimatedCountPaginator(Paginator):
         return counted
 
 
+# The job list's state tabs: (state, label, what it holds). "waiting", "scheduled" and
+# "retrying" are pending jobs: due now, delayed by run_after, and delayed after a failure.
+STATE_PARAM = "state"
+STATES = (
+    ("running", "Running", "claimed by a worker"),
+    ("waiting", "Waiting", "pending and due: starts when a worker is free"),
+    ("scheduled", "Scheduled", "pending with a start time in the future"),
+    ("retrying", "Retrying", "pending again after a failed attempt"),
+    ("failed", "Failed", "failed for good (retry them)"),
+    ("cancelled", "Cancelled", "cancelled by a person"),
+    ("completed", "Completed", "every task succeeded"),
+    ("draft", "Drafts", "analysed, not submitted"),
+)
+
+
+def state_filter(state: str, now=None) -> Q | None:
+    """The rows of a state tab, as a filter on Job."""
+    now = now or timezone.now()
+    due = Q(run_after__isnull=True) | Q(run_after__lte=now)
+    pending = Q(status=JobStatus.PENDING)
+    return {
+        "running": Q(status=JobStatus.RUNNING),
+        "waiting": pending & due,
+        "scheduled": pending & Q(run_after__gt=now),
+        "retrying": pending & Q(attempts__gt=0),
+        "failed": Q(status=JobStatus.FAILED),
+        "cancelled": Q(status=JobStatus.CANCELLED),
+        "completed": Q(status=JobStatus.COMPLETED),
+        "draft": Q(status=JobStatus.DRAFT),
+    }.get(state)
+
+
+def state_counts(jobs: QuerySet[Job], now=None) -> dict[str, int]:
+    """Jobs per state tab in two queries: a GROUP BY status (an index-only scan of the
+    (status, id) index), then the pending rows alone split by run_after and attempts."""
+    now = now or timezone.now()
+    by_status = dict(jobs.order_by().values_list("status").annotate(n=Count("pk")))
+    pending = jobs.filter(status=JobStatus.PENDING).aggregate(
+        scheduled=Count("pk", filter=Q(run_after__gt=now)),
+        retrying=Count("pk", filter=Q(attempts__gt=0)),
+    )
+    return {
+        "all": sum(by_status.values()),
+        "running": by_status.get(JobStatus.RUNNING, 0),
+        "waiting": by_status.get(JobStatus.PENDING, 0) - pending["scheduled"],
+        "scheduled": pending["scheduled"],
+        "retrying": pending["retrying"],
+        "failed": by_status.get(JobStatus.FAILED, 0),
+        "cancelled": by_status.get(JobStatus.CANCELLED, 0),
+        "completed": by_status.get(JobStatus.COMPLETED, 0),
+        "draft": by_status.get(JobStatus.DRAFT, 0),
+    }
+
+
 class JobChangeList(CheckedLookupsMixin, ChangeList):
     """Defers the heavy columns and draws a date hierarchy without DISTINCT scans."""
 
@@ -200,6 +254,27 @@ class JobChangeList(CheckedLookupsMixin, ChangeList):
         reasons = waiting_reasons(self.result_list)
         for job in self.result_list:
             job.waiting_note = reasons.get(job.pk, "")
+        self.state_counts = state_counts(self.root_queryset)
+
+    def state_tabs(self) -> list[dict[str, Any]]:
+        """The state tabs above the list (Sidekiq's Busy/Enqueued/Retries/Scheduled/Dead),
+        each with its count and a link keeping the other filters."""
+        current = self.params.get(STATE_PARAM) or ""
+        if isinstance(current, list):
+            current = current[-1] if current else ""
+        tabs = [{"state": "", "label": "All", "count": self.state_counts.get("all")}]
+        tabs += [
+            {"state": state, "label": label, "count": self.state_counts.get(state, 0)}
+            for state, label, _help in STATES
+        ]
+        for tab in tabs:
+            tab["current"] = tab["state"] == current
+            tab["link"] = (
+                self.get_query_string({STATE_PARAM: tab["state"]}, ["p", "status__exact"])
+                if tab["state"]
+                else self.get_query_string({}, [STATE_PARAM, "p", "status__exact"])
+            )
+        return tabs
 
     def fast_date_hierarchy(self) -> dict[str, Any]:
         """Years between the first and the last job, then every month, then every day.
@@ -332,11 +407,14 @@ class RunJobTypeForm(forms.Form):
         field.choices = [("", "---------"), *registry.choices(types=types)]
 
 
-def config_form_class(job_type: registry.JobType) -> type[forms.Form]:
-    """A Django form built from the job type's `describe_config()`."""
+def config_form_class(job_type: registry.JobType, *, config_only: bool = False) -> type[forms.Form]:
+    """A Django form built from the job type's `describe_config()`; with `config_only`,
+    without the release and priority (a retry keeps those, a schedule has its own)."""
     fields: dict[str, forms.Field] = {}
     for info in job_type.describe_config():
         fields[info["name"]] = _form_field(info, secret=info["name"] in job_type.secret_fields)
+    if config_only:
+        return type(f"{job_type.name}ConfigForm", (forms.Form,), fields)
     if job_type.requires_release:
         # The release model through Job's field: jobs imports nothing of the app.
         releases = Job._meta.get_field("release").related_model._default_manager

@@ -12,15 +12,19 @@ class JobsConfig(AppConfig):
     def ready(self) -> None:
         from django.contrib import admin
         from django.utils.module_loading import autodiscover_modules
+        from django_q.signals import post_spawn
 
         from . import checks  # noqa: F401  (registers the django-q2 safety checks)
         from .admin_views import check_changelist_lookups
         from .periodic import ensure_schedules
+        from .worker.heartbeat import on_worker_spawn
 
         # Every app's admin is registered by now (the admin app is ready first): no
         # changelist query string reaches the database unchecked.
         check_changelist_lookups(admin.site)
         post_migrate.connect(ensure_schedules, sender=self, dispatch_uid="jobdeck-periodic")
+        # Each django-q2 worker process announces itself for the workers page.
+        post_spawn.connect(on_worker_spawn, dispatch_uid="jobdeck-worker-presence")
         # Each app registers its job types in a `jobtypes` module; deployments (and
         # the test suites' qcluster processes) may name more in JOBDECK_JOBTYPE_MODULES.
         autodiscover_modules("jobtypes")

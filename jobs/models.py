@@ -407,6 +407,7 @@ class AuditAction(models.TextChoices):
     ROLLED_BACK = "rolled back"
     PAUSED = "paused"  # a queue or a job type (flow control)
     RESUMED = "resumed"
+    DISCARDED = "discarded"  # a draft thrown away without running
 
 
 class AuditEvent(models.Model):
@@ -525,3 +526,35 @@ class RateSlot(models.Model):
 
     def __str__(self) -> str:
         return f"{self.scope} #{self.slot}"
+
+
+# Worker rows not seen for this long are deleted when another worker starts.
+WORKER_PRUNE_AFTER = timedelta(hours=1)
+
+
+class WorkerProcess(models.Model):
+    """A django-q2 worker process that said it is alive: one row per host:pid.
+
+    Written by the worker's heartbeat thread (jobs.worker.heartbeat) from its start
+    and every JOBDECK_HEARTBEAT_SECONDS, busy or idle; the job it runs is the running
+    job whose `worker` is this name. Rows not seen for an hour are pruned.
+    """
+
+    name = models.CharField(max_length=255, unique=True)  # host:pid, as Job.worker
+    host = models.CharField(max_length=255)
+    pid = models.PositiveIntegerField()
+    cluster = models.CharField(max_length=100)  # Q_CLUSTER_NAME of its cluster
+    cluster_pid = models.PositiveIntegerField(null=True, blank=True)  # its parent process
+    # When its cluster started: the first worker's start, kept across recycled workers.
+    cluster_started_at = models.DateTimeField(default=timezone.now)
+    queues = models.JSONField(default=list, blank=True)
+    started_at = models.DateTimeField(default=timezone.now)
+    seen_at = models.DateTimeField(default=timezone.now)
+    rss_bytes = models.PositiveBigIntegerField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["host", "cluster", "pid"]
+        indexes = [models.Index(fields=["seen_at"], name="workerprocess_seen_idx")]
+
+    def __str__(self) -> str:
+        return self.name

@@ -5,6 +5,7 @@ from __future__ import annotations
 import statistics
 from collections.abc import Iterable
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.conf import settings
 from django.db.models import F, Max, QuerySet, Window
@@ -12,21 +13,41 @@ from django.db.models.functions import RowNumber
 from django.utils import timezone
 
 from . import extensions, flow
-from .models import Job, JobLog, JobStatus
+from .models import WORKER_PRUNE_AFTER, Job, JobLog, JobStatus, WorkerProcess
 
 
-def log_tail(job_id: int, n: int) -> list[JobLog]:
-    """The last `n` lines, oldest first; reads only those rows (index on job, id)."""
+def _log_lines(job_id: int, level: int | None, search: str | None) -> QuerySet[JobLog]:
+    lines = JobLog.objects.filter(job_id=job_id)
+    if level:
+        lines = lines.filter(level__gte=level)
+    if search:
+        # Within one job's lines only (the (job, id) index bounds the scan).
+        lines = lines.filter(message__icontains=search)
+    return lines
+
+
+def log_tail(
+    job_id: int, n: int, *, level: int | None = None, search: str | None = None
+) -> list[JobLog]:
+    """The last `n` lines (at `level` or above, containing `search`), oldest first;
+    reads only those rows (index on job, id)."""
     if n <= 0:
         return []
-    rows = list(JobLog.objects.filter(job_id=job_id).order_by("-id")[:n])
+    rows = list(_log_lines(job_id, level, search).order_by("-id")[:n])
     rows.reverse()
     return rows
 
 
-def log_after(job_id: int, cursor: int, limit: int = 1000) -> list[JobLog]:
+def log_after(
+    job_id: int,
+    cursor: int,
+    limit: int = 1000,
+    *,
+    level: int | None = None,
+    search: str | None = None,
+) -> list[JobLog]:
     """Lines with id > `cursor`, oldest first, at most `limit`."""
-    return list(JobLog.objects.filter(job_id=job_id, id__gt=cursor).order_by("id")[:limit])
+    return list(_log_lines(job_id, level, search).filter(id__gt=cursor).order_by("id")[:limit])
 
 
 def current_task_name(job: Job) -> str | None:
@@ -174,3 +195,154 @@ def cluster_alive(
         (next_tick is not None and next_tick >= now - window)
         or (heartbeat is not None and heartbeat >= now - window)
     )
+
+
+# --- clusters and their workers (the workers page) ----------------------------------------
+
+
+def worker_overview(user, now: datetime | None = None) -> list[dict]:
+    """Each cluster (host, cluster name, pid) with its workers, busy or idle.
+
+    Three queries whatever the number of workers: the worker rows seen in the last
+    hour, the running jobs (bounded by the number of workers), and which of those
+    `user` may see (others' jobs show as "a job", without a link). A running job
+    whose worker never announced itself (an older cluster) is listed under its host.
+    """
+    now = now or timezone.now()
+    alive_after = now - timedelta(seconds=settings.JOBDECK_STALE_SECONDS)
+    rows = list(WorkerProcess.objects.filter(seen_at__gte=now - WORKER_PRUNE_AFTER))
+    running: list[dict[str, Any]] = [
+        dict(row)
+        for row in Job.objects.filter(status=JobStatus.RUNNING)
+        .order_by("pk")
+        .values(
+            "pk",
+            "job_type",
+            "worker",
+            "started_at",
+            "heartbeat_at",
+            "progress_done",
+            "progress_total",
+        )
+    ]
+    visible = set(
+        Job.objects.visible_to(user)
+        .filter(pk__in=[j["pk"] for j in running])
+        .values_list("pk", flat=True)
+    )
+    jobs_of: dict[str, list[dict]] = {}
+    for job in running:
+        job["visible"] = job["pk"] in visible
+        jobs_of.setdefault(str(job["worker"]), []).append(job)
+    clusters: dict[tuple, dict] = {}
+    for row in rows:
+        key = (row.host, row.cluster, row.cluster_pid)
+        cluster = clusters.setdefault(
+            key,
+            {
+                "host": row.host,
+                "name": row.cluster,
+                "pid": row.cluster_pid,
+                "queues": row.queues,
+                "started_at": row.cluster_started_at,
+                "workers": [],
+            },
+        )
+        cluster["started_at"] = min(cluster["started_at"], row.cluster_started_at)
+        alive = row.seen_at >= alive_after
+        cluster["workers"].append(
+            {
+                "name": row.name,
+                "pid": row.pid,
+                "started_at": row.started_at,
+                "seen_at": row.seen_at,
+                "rss_bytes": row.rss_bytes,
+                "alive": alive,
+                "jobs": jobs_of.pop(row.name, []) if alive else [],
+            }
+        )
+    for worker_name_, jobs in sorted(jobs_of.items()):
+        host = worker_name_.rsplit(":", 1)[0] if worker_name_ else "unknown"
+        cluster = clusters.setdefault(
+            (host, "", None),
+            {
+                "host": host,
+                "name": "",
+                "pid": None,
+                "queues": [],
+                "started_at": None,
+                "workers": [],
+            },
+        )
+        pid = worker_name_.rsplit(":", 1)[-1]
+        cluster["workers"].append(
+            {
+                "name": worker_name_,
+                "pid": int(pid) if pid.isdigit() else None,
+                "started_at": None,
+                "seen_at": max(
+                    (j["heartbeat_at"] for j in jobs if j["heartbeat_at"]), default=None
+                ),
+                "rss_bytes": None,
+                "alive": True,
+                "unregistered": True,
+                "jobs": jobs,
+            }
+        )
+    out = []
+    for cluster in clusters.values():
+        workers = cluster["workers"]
+        live = [w for w in workers if w["alive"]]
+        cluster["busy"] = sum(1 for w in live if w["jobs"])
+        cluster["idle"] = len(live) - cluster["busy"]
+        cluster["gone"] = len(workers) - len(live)
+        cluster["alive"] = bool(live)
+        seen = [w["seen_at"] for w in workers if w["seen_at"] is not None]
+        cluster["last_heartbeat"] = max(seen) if seen else None
+        cluster["rss_bytes"] = sum(w["rss_bytes"] or 0 for w in live) or None
+        cluster["uptime"] = (now - cluster["started_at"]) if cluster["started_at"] else None
+        out.append(cluster)
+    out.sort(key=lambda c: (not c["alive"], c["host"], c["name"], c["pid"] or 0))
+    return out
+
+
+# --- a job's tasks, a page at a time (the job page) ----------------------------------------
+
+TASKS_PER_PAGE = 20
+
+
+def task_page(job: Job, page: int | None = None, per_page: int = TASKS_PER_PAGE) -> dict:
+    """One page of a job's tasks and the count per status: three small reads on the
+    (job, position) index, however many tasks the job has. With `page` None, the page
+    of the first task not yet succeeded (the one running or next), so a watched job's
+    page follows its progress."""
+    from django.db.models import Count
+
+    from .models import Task, TaskStatus
+
+    tasks = Task.objects.filter(job_id=job.pk)
+    counts = dict(tasks.order_by().values_list("status").annotate(n=Count("pk")))
+    total = sum(counts.values())
+    pages = max(1, -(-total // per_page))
+    if page is None:
+        current = (
+            tasks.exclude(status=TaskStatus.SUCCEEDED)
+            .order_by("position")
+            .values_list("position", flat=True)
+            .first()
+        )
+        page = 1 if current is None else (current - 1) // per_page + 1
+    page = min(max(1, page), pages)
+    rows = list(
+        tasks.filter(position__gt=(page - 1) * per_page, position__lte=page * per_page)
+        .order_by("position")
+        .defer("result")
+    )
+    return {
+        "page": page,
+        "pages": pages,
+        "per_page": per_page,
+        "total": total,
+        "counts": {s.value: counts.get(s.value, 0) for s in TaskStatus if counts.get(s.value)},
+        "rows": rows,
+    }

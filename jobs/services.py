@@ -367,6 +367,50 @@ def _unique_key_held(job: Job) -> Iterator[None]:
         ) from exc
 
 
+@transaction.atomic
+def job_run_now(*, job: Job, user: Any = None, via: str = "system") -> Job:
+    """Start a delayed pending job now: its `run_after` is cleared by one conditional
+    UPDATE (only while it is still pending and delayed), then a worker is woken."""
+    if user is not None and not permissions.may_act(user, job):
+        raise PermissionDenied(f"job #{job.pk}: you may only run your own jobs")
+    now = timezone.now()
+    current = Job.objects.filter(pk=job.pk).values("status", "run_after").first()
+    moved = Job.objects.filter(pk=job.pk, status=JobStatus.PENDING, run_after__gt=now).update(
+        run_after=None
+    )
+    if not moved:
+        status = current["status"] if current else None
+        if status == JobStatus.PENDING:
+            status = "pending and not delayed"  # a worker starts it as soon as one is free
+        raise IllegalTransition(job.pk, "run now", status)
+    assert current is not None  # the UPDATE matched the row
+    audit(
+        job=job,
+        user=user,
+        via=via,
+        action=AuditAction.RAN,
+        detail={"run_after": {"old": current["run_after"], "new": None}},
+    )
+    broker.wake_on_commit(job.pk, job.queue)
+    job.refresh_from_db()
+    return job
+
+
+def job_discard(*, job: Job, user: Any = None, via: str = "system") -> None:
+    """Throw a draft away (it never ran): job_delete limited to drafts, recorded as
+    "discarded"."""
+    if user is not None and not permissions.may_act(user, job):
+        raise PermissionDenied(f"job #{job.pk}: you may only discard your own drafts")
+    job_delete(
+        job=job,
+        user=user,
+        via=via,
+        statuses=(JobStatus.DRAFT,),
+        action="discard",
+        audit_action=AuditAction.DISCARDED,
+    )
+
+
 def _require_create_again(job: Job, user: Any, config: dict | None = None) -> None:
     """Running a job again (submit, retry) needs the right to create one of its type,
     checked for whoever acts now: the right may have been withdrawn since."""
@@ -389,6 +433,7 @@ def job_delete(
     via: str = "system",
     statuses: Iterable[str] = (*FINISHED_STATUSES, JobStatus.DRAFT),
     action: str = "delete",
+    audit_action: str = AuditAction.DELETED,
 ) -> None:
     """Delete a job in one of `statuses` (by default finished jobs and drafts) with its
     tasks and logs; active jobs are always refused. The status check and the delete
@@ -402,7 +447,7 @@ def job_delete(
         job=None,
         user=user,
         via=via,
-        action=AuditAction.DELETED,
+        action=audit_action,
         detail={"job": job.pk, "job_type": job.job_type},
         target=job,
     )

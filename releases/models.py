@@ -81,7 +81,8 @@ class ReleaseVersion(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.release_id} v{self.number}"
+        # Lists load the release with the version (select_related), so no query per row.
+        return f"{self.release.slug} v{self.number}"
 
     def save(self, *args, **kwargs):
         if self.pk is not None and not self._state.adding:

@@ -57,3 +57,14 @@ def current_applier(release: Release) -> Job | None:
             break
         job = restored
     return job
+
+
+def rollback_target(release: Release) -> int | None:
+    """The version a rollback would apply now (the one current before the current
+    one, through earlier rollbacks), or None when there is none; release_rollback
+    reads the same."""
+    applier = current_applier(release)
+    if applier is None:
+        return None
+    target = (applier.result or {}).get("previous_version")
+    return int(target) if target is not None else None

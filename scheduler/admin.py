@@ -5,21 +5,25 @@ Every write goes through scheduler.services, like the API and the command.
 
 from __future__ import annotations
 
+import copy
 from typing import TYPE_CHECKING
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin.utils import flatten_fieldsets, unquote
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import QuerySet
-from django.http import HttpRequest
-from django.urls import NoReverseMatch, reverse
+from django.http import Http404, HttpRequest, HttpResponseRedirect, JsonResponse
+from django.urls import NoReverseMatch, path, reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.timesince import timesince, timeuntil
 from django.utils.translation import ngettext
+from django.views.decorators.http import require_POST
 
 from jobs import permissions, registry
-from jobs.admin_views import pretty_json
+from jobs.admin_views import config_form_class, pretty_json
 from jobs.exceptions import JobError, one_line
 
 from . import selectors, services, timing
@@ -30,6 +34,7 @@ if TYPE_CHECKING:
     from django.contrib.auth.models import AnonymousUser
 
 WEEKDAY_CHOICES = list(enumerate(timing.WEEKDAY_NAMES))
+CONFIG_PREFIX = "cfg__"  # the generated config form's fields in the schedule form
 HISTORY_ROWS = 20
 PREVIEW_ROWS = 10
 
@@ -50,7 +55,10 @@ class ScheduleAdminForm(forms.ModelForm):
         help_text="HH:MM in the schedule's timezone (daily and weekly).",
     )
     timezone = forms.CharField(
-        max_length=64, initial="UTC", help_text="IANA name, e.g. Europe/Paris."
+        max_length=64,
+        initial="UTC",
+        help_text="IANA name, e.g. Europe/Paris: type to search the list.",
+        widget=forms.TextInput(attrs={"list": "jd-timezones", "autocomplete": "off"}),
     )
 
     # Set per request by ScheduleAdmin.get_form: whose rights the job type is checked against.
@@ -79,6 +87,38 @@ class ScheduleAdminForm(forms.ModelForm):
         if "config" in self.fields and self.instance.pk and not self.is_bound:
             # Secrets are shown masked; an unchanged mask keeps the stored value.
             self.initial["config"] = registry.redact(self.instance.job_type, self.instance.config)
+        self._add_config_fields()
+
+    def _add_config_fields(self) -> None:
+        """The job type's generated config form (as on "Run a job"), its fields named
+        cfg__<name>, prefilled from the schedule's config; the raw JSON stays for a
+        type without one and for a job type changed before saving."""
+        self.config_type = None
+        if "config" not in self.fields:
+            return
+        name = self.data.get("job_type") if self.is_bound else None
+        name = name or self.initial.get("job_type") or self.instance.job_type
+        try:
+            job_type = registry.get(name) if name else None
+        except ValidationError:
+            job_type = None
+        if job_type is None or not job_type.describe_config():
+            return
+        saved_type = self.instance.job_type if self.instance.pk else self.initial.get("job_type")
+        if self.is_bound and self.data.get("_config_type") != job_type.name:
+            return  # the type was changed in this submission: its raw JSON counts
+        current = registry.redact(job_type.name, self.instance.config or {})
+        if saved_type != job_type.name:
+            current = {}
+        generated = config_form_class(job_type, config_only=True)
+        for field_name, field in generated.base_fields.items():
+            field = copy.deepcopy(field)
+            if field_name in current:
+                field.initial = current[field_name]
+            self.fields[f"{CONFIG_PREFIX}{field_name}"] = field
+        self.config_type = job_type
+        self.fields["config"].required = False
+        self.fields["config"].widget = forms.HiddenInput()
 
     def validate_unique(self) -> None:
         """The service checks the name (one message, not two); the database has the last word."""
@@ -86,6 +126,17 @@ class ScheduleAdminForm(forms.ModelForm):
     def clean(self) -> dict:
         super().clean()
         data = self.cleaned_data  # what ModelForm.clean() returns
+        if self.config_type is not None and not self.errors:
+            generated = {
+                k[len(CONFIG_PREFIX) :]: v for k, v in data.items() if k.startswith(CONFIG_PREFIX)
+            }
+            config: dict = {}
+            for info in self.config_type.describe_config():
+                value = generated.get(info["name"])
+                if info["type"] != "boolean" and value in (None, "") and not info.get("required"):
+                    continue
+                config[info["name"]] = value
+            data["config"] = config
         if self.errors:
             return data
         instance = self.instance if self.instance.pk else None
@@ -172,11 +223,147 @@ class ScheduleAdmin(admin.ModelAdmin):
     def get_queryset(self, request: HttpRequest) -> QuerySet[Schedule]:
         return selectors.schedule_list()
 
+    change_form_template = "admin/scheduler/schedule/change_form.html"
+
     def get_form(self, request: HttpRequest, obj=None, change=False, **kwargs):
+        if "fields" not in kwargs:
+            # The generated config fields are added by the form itself (per job type).
+            kwargs["fields"] = [
+                f
+                for f in flatten_fieldsets(self.get_fieldsets(request, obj))
+                if not f.startswith(CONFIG_PREFIX)
+            ]
         form = super().get_form(request, obj, change=change, **kwargs)
         assert issubclass(form, ScheduleAdminForm)  # modelform_factory subclasses self.form
         form.user = request.user  # a class made for this request by modelform_factory
         return form
+
+    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
+        """Show the generated config fields (the form adds them) under "Config"."""
+        adminform = context.get("adminform")
+        form = adminform.form if adminform is not None else None
+        names = [
+            f for f in (form.fields if form is not None else ()) if f.startswith(CONFIG_PREFIX)
+        ]
+        if names and adminform is not None and form is not None:
+            adminform.fieldsets = [
+                *adminform.fieldsets[:1],
+                (
+                    f"Config of {form.config_type.label or form.config_type.name}",
+                    {"fields": names, "classes": ("jd-config-fields",)},
+                ),
+                *adminform.fieldsets[1:],
+            ]
+            context["jd_config_type"] = form.config_type.name
+        context["jd_timezones"] = timing.timezone_names()
+        context["jd_preview_url"] = reverse("admin:scheduler_schedule_preview")
+        return super().render_change_form(request, context, add, change, form_url, obj)
+
+    def get_urls(self):
+        info = self.opts.app_label, self.opts.model_name
+
+        def wrap(view):
+            return self.admin_site.admin_view(view)
+
+        return [
+            path("preview/", wrap(self.preview_view), name="%s_%s_preview" % info),
+            path(
+                "<path:object_id>/run-now/",
+                wrap(require_POST(self.run_now_view)),
+                name="%s_%s_run_now" % info,
+            ),
+            path(
+                "<path:object_id>/toggle/",
+                wrap(require_POST(self.toggle_view)),
+                name="%s_%s_toggle" % info,
+            ),
+            *super().get_urls(),
+        ]
+
+    def preview_view(self, request: HttpRequest) -> JsonResponse:
+        """The next occurrences of the timing being edited (not saved), with DST flags."""
+        if not (self.has_view_permission(request) or self.has_add_permission(request)):
+            raise PermissionDenied
+        q = request.GET
+        try:
+            weekdays = [int(d) for d in q.getlist("weekdays")]
+            interval = int(q["interval_minutes"]) if q.get("interval_minutes") else None
+            tz = q.get("timezone") or "UTC"
+            if not timing.is_valid_timezone(tz):
+                raise ValueError(f"unknown timezone {tz!r}")
+            kind = q.get("kind") or ""
+            if kind == "interval" and not (interval and interval >= 1):
+                raise ValueError("give the interval in minutes (1 or more)")
+            at = timing.parse_time(q["time"]) if q.get("time") else None
+            if kind in ("daily", "weekly") and at is None:
+                raise ValueError("give the time (HH:MM)")
+            if kind == "weekly" and not weekdays:
+                raise ValueError("choose at least one weekday")
+            cron = timing.check_cron(q.get("cron", "")) if kind == "cron" else ""
+            if kind not in ("interval", "daily", "weekly", "cron"):
+                raise ValueError("choose a kind")
+            draft = Schedule(
+                kind=kind,
+                interval_minutes=interval,
+                time=at,
+                weekdays=weekdays,
+                cron=cron,
+                timezone=tz,
+            )
+            rows = selectors.schedule_preview(schedule=draft, n=PREVIEW_ROWS)
+        except (ValueError, ValidationError, KeyError) as exc:
+            message = "; ".join(exc.messages) if isinstance(exc, ValidationError) else str(exc)
+            return JsonResponse({"error": message, "rows": []})
+        return JsonResponse(
+            {
+                "error": "",
+                "timezone": tz,
+                "describe": selectors.schedule_description(draft),
+                "rows": rows,
+            }
+        )
+
+    def _schedule(self, request: HttpRequest, object_id: str) -> Schedule:
+        schedule = self.get_object(request, unquote(object_id))
+        if schedule is None:
+            raise Http404("No such schedule.")
+        if not self.has_change_permission(request, schedule):
+            raise PermissionDenied
+        return schedule
+
+    def _back(self, request: HttpRequest, schedule: Schedule) -> HttpResponseRedirect:
+        target = request.POST.get("next") or ""
+        if not url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}):
+            target = ""
+        return HttpResponseRedirect(
+            target or reverse("admin:scheduler_schedule_change", args=[schedule.pk])
+        )
+
+    def run_now_view(self, request: HttpRequest, object_id: str) -> HttpResponseRedirect:
+        schedule = self._schedule(request, object_id)
+        try:
+            job = services.schedule_run_now(schedule=schedule, user=request.user, via="admin")
+        except (ValidationError, JobError, PermissionDenied) as exc:
+            self.message_user(
+                request, f"Not run — {schedule.name}: {one_line(exc)}", messages.ERROR
+            )
+            return self._back(request, schedule)
+        what = "draft" if job.status == "draft" else "job"
+        self.message_user(
+            request, f"{schedule.name}: {what} #{job.pk} created now.", messages.SUCCESS
+        )
+        return self._back(request, schedule)
+
+    def toggle_view(self, request: HttpRequest, object_id: str) -> HttpResponseRedirect:
+        schedule = self._schedule(request, object_id)
+        enabled = request.POST.get("enabled") == "1"
+        services.schedule_toggle(schedule=schedule, enabled=enabled, user=request.user, via="admin")
+        self.message_user(
+            request,
+            f"{schedule.name} {'enabled' if enabled else 'disabled'}.",
+            messages.SUCCESS,
+        )
+        return self._back(request, schedule)
 
     def get_fieldsets(self, request: HttpRequest, obj=None):
         fieldsets = super().get_fieldsets(request, obj)
@@ -241,16 +428,16 @@ class ScheduleAdmin(admin.ModelAdmin):
     @admin.display(description="Next occurrences")
     def preview(self, obj: Schedule) -> str:
         if obj.pk is None:
-            return "Shown once the schedule is saved."
+            return "See the live preview under the timing fields."
         rows = selectors.schedule_preview(schedule=obj, n=PREVIEW_ROWS)
         body = format_html_join(
             "",
-            "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
+            '<tr><td>{}</td><td>{}</td><td class="jd-dst">{}</td></tr>',
             ((r["local_display"], r["utc"], r["note"] or "") for r in rows),
         )
         return format_html(
-            "<table><thead><tr><th>Local ({})</th><th>UTC</th><th>DST</th></tr></thead>"
-            "<tbody>{}</tbody></table>",
+            '<table class="jd-preview-table" id="jd-saved-preview"><thead><tr><th>Local ({})'
+            "</th><th>UTC</th><th>DST / note</th></tr></thead><tbody>{}</tbody></table>",
             obj.timezone,
             body,
         )

@@ -8,6 +8,7 @@ class SchedulerConfig(AppConfig):
     def ready(self) -> None:
         from jobs import extensions
 
-        from .dashboard import failing_schedules
+        from .dashboard import failing_schedules, schedules_widget
 
+        extensions.register_dashboard_panel(schedules_widget)
         extensions.register_dashboard_panel(failing_schedules)

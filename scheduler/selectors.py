@@ -47,7 +47,21 @@ def schedule_preview(
     spec = timing.Spec.of(schedule)
     tz = spec.tz
     rows = []
-    for firing in timing.occurrences(spec, now, n):
+    due = getattr(schedule, "next_run_at", None)
+    if schedule.pk is not None and schedule.enabled and due is not None and due <= now:
+        # Due but not fired yet (the scheduler fires it within a minute): it comes first.
+        local = due.astimezone(tz)
+        rows.append(
+            {
+                "local": local.isoformat(),
+                "utc": due.isoformat().replace("+00:00", "Z"),
+                "local_display": f"{local:%a %Y-%m-%d %H:%M} {local.tzname()}",
+                "dst": None,
+                "note": "due now: fires at the scheduler's next pass",
+                "due": True,
+            }
+        )
+    for firing in timing.occurrences(spec, now, n - len(rows)):
         local = firing.at.astimezone(tz)
         rows.append(
             {

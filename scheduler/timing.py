@@ -88,6 +88,11 @@ def _zones() -> frozenset[str]:
     return frozenset(available_timezones())
 
 
+def timezone_names() -> list[str]:
+    """Every IANA timezone name, sorted (the admin's searchable choice)."""
+    return sorted(_zones())
+
+
 def is_valid_timezone(name: object) -> bool:
     return isinstance(name, str) and name in _zones()
 

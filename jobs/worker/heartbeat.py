@@ -1,17 +1,20 @@
-"""The worker's heartbeat thread and its name."""
+"""The worker's heartbeat thread and its name; the worker's presence (workers page)."""
 
 from __future__ import annotations
 
 import logging
 import os
 import socket
+import sys
 import threading
 import time
 
 from django.conf import settings
 from django.db import close_old_connections, connection
+from django.utils import timezone
 
-from .. import engine
+from .. import engine, queues
+from ..models import WORKER_PRUNE_AFTER, WorkerProcess
 from .logbuffer import LogBuffer
 
 logger = logging.getLogger(__name__)
@@ -19,6 +22,53 @@ logger = logging.getLogger(__name__)
 
 def worker_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def resident_bytes() -> int | None:
+    """This process's resident memory now (Linux /proc), else its peak (getrusage)."""
+    try:
+        with open("/proc/self/statm") as statm:
+            return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        import resource
+
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        return peak if sys.platform == "darwin" else peak * 1024
+    except (ImportError, OSError):
+        return None
+
+
+def announce(now=None) -> None:
+    """Record (or refresh) this worker process's row: one UPDATE, an INSERT the first time."""
+    now = now or timezone.now()
+    name = worker_name()
+    fields = {"seen_at": now, "rss_bytes": resident_bytes()}
+    if WorkerProcess.objects.filter(name=name).update(**fields):
+        return
+    WorkerProcess.objects.filter(seen_at__lt=now - WORKER_PRUNE_AFTER).delete()
+    host, parent = socket.gethostname(), os.getppid()
+    # A recycled worker joins a running cluster: keep the cluster's start.
+    sibling = (
+        WorkerProcess.objects.filter(host=host, cluster_pid=parent)
+        .order_by("cluster_started_at")
+        .values_list("cluster_started_at", flat=True)
+        .first()
+    )
+    WorkerProcess.objects.update_or_create(
+        name=name,
+        defaults={
+            **fields,
+            "host": host,
+            "pid": os.getpid(),
+            "cluster": queues.this_cluster(),
+            "cluster_pid": parent,
+            "cluster_started_at": sibling or now,
+            "queues": queues.served_queues(),
+            "started_at": now,
+        },
+    )
 
 
 class Heartbeat:
@@ -34,19 +84,35 @@ class Heartbeat:
         self._current: tuple[int, int, LogBuffer | None] | None = None
         self._thread: threading.Thread | None = None
         self._pid = 0
+        self._present = False  # announce this worker on the workers page
+
+    def register(self) -> None:
+        """Start beating for this worker process itself (django-q2's post_spawn), so
+        the workers page lists it busy or idle from its start."""
+        if settings.JOBDECK_HEARTBEAT_SECONDS <= 0:
+            return
+        with self._lock:
+            self._present = True
+            self._start()
 
     def watch(self, job_id: int, attempts: int, logs: LogBuffer | None = None) -> None:
-        interval = settings.JOBDECK_HEARTBEAT_SECONDS
-        if interval <= 0:
+        if settings.JOBDECK_HEARTBEAT_SECONDS <= 0:
             return
         with self._lock:
             self._current = (job_id, attempts, logs)
-            if self._thread is None or self._pid != os.getpid() or not self._thread.is_alive():
-                self._pid = os.getpid()
-                self._thread = threading.Thread(
-                    target=self._beat, args=(interval,), name="jobdeck-heartbeat", daemon=True
-                )
-                self._thread.start()
+            self._start()
+
+    def _start(self) -> None:
+        """Start the thread unless it runs in this process (called holding the lock)."""
+        if self._thread is None or self._pid != os.getpid() or not self._thread.is_alive():
+            self._pid = os.getpid()
+            self._thread = threading.Thread(
+                target=self._beat,
+                args=(settings.JOBDECK_HEARTBEAT_SECONDS,),
+                name="jobdeck-heartbeat",
+                daemon=True,
+            )
+            self._thread.start()
 
     def clear(self) -> None:
         with self._lock:
@@ -56,7 +122,16 @@ class Heartbeat:
         flush_every = settings.JOBDECK_LOG_FLUSH_SECONDS
         tick = min(interval, flush_every) if flush_every > 0 else interval
         next_beat = time.monotonic() + interval
+        next_presence = time.monotonic()
         while True:
+            if self._present and time.monotonic() >= next_presence:
+                next_presence = time.monotonic() + interval
+                try:
+                    announce()
+                except Exception:  # the database may be restarting; try again next beat
+                    logger.warning("worker presence beat failed", exc_info=True)
+                    close_old_connections()
+                    connection.close()
             time.sleep(tick)
             with self._lock:
                 current = self._current
@@ -76,3 +151,8 @@ class Heartbeat:
 
 
 heartbeat = Heartbeat()
+
+
+def on_worker_spawn(sender=None, proc_name: str = "", **kwargs) -> None:
+    """django-q2's post_spawn, sent in each new worker process (only those): announce it."""
+    heartbeat.register()

@@ -88,7 +88,7 @@ def test_an_operator_retries_a_failed_job_and_it_completes(
 
     page.goto(f"{live_server.url}/admin/jobs/job/{job.pk}/change/")
     expect(page.locator("#jd-status")).to_have_text("failed")
-    expect(page.locator(".jd-error")).to_contain_text("failed on attempt 1")
+    expect(page.locator(".field-error_pretty .jd-error")).to_contain_text("failed on attempt 1")
     page.click("#jd-retry")
 
     expect(page.locator(".messagelist")).to_contain_text(f"Job #{job.pk} queued again.")

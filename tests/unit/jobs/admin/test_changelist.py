@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
@@ -201,3 +203,51 @@ def test_on_postgresql_an_unfiltered_big_table_is_counted_from_the_planner_estim
     assert paginator.estimated
     assert "pg_class" in ctx.captured_queries[0]["sql"]
     assert not any("COUNT(" in q["sql"].upper() for q in ctx.captured_queries)
+
+
+def test_the_list_has_state_tabs_with_counts_a_queue_column_and_timestamps_with_seconds(
+    viewer, make_job
+):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    make_job(JobStatus.RUNNING, viewer)
+    make_job(JobStatus.PENDING, viewer)
+    make_job(JobStatus.PENDING, viewer, run_after=timezone.now() + timedelta(hours=1))
+    make_job(JobStatus.PENDING, viewer, attempts=1)
+    make_job(JobStatus.FAILED, viewer)
+    client = client_for(viewer)
+
+    html = client.get("/admin/jobs/job/").content.decode()
+    counts = dict(re.findall(r'data-state="([a-z]+)">(\d+)<', html))
+    scheduled = client.get("/admin/jobs/job/?state=scheduled")
+
+    assert counts == {
+        "all": "5",
+        "running": "1",
+        "waiting": "2",
+        "scheduled": "1",
+        "retrying": "1",
+        "failed": "1",
+        "cancelled": "0",
+        "completed": "0",
+        "draft": "0",
+    }
+    assert len(scheduled.context["cl"].result_list) == 1
+    assert "column-queue" in html and '<td class="field-queue">default</td>' in html
+    assert re.search(
+        r'<time datetime="[^"]+" title="[^"]+ ago" class="jd-time">'
+        r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC</time>",
+        html,
+    )
+    assert 'id="jd-retry-failed"' in html and 'id="jd-auto-refresh" checked' in html
+
+
+def test_the_queue_filter_lists_the_known_queues(viewer, make_job):
+    make_job(JobStatus.PENDING, viewer)
+    response = client_for(viewer).get("/admin/jobs/job/?queue=default")
+    assert len(response.context["cl"].result_list) == 1
+    assert (
+        len(client_for(viewer).get("/admin/jobs/job/?queue=other").context["cl"].result_list) == 0
+    )

@@ -16,12 +16,12 @@ pytestmark = pytest.mark.django_db
 
 def test_the_admin_site_is_jobdeck_s_own():
     assert isinstance(admin.site, JobdeckAdminSite)
-    assert (admin.site.site_header, admin.site.site_title) == ("Jobdeck", "Jobdeck admin")
+    assert (admin.site.site_header, admin.site.site_title) == ("Jobdeck", "Jobdeck")
 
 
 def test_the_admin_pages_say_jobdeck_and_view_site_leads_to_the_landing_page(superuser):
     login = Client().get("/admin/login/").content.decode()
-    assert "<title>Log in | Jobdeck admin</title>" in login
+    assert "<title>Log in | Jobdeck</title>" in login
     assert "Django administration" not in login
 
     index = client_for(superuser).get("/admin/").content.decode()
