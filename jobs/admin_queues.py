@@ -45,7 +45,12 @@ def queues_view(request: HttpRequest, site: Any) -> HttpResponse:
     return TemplateResponse(
         request,
         "admin/jobs/queues.html",
-        {**site.each_context(request), **context(request), "title": "Queues and job types"},
+        {
+            **site.each_context(request),
+            **context(request),
+            "title": "Queues and job types",
+            "is_nav_sidebar_enabled": False,  # the tables get the width
+        },
     )
 
 
