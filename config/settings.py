@@ -68,6 +68,8 @@ INSTALLED_APPS = [
     "jobs",
     "releases",
     "scheduler",
+    "notifications",
+    "monitoring",
     "demo",
 ]
 
@@ -295,6 +297,35 @@ JOBDECK_QUEUE_CLUSTERS = dict(
 )
 # Extra modules registering job types, comma-separated (beyond each app's jobtypes.py).
 JOBDECK_JOBTYPE_MODULES = env_list("JOBDECK_JOBTYPE_MODULES", "")
+
+# --- Notifications and monitoring (docs/notifications.md, docs/monitoring.md) -------
+# Django's email backend sends notify.email deliveries (smtp by default; console,
+# filebased with EMAIL_FILE_PATH, locmem in tests).
+EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.smtp.EmailBackend")
+EMAIL_HOST = env_str("EMAIL_HOST", "localhost")
+EMAIL_PORT = env_int("EMAIL_PORT", 25)
+EMAIL_HOST_USER = env_str("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
+EMAIL_FILE_PATH = env_str("EMAIL_FILE_PATH", str(BASE_DIR / "var" / "mail"))
+DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "jobdeck@localhost")
+# Hosts webhook rules may call, as ALLOWED_HOSTS patterns ("hooks.example.com",
+# ".example.com", "*"); empty: no webhook at all.
+JOBDECK_WEBHOOK_ALLOWED_HOSTS = env_list("JOBDECK_WEBHOOK_ALLOWED_HOSTS", "")
+JOBDECK_WEBHOOK_TIMEOUT_SECONDS = env_float("JOBDECK_WEBHOOK_TIMEOUT_SECONDS", 10.0)
+# Attempts of a delivery job (backoff: JOBDECK_RETRY_BACKOFF_SECONDS · 2^(attempt-1)).
+JOBDECK_NOTIFY_MAX_ATTEMPTS = env_int("JOBDECK_NOTIFY_MAX_ATTEMPTS", 8)
+JOBDECK_NOTIFY_PRIORITY = env_int("JOBDECK_NOTIFY_PRIORITY", 10)
+# How long a process keeps the enabled rules before reading them again.
+JOBDECK_NOTIFY_RULES_CACHE_SECONDS = env_float("JOBDECK_NOTIFY_RULES_CACHE_SECONDS", 5.0)
+# How far back the periodic catch-up looks for finished jobs with no delivery.
+JOBDECK_NOTIFY_CATCHUP_MINUTES = env_int("JOBDECK_NOTIFY_CATCHUP_MINUTES", 10)
+# GET /metrics: with a token, `Authorization: Bearer <token>` is required; without one,
+# only clients whose address is in the allow-list (exact IPs or CIDR networks).
+JOBDECK_METRICS_TOKEN = env_str("JOBDECK_METRICS_TOKEN", "")
+JOBDECK_METRICS_ALLOWED_IPS = env_list("JOBDECK_METRICS_ALLOWED_IPS", "127.0.0.1,::1")
+# The recent window of the finished-jobs and duration metrics.
+JOBDECK_METRICS_WINDOW_SECONDS = env_int("JOBDECK_METRICS_WINDOW_SECONDS", 300)
 
 # --- django-q2 ----------------------------------------------------------------
 # django-q2 is plain at-least-once delivery here: Jobdeck owns job state and

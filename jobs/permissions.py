@@ -61,6 +61,15 @@ def visible_jobs[QS: QuerySet[Job]](jobs: QS, user: Any) -> QS:
     return jobs.filter(created_by=user)
 
 
+def may_see(user: Any, job: Job) -> bool:
+    """visible_jobs() for one job already loaded: may `user` see `job`?"""
+    if user is None or not user.is_authenticated:
+        return False
+    if user.has_perm(VIEW_ALL_JOBS) or user.has_perm(MANAGE_ALL_JOBS):
+        return True
+    return job.created_by_id is not None and job.created_by_id == user.pk
+
+
 def may_act(user: Any, job: Job) -> bool:
     """May `user` cancel, retry, submit, discard or delete `job`? Owner, manager, superuser."""
     if not _active(user):

@@ -25,6 +25,7 @@ from django.db.models import F, Q, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from .. import extensions
 from ..exceptions import IllegalTransition
 from ..models import TRANSITIONS, Job, JobStatus, LogLevel, Task, TaskStatus
 from . import logs
@@ -80,6 +81,12 @@ class Completion:
     progress: int
 
 
+def _finished(*job_ids: int) -> None:
+    """Jobs `job_ids` reached a final status: the apps listening (notifications) hear of
+    it once that is committed (at once outside a transaction), never of a rolled-back one."""
+    transaction.on_commit(lambda: extensions.job_finished(job_ids), robust=True)
+
+
 # --- claiming -------------------------------------------------------------------
 
 
@@ -120,6 +127,8 @@ def complete_and_claim(
         return None
     if not settled:
         logger.warning("job #%s lost its claim before it completed", completion.job_id)
+    else:
+        _finished(completion.job_id)
     return claimed
 
 
@@ -243,6 +252,8 @@ def complete(completion: Completion, lines: Sequence[LogLine]) -> bool:
             settled = _complete_sqlite(completion, lines, db_datetime(timezone.now()))
     if not settled:
         logger.warning("job #%s lost its claim before it completed", completion.job_id)
+    else:
+        _finished(completion.job_id)
     return settled
 
 
@@ -300,6 +311,7 @@ def fail(job: Job, error: str) -> None:
         finished_at=timezone.now(),
         heartbeat_at=None,
     )
+    _finished(job.pk)
 
 
 @moves([S.RUNNING], to=S.PENDING)
@@ -335,6 +347,7 @@ def cancel_at_boundary(job: Job, task_id: int | None, lines: Sequence[LogLine]) 
             heartbeat_at=None,
         )
         _end_tasks(job.pk, running=TaskStatus.CANCELLED, skip_pending=True, now=timezone.now())
+        _finished(job.pk)
 
 
 def _end_tasks(
@@ -439,6 +452,7 @@ def cancel(job_id: int) -> str:
             Task.objects.filter(job_id=job_id, status=TaskStatus.PENDING).update(
                 status=TaskStatus.SKIPPED
             )
+            _finished(job_id)
             return S.PENDING
         if Job.objects.filter(pk=job_id, status=S.RUNNING).update(
             cancel_requested_at=Coalesce(F("cancel_requested_at"), Value(now))
@@ -577,4 +591,6 @@ def sweep(
             counts[outcome] += 1
             if outcome == "requeued":
                 requeued.append((job.pk, job.queue))
+            else:
+                _finished(job.pk)
     return Swept(counts, requeued)
