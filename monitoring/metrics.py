@@ -80,8 +80,12 @@ class JobdeckCollector(Collector):
                 pending[queue] = pending.get(queue, 0) + n
         yield jobs
         known = sorted(queues.known_queues() | set(running) | set(pending))
-        depth = GaugeMetricFamily("jobdeck_queue_pending", "Pending jobs per queue.", labels=["queue"])
-        busy = GaugeMetricFamily("jobdeck_queue_running", "Running jobs per queue.", labels=["queue"])
+        depth = GaugeMetricFamily(
+            "jobdeck_queue_pending", "Pending jobs per queue.", labels=["queue"]
+        )
+        busy = GaugeMetricFamily(
+            "jobdeck_queue_running", "Running jobs per queue.", labels=["queue"]
+        )
         oldest = GaugeMetricFamily(
             "jobdeck_queue_oldest_pending_age_seconds",
             "How long the oldest due pending job of each queue has waited (0: none waits).",
@@ -177,7 +181,8 @@ class JobdeckCollector(Collector):
             "name", "next_run_at"
         )
         for name, next_run_at in rows:
-            lag.add_metric([name], max(0.0, _seconds(now - next_run_at)))
+            if next_run_at is not None:  # excluded by the filter; the column is nullable
+                lag.add_metric([name], max(0.0, _seconds(now - next_run_at)))
         yield lag
 
     def clusters(self, now: datetime) -> Iterator[Metric]:

@@ -67,7 +67,7 @@ def body_of(payload: dict[str, Any]) -> bytes:
 class _NoRedirects(urllib.request.HTTPRedirectHandler):
     """A redirect is a failure, never followed: it could leave the allow-list."""
 
-    def redirect_request(self, req, fp, code, msg, headers, newurl):  # type: ignore[no-untyped-def]
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
         return None
 
 
@@ -109,7 +109,9 @@ def email_text(payload: dict[str, Any]) -> tuple[str, str]:
     job = payload.get("job") or {}
     queue = payload.get("queue") or {}
     if job:
-        subject = f"[Jobdeck] {event}: job #{job.get('id')} {job.get('job_type')} {job.get('status')}"
+        subject = (
+            f"[Jobdeck] {event}: job #{job.get('id')} {job.get('job_type')} {job.get('status')}"
+        )
     elif queue:
         subject = f"[Jobdeck] {event}: queue {queue.get('name')}"
     else:

@@ -77,7 +77,9 @@ def rule_clean(values: dict[str, Any], *, instance: NotificationRule | None = No
         bad("name", "A name is required.")
     elif len(name) > 200:
         bad("name", "At most 200 characters.")
-    elif NotificationRule.objects.filter(name=name).exclude(pk=getattr(instance, "pk", None)):
+    elif NotificationRule.objects.filter(name=name).exclude(
+        pk__in=[instance.pk] if instance is not None else []
+    ):
         bad("name", f"A notification rule named {name!r} already exists.")
     event, channel = values.get("event"), values.get("channel")
     if event not in JOB_EVENTS and event != Event.QUEUE_STALLED:
@@ -435,9 +437,9 @@ def check_stalled_queues(*, now: datetime | None = None) -> int:
     oldest job, so a queue that stays stuck is announced once."""
     now = now or timezone.now()
     made = 0
-    rules = NotificationRule.objects.filter(
-        enabled=True, event=Event.QUEUE_STALLED
-    ).select_related("created_by")
+    rules = NotificationRule.objects.filter(enabled=True, event=Event.QUEUE_STALLED).select_related(
+        "created_by"
+    )
     for rule in rules:
         if rule.created_by is not None and not rule.created_by.is_active:
             continue
