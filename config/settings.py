@@ -299,15 +299,23 @@ JOBDECK_QUEUE_CLUSTERS = dict(
 JOBDECK_JOBTYPE_MODULES = env_list("JOBDECK_JOBTYPE_MODULES", "")
 
 # --- Notifications and monitoring (docs/notifications.md, docs/monitoring.md) -------
-# Django's email backend sends notify.email deliveries (smtp by default; console,
-# filebased with EMAIL_FILE_PATH, locmem in tests).
-EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.smtp.EmailBackend")
-EMAIL_HOST = env_str("EMAIL_HOST", "localhost")
-EMAIL_PORT = env_int("EMAIL_PORT", 25)
-EMAIL_HOST_USER = env_str("EMAIL_HOST_USER", "")
-EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD", "")
-EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
-EMAIL_FILE_PATH = env_str("EMAIL_FILE_PATH", str(BASE_DIR / "var" / "mail"))
+# Django's mailer sends notify.email deliveries: SMTP by default (EMAIL_HOST, …), or
+# EMAIL_BACKEND=django.core.mail.backends.console.EmailBackend, …filebased… (writes
+# files to EMAIL_FILE_PATH); the tests use locmem.
+_email_backend = env_str("EMAIL_BACKEND", "django.core.mail.backends.smtp.EmailBackend")
+_email_options: dict[str, Any] = {}
+if _email_backend.endswith(".smtp.EmailBackend"):
+    _email_options = {
+        "host": env_str("EMAIL_HOST", "localhost"),
+        "port": env_int("EMAIL_PORT", 25),
+        "username": env_str("EMAIL_HOST_USER", ""),
+        "password": env_str("EMAIL_HOST_PASSWORD", ""),
+        "use_tls": env_bool("EMAIL_USE_TLS", False),
+        "timeout": env_int("EMAIL_TIMEOUT", 30),
+    }
+elif _email_backend.endswith(".filebased.EmailBackend"):
+    _email_options = {"file_path": env_str("EMAIL_FILE_PATH", str(BASE_DIR / "var" / "mail"))}
+MAILERS = {"default": {"BACKEND": _email_backend, "OPTIONS": _email_options}}
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "jobdeck@localhost")
 # Hosts webhook rules may call, as ALLOWED_HOSTS patterns ("hooks.example.com",
 # ".example.com", "*"); empty: no webhook at all.
