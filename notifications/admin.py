@@ -15,7 +15,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.urls import path, reverse
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 from django.utils.translation import ngettext
 
 from jobs.admin_views import pretty_json
@@ -113,7 +113,9 @@ class NotificationRuleAdmin(admin.ModelAdmin):
     def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
         fields = {k: v for k, v in form.cleaned_data.items() if k in EDITABLE}
         if change:
-            saved = services.rule_update(rule=obj, user=request.user, via="admin", **fields)
+            # `obj` already carries the form's values: the service compares the stored ones.
+            stored = NotificationRule.objects.get(pk=obj.pk)
+            saved = services.rule_update(rule=stored, user=request.user, via="admin", **fields)
         else:
             saved = services.rule_create(user=request.user, via="admin", **fields)
         obj.pk = saved.pk
@@ -157,8 +159,7 @@ class NotificationRuleAdmin(admin.ModelAdmin):
             return "—"
         rows = Delivery.objects.filter(rule=obj).select_related("job").order_by("-id")[:10]
         items = [
-            format_html(
-                '<li><a href="{}">{}</a> {} — {}</li>',
+            (
                 reverse("admin:notifications_delivery_change", args=[d.pk]),
                 d.delivery_id,
                 d.event,
@@ -168,7 +169,8 @@ class NotificationRuleAdmin(admin.ModelAdmin):
         ]
         if not items:
             return "none yet"
-        return format_html("<ul>{}</ul>", format_html("".join(items)))
+        lines = format_html_join("", '<li><a href="{}">{}</a> {} — {}</li>', items)
+        return format_html("<ul>{}</ul>", lines)
 
     # --- the test button and action ---------------------------------------------------
 

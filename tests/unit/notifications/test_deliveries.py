@@ -149,7 +149,9 @@ def test_a_delivery_already_sent_is_not_sent_again_when_its_job_runs_again(
     assert Job.objects.get(pk=delivery.job_id).result == {"sent": True, "already": True}
 
 
-def test_events_follow_the_outcome_and_the_scope(user, other_user, django_capture_on_commit_callbacks):
+def test_events_follow_the_outcome_and_the_scope(
+    user, other_user, django_capture_on_commit_callbacks
+):
     email_rule(name="succeeded", event=Event.JOB_SUCCEEDED)
     email_rule(name="finished", event=Event.JOB_FINISHED)
     email_rule(name="failed of alice", event=Event.JOB_FAILED, user=user)
@@ -262,7 +264,9 @@ def test_a_stalled_queue_is_announced_once_per_oldest_job(django_capture_on_comm
 
 def test_release_apply_and_rollback_raise_their_events():
     applied = Job(pk=1, job_type="release.apply", status=JobStatus.COMPLETED, config={})
-    rolled = Job(pk=2, job_type="release.apply", status=JobStatus.COMPLETED, config={"rollback_of": 1})
+    rolled = Job(
+        pk=2, job_type="release.apply", status=JobStatus.COMPLETED, config={"rollback_of": 1}
+    )
     failed = Job(pk=3, job_type="release.apply", status=JobStatus.FAILED, config={})
     assert Event.RELEASE_APPLIED in notify.job_events(applied)
     assert Event.RELEASE_ROLLED_BACK in notify.job_events(rolled)
