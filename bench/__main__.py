@@ -39,8 +39,9 @@ BENCHES = {
     "scaleout": "bench.drain:bench_scaleout",
     "memory": "bench.memory:bench_memory",
     "bigdata": "bench.bigdata:bench_bigdata",
+    "metrics": "bench.metrics:bench_metrics",
 }
-ONCE = {"memory", "bigdata"}
+ONCE = {"memory", "bigdata", "metrics"}
 # group → (label, database, broker, benchmarks in order)
 GROUPS: dict[str, tuple[str, str, str, list[str]]] = {
     "pg": (
@@ -57,6 +58,7 @@ GROUPS: dict[str, tuple[str, str, str, list[str]]] = {
         ["drain", "drain_celery", "pickup_redis", "scaleout"],
     ),
     "big": ("PostgreSQL, 1,000,000 jobs", "postgres", "orm", ["bigdata"]),
+    "scrape": ("PostgreSQL, 1,000,000 jobs: a /metrics scrape", "postgres", "orm", ["metrics"]),
 }
 
 
