@@ -16,14 +16,23 @@ from typing import Any
 
 from django.conf import settings
 from django.db import connection
-from django.db.models import Count, DurationField, ExpressionWrapper, F, Max, Q
+from django.db.models import (
+    Aggregate,
+    Count,
+    DurationField,
+    ExpressionWrapper,
+    F,
+    Field,
+    Max,
+    Q,
+)
 from django.db.models.functions import Extract
 from django.utils import timezone
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector, CollectorRegistry
 
 from jobs import queues, selectors
-from jobs.dashboard import PercentileCont, _percentile
+from jobs.dashboard import _percentile
 from jobs.models import FINISHED_STATUSES, Job, JobStatus
 from scheduler.models import Schedule
 
@@ -31,6 +40,19 @@ ACTIVE_STATUSES = (JobStatus.DRAFT, JobStatus.PENDING, JobStatus.RUNNING)
 QUANTILES = (0.5, 0.9, 0.99)
 # SQLite has no percentile_cont: the newest durations of the window, at most this many.
 SQLITE_SAMPLE = 5000
+
+
+class Percentiles(Aggregate):
+    """PostgreSQL's percentile_cont(ARRAY[QUANTILES]) WITHIN GROUP (ORDER BY …): every
+    quantile from one sort of the group (three percentile_cont calls sort it thrice)."""
+
+    function = "percentile_cont"
+    template = "%(function)s(%(fractions)s) WITHIN GROUP (ORDER BY %(expressions)s)"
+    output_field = Field()  # float8[]: psycopg returns a list, nothing to convert
+
+    def __init__(self, expression: Any) -> None:
+        fractions = ", ".join(repr(float(q)) for q in QUANTILES)
+        super().__init__(expression, fractions=f"ARRAY[{fractions}]::float8[]")
 
 
 def _seconds(delta: timedelta) -> float:
@@ -162,12 +184,8 @@ class JobdeckCollector(Collector):
                 ExpressionWrapper(F("finished_at") - F("started_at"), output_field=DurationField()),
                 "epoch",
             )
-            annotations = {f"q{i}": PercentileCont(seconds, q) for i, q in enumerate(QUANTILES)}
-            rows = finished.values("job_type").annotate(**annotations)
-            return {
-                row["job_type"]: [float(row[f"q{i}"]) for i in range(len(QUANTILES))]
-                for row in rows
-            }
+            rows = finished.values_list("job_type").annotate(q=Percentiles(seconds))
+            return {job_type: [float(v) for v in values] for job_type, values in rows}
         samples: dict[str, list[float]] = {}
         newest = finished.order_by("-finished_at").values_list(
             "job_type", "started_at", "finished_at"

@@ -14,7 +14,6 @@ from prometheus_client.parser import text_string_to_metric_families
 from jobs.models import Job, JobStatus
 from scheduler.models import Schedule
 from tests.support.job_factories import make_job
-from tests.support.schedule_fixtures import make_schedule  # noqa: F401  (fixture)
 
 pytestmark = pytest.mark.django_db
 
