@@ -259,6 +259,8 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "JobStatusEnum": "jobs.models.JobStatus",
         "TaskStatusEnum": "jobs.models.TaskStatus",
+        "NotificationRuleEventEnum": "notifications.models.RULE_EVENTS",
+        "DeliveryEventEnum": "notifications.models.Event",
     },
 }
 
