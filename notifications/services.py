@@ -326,7 +326,10 @@ def rule_matches(rule: NotificationRule, job: Job) -> bool:
         return False
     if job.finished_at is not None and job.finished_at < rule.created_at:
         return False  # before the rule existed (the catch-up reads that far back)
-    return rule.created_by is None or job_permissions.may_see(rule.created_by, job)
+    owner = rule.created_by
+    if owner is None:
+        return True  # Jobdeck's own rule (made without a user): everything
+    return owner.is_active and job_permissions.may_see(owner, job)
 
 
 def job_event_key(job: Job) -> str:
