@@ -32,9 +32,9 @@ USER_AGENT = "Jobdeck-Webhook/1"
 class DeliveryFailed(Exception):
     """The receiver refused the delivery or could not be reached (the job retries)."""
 
-    def __init__(self, message: str, status: int | None = None) -> None:
+    def __init__(self, message: str, http_status: int | None = None) -> None:
         super().__init__(message)
-        self.status = status
+        self.http_status = http_status
 
 
 def sign(secret: str, body: bytes) -> str:
@@ -154,7 +154,7 @@ def deliver(ctx: JobContext, delivery_id: int) -> dict[str, Any]:
             send_mail(subject, text, settings.DEFAULT_FROM_EMAIL, recipients)
             status, outcome = 0, {"sent": True, "recipients": len(recipients)}
     except Exception as exc:
-        code = exc.status if isinstance(exc, DeliveryFailed) else None
+        code = exc.http_status if isinstance(exc, DeliveryFailed) else None
         Delivery.objects.filter(pk=delivery.pk).update(
             last_error=f"{type(exc).__name__}: {exc}"[:2000], response_status=code
         )
