@@ -25,8 +25,8 @@ from django.db.models import F, Q, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from .. import extensions
 from ..exceptions import IllegalTransition
+from ..extensions import job_finished
 from ..models import TRANSITIONS, Job, JobStatus, LogLevel, Task, TaskStatus
 from . import logs
 from .queries import db_datetime, db_json, execute, execute_many, job_from_row, py_json
@@ -84,7 +84,7 @@ class Completion:
 def _finished(*job_ids: int) -> None:
     """Jobs `job_ids` reached a final status: the apps listening (notifications) hear of
     it once that is committed (at once outside a transaction), never of a rolled-back one."""
-    transaction.on_commit(lambda: extensions.job_finished(job_ids), robust=True)
+    transaction.on_commit(lambda: job_finished(job_ids), robust=True)
 
 
 # --- claiming -------------------------------------------------------------------
@@ -125,10 +125,10 @@ def complete_and_claim(
     except IntegrityError:
         complete(completion, lines)
         return None
+    if settled:
+        _finished(completion.job_id)
     if not settled:
         logger.warning("job #%s lost its claim before it completed", completion.job_id)
-    else:
-        _finished(completion.job_id)
     return claimed
 
 
