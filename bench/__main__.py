@@ -40,8 +40,9 @@ BENCHES = {
     "memory": "bench.memory:bench_memory",
     "bigdata": "bench.bigdata:bench_bigdata",
     "metrics": "bench.metrics:bench_metrics",
+    "flow_claim": "bench.flow:bench_flow_claim",
 }
-ONCE = {"memory", "bigdata", "metrics"}
+ONCE = {"memory", "bigdata", "metrics", "flow_claim"}
 # group → (label, database, broker, benchmarks in order)
 GROUPS: dict[str, tuple[str, str, str, list[str]]] = {
     "pg": (
@@ -58,6 +59,7 @@ GROUPS: dict[str, tuple[str, str, str, list[str]]] = {
         ["drain", "drain_celery", "pickup_redis", "scaleout"],
     ),
     "big": ("PostgreSQL, 1,000,000 jobs", "postgres", "orm", ["bigdata"]),
+    "flow": ("PostgreSQL, flow control, 1,000,000 pending", "postgres", "orm", ["flow_claim"]),
     "scrape": ("PostgreSQL, 1,000,000 jobs: a /metrics scrape", "postgres", "orm", ["metrics"]),
 }
 

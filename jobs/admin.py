@@ -172,6 +172,7 @@ class JobAdmin(admin.ModelAdmin):
     list_display_links = ("id", "job_type")
     list_filter = (
         "status",
+        "queue",
         JobTypeFilter,
         "release",
         ("created_by", admin.RelatedFieldListFilter),
@@ -197,6 +198,7 @@ class JobAdmin(admin.ModelAdmin):
                 "fields": (
                     ("job_type", "release", "schedule", "created_by"),
                     ("priority", "attempts", "max_attempts"),
+                    ("queue", "unique_key", "lock"),
                     ("created_at", "queued_at", "run_after"),
                     ("started_at", "finished_at", "duration"),
                     ("heartbeat_at", "worker", "cancel_requested_at"),
@@ -668,16 +670,29 @@ class JobAdmin(admin.ModelAdmin):
                 user=request.user,
                 release=form.cleaned_data.get("release"),
                 priority=form.cleaned_data.get("priority") or 0,
+                queue=form.cleaned_data.get("run_queue") or "default",
+                unique_key=form.cleaned_data.get("run_unique_key") or None,
                 via="admin",
             )
         except ValidationError as exc:
             for field, errors in exc.message_dict.items():
+                field = {"queue": "run_queue", "unique_key": "run_unique_key"}.get(field, field)
                 form.add_error(field if field in form.fields else None, errors)
             return None
         except PermissionDenied as exc:
             self.message_user(request, f"Refused: {exc}.", messages.ERROR)
             form.add_error(None, str(exc))
             return None
+        if job.existing:
+            self.message_user(
+                request,
+                f"Job #{job.pk} ({job.job_type}) is already {job.status} with unique key "
+                f"{job.unique_key!r}: nothing new was created.",
+                messages.WARNING,
+            )
+            return HttpResponseRedirect(
+                reverse("admin:jobs_job_change", args=[job.pk], current_app=self.admin_site.name)
+            )
         self.log_addition(request, job, "Created via Run a job")
         self.message_user(
             request, f"Job #{job.pk} ({job.job_type}) created and queued.", messages.SUCCESS

@@ -81,7 +81,21 @@ class JobdeckAdminSite(admin.AdminSite):
             extra.update(dashboard_context(request))
             extra["jd_fragment_url"] = reverse("admin:jobs_job_dashboard", current_app=self.name)
             extra["jd_run_url"] = reverse("admin:jobs_job_run", current_app=self.name)
+            extra["jd_queues_url"] = reverse("admin:jobs_queues", current_app=self.name)
         return super().index(request, extra)
+
+    def get_urls(self) -> list[Any]:
+        from django.urls import path
+
+        from .admin_queues import queues_view
+
+        def queues(request: HttpRequest) -> Any:
+            return queues_view(request, self)
+
+        return [
+            path("jobs/queues/", self.admin_view(queues), name="jobs_queues"),
+            *super().get_urls(),
+        ]
 
     def register(
         self,

@@ -32,6 +32,7 @@ from . import permissions, registry
 from .engine import queries
 from .inputs import in_utc
 from .models import Job, JobLog, LogLevel
+from .queues import known_queues
 from .selectors import waiting_reasons
 
 # --- read-only records -------------------------------------------------------------
@@ -343,6 +344,20 @@ def config_form_class(job_type: registry.JobType) -> type[forms.Form]:
         )
     fields["priority"] = forms.IntegerField(
         min_value=-100, max_value=100, initial=0, help_text="Higher runs first (-100…100)."
+    )
+    # Named apart from any config field (a type's config may have a "queue").
+    fields["run_queue"] = forms.ChoiceField(
+        label="Queue",
+        choices=[(q, q) for q in sorted(known_queues())],
+        initial="default",
+        required=False,
+        help_text="The queue it runs in (its cluster, its flow rules).",
+    )
+    fields["run_unique_key"] = forms.CharField(
+        label="Unique key",
+        max_length=200,
+        required=False,
+        help_text="While a job with this key is pending or running, nothing new is created.",
     )
     return type(f"{job_type.name}ConfigForm", (forms.Form,), fields)
 

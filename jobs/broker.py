@@ -9,8 +9,10 @@ once the transaction commits.
 
 from __future__ import annotations
 
+import contextvars
 import functools
 import logging
+from datetime import datetime
 from typing import Any
 
 from django.conf import settings
@@ -102,6 +104,28 @@ def wakeup_in_transaction(using: str) -> bool:
     )
 
 
+# The time a wake-up written now becomes visible (wake_at); None: at once.
+_visible_at: contextvars.ContextVar[datetime | None] = contextvars.ContextVar(
+    "jobdeck_wake_visible_at", default=None
+)
+
+
+def wake_at(queue: str, at: datetime) -> bool:
+    """A wake-up for `queue` that workers see only from `at` on (a rate window that
+    opens then: jobs.flow.next_opening). The ORM broker's message is visible once its
+    `lock` time has passed, so it is written with lock = `at`. Other brokers cannot
+    delay a message: False, and the periodic tick wakes the queue instead."""
+    if not wakeup_in_transaction(DEFAULT_DB_ALIAS):
+        return False
+    token = _visible_at.set(at)
+    try:
+        with transaction.atomic():
+            enqueue_wakeup(None, queue)
+    finally:
+        _visible_at.reset(token)
+    return True
+
+
 def workers_per_cluster() -> int:
     return int(settings.Q_CLUSTER.get("workers") or 1)
 
@@ -148,7 +172,7 @@ def _outbox_orm_broker() -> type:
             params = {
                 "key": self.list_key or Conf.CLUSTER_NAME,
                 "payload": task,
-                "lock": queries.db_datetime(timezone.now()),
+                "lock": queries.db_datetime(_visible_at.get() or timezone.now()),
             }
             rows, _ = queries.execute("enqueue_orm_message", params)
             return rows[0]["id"]

@@ -49,3 +49,42 @@ def check_q_cluster(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
             6,
         )
     return errors
+
+
+def flow_attribute_errors(job_type) -> list[str]:
+    """What is wrong with a job type's flow-control attributes (jobs.registry.JobType)."""
+    problems = []
+
+    def positive(value) -> bool:
+        return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+
+    def rate(value) -> bool:
+        return isinstance(value, tuple) and len(value) == 2 and all(positive(v) for v in value)
+
+    if job_type.concurrency_limit is not None and not positive(job_type.concurrency_limit):
+        problems.append("concurrency_limit must be a positive int or None")
+    if job_type.rate_limit is not None and not rate(job_type.rate_limit):
+        problems.append("rate_limit must be (starts, seconds) of positive ints, or None")
+    if job_type.concurrency_key is not None and not (
+        isinstance(job_type.concurrency_key, str) and job_type.concurrency_key
+    ):
+        problems.append("concurrency_key must be a non-empty format string or None")
+    if not positive(job_type.concurrency_key_limit):
+        problems.append("concurrency_key_limit must be a positive int")
+    if job_type.key_rate_limit is not None and not rate(job_type.key_rate_limit):
+        problems.append("key_rate_limit must be (starts, seconds) of positive ints, or None")
+    if job_type.key_rate_limit is not None and not job_type.concurrency_key:
+        problems.append("key_rate_limit needs a concurrency_key")
+    return problems
+
+
+@checks.register(checks.Tags.compatibility)
+def check_job_type_flow(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
+    """Each registered job type's flow-control attributes are well-formed."""
+    from . import registry
+
+    return [
+        checks.Error(f"Job type {jt.name!r}: {problem}.", id="jobdeck.E010")
+        for jt in registry.all_types()
+        for problem in flow_attribute_errors(jt)
+    ]

@@ -126,6 +126,7 @@ def job_json(job) -> dict[str, Any]:
         "id": job.pk,
         "job_type": job.job_type,
         "status": job.status,
+        "queue": job.queue,
         "progress": job.progress,
         "progress_done": job.progress_done,
         "progress_total": job.progress_total,

@@ -70,19 +70,48 @@ class JobQuerySet(models.QuerySet["Job"]):
         (jobs/engine/sql/, kept in agreement by a property test).
 
         Due (`run_after` passed), in a queue this cluster serves (`queues`, by default
-        jobs.queues.served_queues()) and, for a job holding a lock key, FIFO per key:
-        no job of the same key is running and no older one of it is still pending.
+        jobs.queues.served_queues()); for a job holding a lock key, FIFO per key: no
+        older job of the key still pending and fewer than its lock_limit running; and
+        the flow rules (jobs.flow): its queue and type neither paused nor at their
+        concurrency or rate limit, its key not at its rate limit, and, while any rule
+        is set, a registered type (the governed claim walks registered types' lanes).
         """
+        from . import flow, registry
         from .queues import served_queues
 
         now = now or timezone.now()
-        blocking = Job.objects.filter(lock=OuterRef("lock")).filter(
-            Q(status=JobStatus.RUNNING) | Q(status=JobStatus.PENDING, pk__lt=OuterRef("pk"))
+        older_pending = Job.objects.filter(
+            lock=OuterRef("lock"), status=JobStatus.PENDING, pk__lt=OuterRef("pk")
         )
-        return (
+        running_of_key = (
+            Job.objects.filter(lock=OuterRef("lock"), status=JobStatus.RUNNING)
+            .order_by()
+            .values("lock")
+            .annotate(n=models.Count("pk"))
+            .values("n")
+        )
+        runnable = (
             self.filter(status=JobStatus.PENDING, queue__in=queues or served_queues())
             .filter(Q(run_after__isnull=True) | Q(run_after__lte=now))
-            .filter(Q(lock__isnull=True) | ~Exists(blocking))
+            .annotate(
+                key_running=models.functions.Coalesce(
+                    models.Subquery(running_of_key), models.Value(0)
+                )
+            )
+            .filter(
+                Q(lock__isnull=True)
+                | (~Exists(older_pending) & Q(key_running__lt=models.F("lock_limit")))
+            )
+        )
+        if not flow.governed():
+            return runnable
+        shut = flow.closed(queues or served_queues(), now)
+        keys = runnable.exclude(lock=None).values_list("lock", flat=True).distinct()
+        return (
+            runnable.exclude(queue__in=shut.queues)
+            .exclude(job_type__in=shut.types)
+            .exclude(lock__in=list(flow.full_keys(keys, now)))
+            .filter(job_type__in=[jt.name for jt in registry.all_types()])
         )
 
     def visible_to(self, user) -> JobQuerySet:
@@ -129,10 +158,22 @@ class Job(models.Model):
     )
     # The lane it runs in: the cluster serving this queue claims it (jobs.queues).
     queue = models.CharField(max_length=100, default="default")
-    # At most one job per lock key runs at a time, FIFO among the key's pending jobs
-    # (the one_running_job_per_lock index enforces it). Another app names what it
-    # protects: a release's jobs carry "release:<id>". Null: no lock.
+    # At most `lock_limit` jobs per lock key run at a time, FIFO among the key's
+    # pending jobs: each running one holds a numbered slot of its key (lock_slot), and
+    # the running_lock_slot_unique index refuses a second holder of a slot. Another app
+    # names what it protects (a release's jobs carry "release:<id>", limit 1); a job
+    # type's concurrency_key names the rest ("account:42"). Null: no lock.
     lock = models.CharField(max_length=200, null=True, blank=True)
+    lock_limit = models.PositiveIntegerField(default=1)
+    lock_slot = models.PositiveIntegerField(null=True, blank=True)
+    # The slot a running job holds under its type's / queue's concurrency limit (null
+    # when none was set at its claim): unique among running jobs, so two workers that
+    # both saw the last slot free cannot both take it (jobs/flow.py).
+    type_slot = models.PositiveIntegerField(null=True, blank=True)
+    queue_slot = models.PositiveIntegerField(null=True, blank=True)
+    # While a job with this key is pending or running, creating another with it
+    # returns that job (the unique_active_key index decides, not a read before).
+    unique_key = models.CharField(max_length=200, null=True, blank=True)
     # Higher runs first; the same range as django.tasks (-100..100).
     priority = models.SmallIntegerField(default=0)
     run_after = models.DateTimeField(null=True, blank=True)
@@ -153,6 +194,10 @@ class Job(models.Model):
 
     objects = JobQuerySet.as_manager()
 
+    # Not a column: set by a create with a unique key, True when the job returned is
+    # the one that already held the key (nothing new was created).
+    existing: bool = False
+
     class Meta:
         ordering = ["-id"]
         permissions = [
@@ -167,12 +212,38 @@ class Job(models.Model):
             models.CheckConstraint(
                 condition=Q(priority__gte=-100, priority__lte=100), name="job_priority_range"
             ),
-            # One running job per lock key, enforced by the database, not by luck: two
-            # workers that both saw the key free cannot both start a job of it.
+            # Concurrency per lock key, type and queue, enforced by the database, not by
+            # luck: two workers that both saw a slot free cannot both take it.
             models.UniqueConstraint(
-                fields=["lock"],
+                fields=["lock", "lock_slot"],
                 condition=Q(status=JobStatus.RUNNING),
-                name="one_running_job_per_lock",
+                name="running_lock_slot_unique",
+            ),
+            models.UniqueConstraint(
+                fields=["job_type", "type_slot"],
+                condition=Q(status=JobStatus.RUNNING, type_slot__isnull=False),
+                name="running_type_slot_unique",
+            ),
+            models.UniqueConstraint(
+                fields=["queue", "queue_slot"],
+                condition=Q(status=JobStatus.RUNNING, queue_slot__isnull=False),
+                name="running_queue_slot_unique",
+            ),
+            # A running job with a lock key holds one of its slots (NULLs never collide
+            # in a unique index, so a slotless holder would escape the limit).
+            models.CheckConstraint(
+                condition=Q(lock__isnull=True)
+                | ~Q(status=JobStatus.RUNNING)
+                | Q(lock_slot__isnull=False),
+                name="running_lock_holds_a_slot",
+            ),
+            models.CheckConstraint(condition=Q(lock_limit__gte=1), name="job_lock_limit_positive"),
+            models.UniqueConstraint(
+                fields=["unique_key"],
+                condition=Q(
+                    status__in=[JobStatus.PENDING, JobStatus.RUNNING], unique_key__isnull=False
+                ),
+                name="unique_active_key",
             ),
         ]
         indexes = [
@@ -183,6 +254,16 @@ class Job(models.Model):
                 "id",
                 condition=Q(status=JobStatus.PENDING),
                 name="job_pending_claim_idx",
+            ),
+            # The governed claim (flow rules set): one walk per open (queue, type) lane,
+            # so a paused queue or a type at its limit is never scanned (jobs/flow.py).
+            models.Index(
+                "queue",
+                "job_type",
+                models.F("priority").desc(),
+                "id",
+                condition=Q(status=JobStatus.PENDING),
+                name="job_pending_lane_idx",
             ),
             models.Index(
                 fields=["heartbeat_at"],
@@ -316,6 +397,8 @@ class AuditAction(models.TextChoices):
     RAN = "ran"  # a schedule run by hand
     APPLIED = "applied"  # a release version applied (the job that does it)
     ROLLED_BACK = "rolled back"
+    PAUSED = "paused"  # a queue or a job type (flow control)
+    RESUMED = "resumed"
 
 
 class AuditEvent(models.Model):
@@ -361,3 +444,76 @@ class AuditEvent(models.Model):
             "target_id": str(subject.pk),
             "target_repr": str(subject)[:200],
         }
+
+
+class FlowScope(models.TextChoices):
+    QUEUE = "queue"
+    TYPE = "type"
+
+
+class FlowSetting(models.Model):
+    """An operator's flow rules for one queue or job type: paused, and overrides of the
+    limits (null: the job type's code default; queues have none). Read by the claim on
+    every governed claim, so a change holds from the next claim of any cluster."""
+
+    scope = models.CharField(max_length=10, choices=FlowScope.choices)
+    name = models.CharField(max_length=100)
+    paused = models.BooleanField(default=False)
+    concurrency_limit = models.PositiveIntegerField(null=True, blank=True)
+    rate_limit = models.PositiveIntegerField(null=True, blank=True)
+    rate_period_seconds = models.PositiveIntegerField(null=True, blank=True)
+    timeout_seconds = models.PositiveIntegerField(null=True, blank=True)  # types only
+    updated_at = models.DateTimeField(default=timezone.now)
+    updated_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.DB_SET_NULL,
+        related_name="+",
+    )
+
+    class Meta:
+        ordering = ["scope", "name"]
+        permissions = [
+            ("manage_queues", "Can pause, resume and limit queues and job types"),
+        ]
+        constraints = [
+            models.UniqueConstraint(fields=["scope", "name"], name="flow_setting_unique"),
+            models.CheckConstraint(
+                condition=Q(scope__in=FlowScope.values), name="flow_setting_scope_valid"
+            ),
+            models.CheckConstraint(
+                condition=Q(concurrency_limit__isnull=True) | Q(concurrency_limit__gte=1),
+                name="flow_concurrency_positive",
+            ),
+            models.CheckConstraint(
+                condition=Q(rate_limit__isnull=True) | Q(rate_limit__gte=1),
+                name="flow_rate_positive",
+            ),
+            models.CheckConstraint(
+                condition=Q(rate_period_seconds__isnull=True) | Q(rate_period_seconds__gte=1),
+                name="flow_period_positive",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.scope} {self.name}"
+
+
+class RateSlot(models.Model):
+    """One of the N starts a rate limit allows per period, for one scope ("type:x",
+    "queue:y", "key:account:42"): a claim takes a slot whose last start is a period
+    old, with a conditional UPDATE, so N slots give at most N starts in any window of
+    the period, across clusters (jobs/flow.py)."""
+
+    scope = models.CharField(max_length=220)
+    slot = models.PositiveIntegerField()
+    started_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["scope", "slot"], name="rate_slot_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.scope} #{self.slot}"

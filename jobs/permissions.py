@@ -13,6 +13,8 @@ themselves, so no door can go around it.
   `user=None` is Jobdeck itself: the shell without --user, a schedule without an
   owner, the django.tasks backend.
 - Deleting everyone's finished jobs (cleanup): `jobs.cleanup_jobs` (`may_clean_up`).
+- Pausing, resuming and limiting queues and job types: `jobs.manage_queues`
+  (`may_manage_queues`); seeing the queues' figures: that, or seeing all jobs.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ if TYPE_CHECKING:
 
 VIEW_ALL_JOBS = "jobs.view_all_jobs"
 MANAGE_ALL_JOBS = "jobs.manage_all_jobs"
+MANAGE_QUEUES = "jobs.manage_queues"
 CLEANUP_JOBS = "jobs.cleanup_jobs"
 
 
@@ -56,7 +59,7 @@ def visible_jobs[QS: QuerySet[Job]](jobs: QS, user: Any) -> QS:
     """The jobs of `jobs` that `user` may see: their own, or all with view_all_jobs."""
     if user is None or not user.is_authenticated:
         return jobs.none()
-    if user.has_perm(VIEW_ALL_JOBS) or user.has_perm(MANAGE_ALL_JOBS):
+    if sees_all_jobs(user):
         return jobs
     return jobs.filter(created_by=user)
 
@@ -65,9 +68,19 @@ def may_see(user: Any, job: Job) -> bool:
     """visible_jobs() for one job already loaded: may `user` see `job`?"""
     if user is None or not user.is_authenticated:
         return False
-    if user.has_perm(VIEW_ALL_JOBS) or user.has_perm(MANAGE_ALL_JOBS):
+    if sees_all_jobs(user):
         return True
     return job.created_by_id is not None and job.created_by_id == user.pk
+
+
+def sees_all_jobs(user: Any) -> bool:
+    return _active(user) and (user.has_perm(VIEW_ALL_JOBS) or user.has_perm(MANAGE_ALL_JOBS))
+
+
+def may_manage_queues(user: Any) -> bool:
+    """Pausing, resuming and limiting queues and job types (flow control) needs
+    jobs.manage_queues; None is Jobdeck itself (a command run by the operator)."""
+    return user is None or (_active(user) and user.has_perm(MANAGE_QUEUES))
 
 
 def may_act(user: Any, job: Job) -> bool:

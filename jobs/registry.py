@@ -49,6 +49,19 @@ class JobType:
     # at every front door; rules that depend on the release or the config go in
     # may_create().
     create_permission: ClassVar[str | None] = None
+    # Flow control (docs/flow-control.md), each overridable by an operator (a paused
+    # type, other limits) except the key's. At most this many jobs of the type run at
+    # once, across every cluster; None: no limit.
+    concurrency_limit: ClassVar[int | None] = None
+    # At most this many starts per this many seconds, e.g. (10, 60); None: no limit.
+    rate_limit: ClassVar[tuple[int, int] | None] = None
+    # A key formatted from the clean config ("account:{account_id}"): at most
+    # concurrency_key_limit jobs of one key run at once, FIFO per key, and (with
+    # key_rate_limit) at most so many start per period. A release's lock takes
+    # precedence: its jobs run one at a time per release.
+    concurrency_key: ClassVar[str | None] = None
+    concurrency_key_limit: ClassVar[int] = 1
+    key_rate_limit: ClassVar[tuple[int, int] | None] = None
 
     def may_create(self, user, release, config: dict) -> bool:
         """A rule beyond `create_permission` that needs the release or the clean config.

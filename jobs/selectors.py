@@ -11,7 +11,7 @@ from django.db.models import F, Max, QuerySet, Window
 from django.db.models.functions import RowNumber
 from django.utils import timezone
 
-from . import extensions
+from . import extensions, flow
 from .models import Job, JobLog, JobStatus
 
 
@@ -76,14 +76,39 @@ def median_durations(lock_keys: Iterable[str]) -> dict[str, timedelta]:
 
 
 def waiting_reasons(jobs: Iterable[Job], now: datetime | None = None) -> dict[int, str]:
-    """`{job id: reason}` for the pending jobs among `jobs` that wait behind others of
-    their lock key ("waiting, 2nd behind job #123 on release Shop; estimated start
-    14:05 UTC"); two queries whatever the number of jobs.
+    """`{job id: reason}` for the pending jobs among `jobs` that something holds: a
+    run_after still ahead, a flow rule ("queue reports is paused", "job type x is at
+    its concurrency limit (2/2 running: #7, #9)", "… at its rate limit (3 per 10 s);
+    next start at 14:05:10 UTC"), or the jobs ahead of it on its lock key ("waiting,
+    2nd behind job #123 on release Shop; estimated start 14:05 UTC"). A few queries
+    whatever the number of jobs.
     """
-    pending = [(j, j.lock) for j in jobs if j.status == JobStatus.PENDING and j.lock is not None]
+    pending = [j for j in jobs if j.status == JobStatus.PENDING]
     if not pending:
         return {}
     now = now or timezone.now()
+    reasons: dict[int, str] = {}
+    if flow.governed():
+        shut = flow.closed({j.queue for j in pending}, now)
+        keys = flow.full_keys({j.lock for j in pending if j.lock}, now)
+        for job in pending:
+            reason = (
+                shut.queues.get(job.queue)
+                or shut.types.get(job.job_type)
+                or keys.get(job.lock or "")
+            )
+            if reason:
+                reasons[job.pk] = reason
+    for job in pending:
+        if job.pk not in reasons and job.run_after is not None and job.run_after > now:
+            reasons[job.pk] = f"delayed until {job.run_after:%Y-%m-%d %H:%M:%S} UTC"
+    keyed = [(j, j.lock) for j in pending if j.lock is not None and j.pk not in reasons]
+    if keyed:
+        reasons.update(_lock_reasons(keyed, now))
+    return reasons
+
+
+def _lock_reasons(pending: list[tuple[Job, str]], now: datetime) -> dict[int, str]:
     keys = {lock for _, lock in pending}
     active = list(
         Job.objects.filter(lock__in=keys, status__in=(JobStatus.PENDING, JobStatus.RUNNING))
@@ -96,7 +121,7 @@ def waiting_reasons(jobs: Iterable[Job], now: datetime | None = None) -> dict[in
         line = [a for a in active if a.lock == lock]
         running = [a for a in line if a.status == JobStatus.RUNNING]
         older = [a for a in line if a.status == JobStatus.PENDING and a.pk < job.pk]
-        if not running and not older:
+        if not older and len(running) < job.lock_limit:
             continue  # first in line: it starts as soon as a worker is free
         head = running[0] if running else older[0]
         ahead = older if running else older[1:]

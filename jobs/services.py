@@ -9,16 +9,17 @@ clicking cancel can never both win.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import time
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from . import broker, engine, extensions, permissions, queues, registry
@@ -112,6 +113,7 @@ def job_build(
     draft: bool = False,
     allow_internal: bool = False,
     now: datetime | None = None,
+    unique_key: str | None = None,
 ) -> tuple[Job, list[str]]:
     """Validate everything and return an unsaved Job with its task names.
 
@@ -135,6 +137,7 @@ def job_build(
     if queue not in queues.known_queues():
         known = ", ".join(sorted(queues.known_queues()))
         raise ValidationError({"queue": [f"Unknown queue {queue!r}; known: {known}."]})
+    unique_key = _valid_unique_key(unique_key)
     names = jt.tasks(clean_config)
     now = now or timezone.now()
     job = Job(
@@ -152,9 +155,40 @@ def job_build(
         queued_at=None if draft else now,
         progress_total=len(names),
         analysis={"state": "pending"} if draft else None,
+        unique_key=unique_key,
     )
-    job.lock = extensions.lock_key(job)
+    job.lock, job.lock_limit = lock_of(jt, job)
     return job, names
+
+
+UNIQUE_KEY_MAX = 200
+
+
+def _valid_unique_key(value: Any) -> str | None:
+    """A unique key as given (None or "" for none), or ValidationError."""
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str) or len(value) > UNIQUE_KEY_MAX or "\x00" in value:
+        raise ValidationError(
+            {"unique_key": [f"unique_key must be a string of at most {UNIQUE_KEY_MAX} characters."]}
+        )
+    return value
+
+
+def lock_of(jt: registry.JobType, job: Job) -> tuple[str | None, int]:
+    """The lock key a new job takes and how many of its jobs may run at once: an app's
+    key first (a release's, one at a time), else the type's concurrency_key formatted
+    from the clean config. ValidationError when the config lacks what the key names."""
+    key = extensions.lock_key(job)
+    if key is not None or not jt.concurrency_key:
+        return key, 1
+    try:
+        key = jt.concurrency_key.format_map(job.config)
+    except (KeyError, IndexError, ValueError, AttributeError) as exc:
+        raise ValidationError(
+            {"config": [f"The concurrency key {jt.concurrency_key!r} needs {exc}."]}
+        ) from exc
+    return key[:200], jt.concurrency_key_limit
 
 
 @transaction.atomic
@@ -167,7 +201,9 @@ def job_create(*, draft: bool = False, via: str = "system", **kwargs: Any) -> Jo
     A job a person creates is recorded in the audit trail with the front door used.
     """
     job, names = job_build(draft=draft, **kwargs)
-    engine.insert(job, names)
+    if engine.insert(job, names) is None:
+        return existing_job(job)
+    job.existing = False
     if job.created_by_id is not None:
         audit(job=job, user=job.created_by, via=via, action=AuditAction.CREATED)
     if draft:
@@ -176,6 +212,23 @@ def job_create(*, draft: bool = False, via: str = "system", **kwargs: Any) -> Jo
     else:
         broker.wake_with_commit(job.pk, job.queue)
     return job
+
+
+def existing_job(job: Job) -> Job:
+    """The pending or running job holding `job`'s unique key, the one a create with
+    that key returns (`existing` set): the insert just found it, so it is there unless
+    it finished since, and then the key is free (ValidationError: try again)."""
+    found = (
+        Job.objects.filter(unique_key=job.unique_key, status__in=ACTIVE_STATUSES)
+        .order_by("pk")
+        .first()
+    )
+    if found is None:
+        raise ValidationError(
+            {"unique_key": [f"The job holding unique key {job.unique_key!r} just finished; retry."]}
+        )
+    found.existing = True
+    return found
 
 
 def job_analyze(*, job_id: int) -> dict:
@@ -201,7 +254,8 @@ def job_submit(*, job: Job, user: Any = None, via: str = "system") -> Job:
     """Turn a draft into a pending job that runs; the submitter must be allowed to
     create jobs of its type (jobs.permissions), whoever made the draft."""
     _require_create_again(job, user)
-    engine.submit(job.pk)
+    with _unique_key_held(job):
+        engine.submit(job.pk)
     audit(job=job, user=user, via=via, action=AuditAction.SUBMITTED)
     broker.wake_on_commit(job.pk, job.queue)
     job.refresh_from_db()
@@ -248,11 +302,31 @@ def job_retry(*, job: Job, user: Any = None, via: str = "system", config: Any = 
             }
             names = jt.tasks(clean)
     _require_create_again(job, user, fields.get("config"))
-    engine.retry(job.pk, fields=fields, task_names=names)
+    with _unique_key_held(job):
+        engine.retry(job.pk, fields=fields, task_names=names)
     audit(job=job, user=user, via=via, action=AuditAction.RETRIED, detail=detail)
     broker.wake_on_commit(job.pk, job.queue)
     job.refresh_from_db()
     return job
+
+
+@contextlib.contextmanager
+def _unique_key_held(job: Job) -> Iterator[None]:
+    """Running a job again while another holds its unique key: a clear 400, not a 500
+    (unique_active_key refuses the second active job of a key)."""
+    try:
+        with transaction.atomic():
+            yield
+    except IntegrityError as exc:
+        if job.unique_key is None or "unique" not in str(exc).lower():
+            raise
+        raise ValidationError(
+            {
+                "unique_key": [
+                    f"Another job with unique key {job.unique_key!r} is pending or running."
+                ]
+            }
+        ) from exc
 
 
 def _require_create_again(job: Job, user: Any, config: dict | None = None) -> None:
@@ -470,13 +544,54 @@ def _bulk_validated_config(
     return entry
 
 
+class BulkIds(list[int]):
+    """The ids of a bulk creation in input order; `existing`: the indexes of the items
+    whose unique key a pending or running job held (its id is theirs; nothing new was
+    made for them)."""
+
+    def __init__(self, ids: Iterable[int] = ()) -> None:
+        super().__init__(ids)
+        self.existing: set[int] = set()
+
+
+def _keyed_bulk_job(
+    jt: registry.JobType,
+    clean: dict,
+    names: list[str],
+    spec: Mapping[str, Any],
+    owner: Any,
+    unique_key: str,
+    now: datetime,
+) -> tuple[Job, list[str]]:
+    """An item of a bulk creation with a unique key: inserted on its own (its insert
+    may find the key held), after the others."""
+    release = spec.get("release")
+    job = Job(
+        job_type=jt.name,
+        status=JobStatus.PENDING,
+        config=clean,
+        release=release,
+        created_by=owner,
+        priority=spec.get("priority", 0),
+        run_after=spec.get("run_after"),
+        max_attempts=spec.get("max_attempts") or jt.max_attempts,
+        queue=DEFAULT_QUEUE,
+        created_at=now,
+        queued_at=now,
+        progress_total=len(names),
+        unique_key=unique_key,
+    )
+    job.lock, job.lock_limit = lock_of(jt, job)
+    return job, names
+
+
 def job_bulk_create(
     *,
     specs: Sequence[Mapping[str, Any]],
     user: Any = None,
     via: str = "system",
     now: datetime | None = None,
-) -> list[int]:
+) -> BulkIds:
     """Create up to BULK_MAX_JOBS pending jobs with their tasks, all or nothing.
 
     Each spec holds job_type, config and optionally release (an object), priority,
@@ -497,9 +612,10 @@ def job_bulk_create(
     # id(clean config) → (the config, its JSON): encoded once per distinct config; the
     # config is kept referenced so its id cannot be reused by another item's.
     encoded: dict[int, tuple[dict, str]] = {}
-    locks: dict[tuple[int, int | None], str | None] = {}
+    locks: dict[tuple[int, int | None], tuple[str | None, int]] = {}
     errors: dict[int, dict[str, list[str]]] = {}
     new_jobs: list[engine.NewJob] = []
+    keyed: dict[int, tuple[Job, list[str]]] = {}  # index → a job with a unique key
     for index, spec in enumerate(specs):
         try:
             if spec.get("draft"):
@@ -512,6 +628,10 @@ def job_bulk_create(
             max_attempts = spec.get("max_attempts")
             run_after = spec.get("run_after")
             _validate_scheduling(priority=priority, run_after=run_after, max_attempts=max_attempts)
+            unique_key = _valid_unique_key(spec.get("unique_key"))
+            if unique_key is not None:
+                keyed[index] = _keyed_bulk_job(jt, clean, names, spec, owner, unique_key, now)
+                continue
         except ValidationError as exc:
             errors[index] = validation_errors(exc)
             continue
@@ -519,17 +639,22 @@ def job_bulk_create(
             encoded[id(clean)] = (clean, json.dumps(clean))
         # The lock key depends on the type, the config and the release: worked out once
         # per distinct triple (a Job per item would cost more than its INSERT).
-        lock_of = (id(clean), release.pk if release is not None else None)
-        if lock_of not in locks:
+        lock_id = (id(clean), release.pk if release is not None else None)
+        if lock_id not in locks:
             job = Job(job_type=jt.name, config=clean, release=release, queue=DEFAULT_QUEUE)
-            locks[lock_of] = extensions.lock_key(job)
+            try:
+                locks[lock_id] = lock_of(jt, job)
+            except ValidationError as exc:
+                errors[index] = validation_errors(exc)
+                continue
         new_jobs.append(
             engine.NewJob(
                 job_type=jt.name,
                 config=encoded[id(clean)][1],
                 release_id=release.pk if release is not None else None,
                 queue=DEFAULT_QUEUE,
-                lock=locks[lock_of],
+                lock=locks[lock_id][0],
+                lock_limit=locks[lock_id][1],
                 priority=priority,
                 run_after=run_after,
                 max_attempts=max_attempts or jt.max_attempts,
@@ -539,9 +664,24 @@ def job_bulk_create(
     if errors:
         raise BulkValidationError(errors)
     with transaction.atomic():
-        ids = engine.insert_many(
-            new_jobs, created_by_id=owner.pk if owner is not None else None, now=now
+        plain = (
+            engine.insert_many(
+                new_jobs, created_by_id=owner.pk if owner is not None else None, now=now
+            )
+            if new_jobs
+            else []
         )
+        ids = BulkIds()
+        unkeyed = iter(plain)
+        for index in range(len(specs)):
+            if index not in keyed:
+                ids.append(next(unkeyed))
+                continue
+            job, names = keyed[index]
+            if engine.insert(job, names) is None:
+                job = existing_job(job)
+                ids.existing.add(index)
+            ids.append(job.pk)
         audit(
             job=None,
             user=user,

@@ -103,6 +103,16 @@ class JobCreateSerializer(serializers.Serializer):
         min_value=1, max_value=100, required=False, allow_null=True, default=None
     )
     draft = serializers.BooleanField(required=False, default=False)
+    queue = serializers.CharField(max_length=100, required=False, default="default")
+    unique_key = serializers.CharField(
+        max_length=200,
+        required=False,
+        allow_null=True,
+        default=None,
+        help_text="While a job with this key is pending or running, a create with it "
+        "returns that job (200, `existing: true`) instead of a new one. The "
+        "Idempotency-Key header sets it too.",
+    )
 
 
 class BulkJobSerializer(serializers.Serializer):
@@ -115,6 +125,9 @@ class BulkJobSerializer(serializers.Serializer):
     run_after = serializers.DateTimeField(required=False, allow_null=True, default=None)
     max_attempts = serializers.IntegerField(
         min_value=1, max_value=100, required=False, allow_null=True, default=None
+    )
+    unique_key = serializers.CharField(
+        max_length=200, required=False, allow_null=True, default=None
     )
 
 
@@ -173,6 +186,11 @@ def _stable_key(item: dict) -> str | None:
 class BulkCreatedSerializer(serializers.Serializer):
     count = serializers.IntegerField()
     ids = serializers.ListField(child=serializers.IntegerField())
+    existing = serializers.ListField(
+        child=serializers.IntegerField(),
+        help_text="The indexes of the items whose unique key a pending or running job "
+        "held: their id is that job's; nothing new was created for them.",
+    )
 
 
 class RetrySerializer(serializers.Serializer):
@@ -241,6 +259,7 @@ JOB_LIST_FIELDS = [
     "release",
     "schedule",
     "created_by",
+    "queue",
     "priority",
     "attempts",
     "max_attempts",
@@ -310,6 +329,8 @@ class JobDetailSerializer(JobListSerializer):
             "error",
             "cancel_requested_at",
             "worker",
+            "unique_key",
+            "lock",
             "tasks",
             "events",
         ]
@@ -325,6 +346,17 @@ class JobDetailSerializer(JobListSerializer):
         # many=True makes a ListSerializer, whose data is a list; the stubs type the
         # call as an AuditEventSerializer (data: a dict).
         return AuditEventSerializer(events, many=True).data  # type: ignore[return-value]
+
+
+class JobCreatedSerializer(JobDetailSerializer):
+    """The answer to POST /api/jobs/: the job, and whether it already existed (a
+    pending or running job held the unique key: nothing new was created)."""
+
+    existing = serializers.BooleanField(read_only=True)
+
+    class Meta(JobDetailSerializer.Meta):
+        fields = [*JobDetailSerializer.Meta.fields, "existing"]
+        read_only_fields = fields
 
 
 class WizardJobSerializer(JobDetailSerializer):
@@ -406,6 +438,42 @@ class JobTypeSerializer(serializers.Serializer):
     requires_release = serializers.BooleanField()
     max_attempts = serializers.IntegerField()
     config = serializers.ListField(child=serializers.DictField())
+    # Flow control: the rules in force (the code's, or an operator's override).
+    paused = serializers.BooleanField()
+    running = serializers.IntegerField()
+    concurrency_limit = serializers.IntegerField(allow_null=True)
+    rate_limit = serializers.IntegerField(allow_null=True)
+    rate_period_seconds = serializers.IntegerField(allow_null=True)
+    timeout_seconds = serializers.IntegerField(allow_null=True)
+    concurrency_key = serializers.CharField(allow_null=True)
+    concurrency_key_limit = serializers.IntegerField(allow_null=True)
+    key_rate_limit = serializers.IntegerField(allow_null=True)
+    key_rate_period_seconds = serializers.IntegerField(allow_null=True)
+    overridden = serializers.ListField(
+        child=serializers.CharField(), help_text="The fields an operator set."
+    )
+
+
+class FlowChangeSerializer(serializers.Serializer):
+    """Body of PATCH /api/queues/{name}/ and /api/job-types/{name}/: the fields to set;
+    null puts a limit back to the job type's code default."""
+
+    paused = serializers.BooleanField(required=False)
+    concurrency_limit = serializers.IntegerField(required=False, allow_null=True)
+    rate_limit = serializers.IntegerField(required=False, allow_null=True)
+    rate_period_seconds = serializers.IntegerField(required=False, allow_null=True)
+    timeout_seconds = serializers.IntegerField(required=False, allow_null=True)
+
+
+class QueueSerializer(serializers.Serializer):
+    name = serializers.CharField()
+    paused = serializers.BooleanField()
+    pending = serializers.IntegerField()
+    running = serializers.IntegerField()
+    oldest_pending_seconds = serializers.FloatField(allow_null=True)
+    concurrency_limit = serializers.IntegerField(allow_null=True)
+    rate_limit = serializers.IntegerField(allow_null=True)
+    rate_period_seconds = serializers.IntegerField(allow_null=True)
 
 
 class HealthSerializer(serializers.Serializer):

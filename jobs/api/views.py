@@ -18,7 +18,7 @@ from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.exceptions import NotFound, PermissionDenied
+from rest_framework.exceptions import NotFound, PermissionDenied, ValidationError
 from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -30,7 +30,6 @@ from jobs.models import Job, JobLog, JobStatus, Task
 
 from . import serializers as s
 from .filters import ID_SCHEMA, JobFilter
-from .pagination import reject_unknown_query_params
 from .parsers import JSONParser
 from .permissions import CanCleanUp
 
@@ -41,6 +40,19 @@ if TYPE_CHECKING:
     _JobView = GenericAPIView[Job]
 else:
     _JobView = object
+
+
+def idempotency_key(request: Request, unique_key: str | None) -> str | None:
+    """The unique key of a create: the body's, or the Idempotency-Key header's (400
+    when both are given and differ)."""
+    header = request.headers.get("Idempotency-Key")
+    if header is None or header == unique_key:
+        return unique_key
+    if unique_key is not None:
+        raise ValidationError(
+            {"unique_key": ["Differs from the Idempotency-Key header; give one or the same."]}
+        )
+    return header
 
 
 class JobAccessMixin(_JobView):
@@ -162,13 +174,30 @@ class JobViewSet(
             return s.JobListSerializer
         return s.JobDetailSerializer
 
-    @extend_schema(request=s.JobCreateSerializer, responses={201: s.JobDetailSerializer})
+    @extend_schema(
+        request=s.JobCreateSerializer,
+        responses={201: s.JobCreatedSerializer, 200: s.JobCreatedSerializer},
+        parameters=[
+            OpenApiParameter(
+                "Idempotency-Key",
+                str,
+                OpenApiParameter.HEADER,
+                description="The job's unique key: a create with the key of a pending or "
+                "running job returns that job (200, `existing: true`).",
+            )
+        ],
+    )
     def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
-        """Create a job (or, with `draft: true`, a draft); 400 names the bad field."""
+        """Create a job (or, with `draft: true`, a draft); 400 names the bad field.
+        With a unique key (or an Idempotency-Key header) held by a pending or running
+        job, that job is returned with 200 and `existing: true`."""
         data = self.validated(s.JobCreateSerializer)
+        data["unique_key"] = idempotency_key(request, data.get("unique_key"))
         job = services.job_create(user=request.user, via="api", **data)
+        existing = job.existing
         job = self.detail_queryset().get(pk=job.pk)
-        return Response(s.JobDetailSerializer(job).data, status=status.HTTP_201_CREATED)
+        body = {**s.JobDetailSerializer(job).data, "existing": existing}
+        return Response(body, status=status.HTTP_200_OK if existing else status.HTTP_201_CREATED)
 
     @extend_schema(
         request=s.BulkCreateSerializer,
@@ -181,7 +210,10 @@ class JobViewSet(
         """Create many jobs at once, all or nothing."""
         specs = self.validated(s.BulkCreateSerializer)["jobs"]
         ids = services.job_bulk_create(specs=specs, user=request.user, via="api")
-        return Response({"count": len(ids), "ids": ids}, status=status.HTTP_201_CREATED)
+        return Response(
+            {"count": len(ids), "ids": list(ids), "existing": sorted(ids.existing)},
+            status=status.HTTP_201_CREATED,
+        )
 
     @extend_schema(request=None, responses=s.JobStatusSerializer)
     @action(detail=True, methods=["post", "put"])
@@ -268,27 +300,6 @@ class WizardJobViewSet(
         """Turn the draft into a pending job that runs (409 if it is not a draft)."""
         job = services.job_submit(job=self.get_actionable_object(), user=request.user, via="api")
         return Response(s.JobStatusSerializer(job).data)
-
-
-class JobTypeViewSet(viewsets.ViewSet):
-    """The job types the caller may create and a JSON description of their config."""
-
-    @extend_schema(responses=s.JobTypeSerializer(many=True))
-    def list(self, request: Request) -> Response:
-        reject_unknown_query_params(request, known=())  # not paginated, so not checked there
-        data = [
-            {
-                "name": jt.name,
-                "label": jt.label or jt.name,
-                "description": jt.description or (jt.__doc__ or "").strip(),
-                "user_creatable": jt.user_creatable,
-                "requires_release": jt.requires_release,
-                "max_attempts": jt.max_attempts,
-                "config": jt.describe_config(),
-            }
-            for jt in permissions.creatable_types(request.user)
-        ]
-        return Response(s.JobTypeSerializer(data, many=True).data)
 
 
 class HealthView(APIView):

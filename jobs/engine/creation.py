@@ -19,11 +19,12 @@ from ..models import Job, JobStatus
 from .queries import db_datetime, db_json, execute
 
 
-def insert(job: Job, task_names: Sequence[str]) -> int:
+def insert(job: Job, task_names: Sequence[str]) -> int | None:
     """INSERT unsaved `job` (pending or draft) with its tasks (positions 1…n named
     `task_names`, every other task column at its initial value); sets and returns
     job.pk. Only the columns a new job sets are taken from `job`; the rest start at
-    their initial values (sql: insert_job)."""
+    their initial values (sql: insert_job). None, and nothing written, when a job with
+    its unique key is pending or running (the database decides)."""
     if job.status not in (JobStatus.PENDING, JobStatus.DRAFT):
         raise ValueError(f"a new job is pending or a draft, not {job.status}")
     params = {
@@ -42,12 +43,18 @@ def insert(job: Job, task_names: Sequence[str]) -> int:
         "queued_at": db_datetime(job.queued_at),
         "progress_total": job.progress_total,
         "analysis": db_json(job.analysis),
+        "lock_limit": job.lock_limit,
+        "unique_key": job.unique_key,
     }
     if connection.vendor == "postgresql":
         rows, _ = execute("insert_job", {**params, "task_names": list(task_names)})
+        if not rows:
+            return None
         job.pk = rows[0]["id"]
     else:
         rows, _ = execute("insert_job", params)
+        if not rows:
+            return None
         job.pk = rows[0]["id"]
         if task_names:
             execute("insert_tasks_of", {"job_id": job.pk, "task_names": db_json(list(task_names))})
@@ -70,6 +77,7 @@ class NewJob:
     run_after: datetime | None
     max_attempts: int
     task_names: Sequence[str]
+    lock_limit: int = 1
 
 
 def insert_many(jobs: Sequence[NewJob], *, created_by_id: int | None, now: datetime) -> list[int]:
@@ -91,6 +99,7 @@ def insert_many(jobs: Sequence[NewJob], *, created_by_id: int | None, now: datet
                 "run_afters": [j.run_after for j in jobs],
                 "max_attempts": [j.max_attempts for j in jobs],
                 "progress_totals": [len(j.task_names) for j in jobs],
+                "lock_limits": [j.lock_limit for j in jobs],
             },
         )
     else:
@@ -105,6 +114,7 @@ def insert_many(jobs: Sequence[NewJob], *, created_by_id: int | None, now: datet
                 db_datetime(j.run_after),
                 j.max_attempts,
                 len(j.task_names),
+                j.lock_limit,
             ]
             for j in jobs
         ]

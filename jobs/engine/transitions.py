@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import random
+import time
 from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -25,6 +26,7 @@ from django.db.models import F, Q, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from .. import flow
 from ..exceptions import IllegalTransition
 from ..extensions import job_finished
 from ..models import TRANSITIONS, Job, JobStatus, LogLevel, Task, TaskStatus
@@ -96,15 +98,17 @@ def claim(*, worker: str, queues: Sequence[str], job_id: int | None = None) -> C
     FIFO) for `worker`, and start its first unfinished task.
 
     Races (sql/postgresql.sql, claim_next): concurrent claimers take different jobs;
-    a job is claimed at most once; two claimers of one free lock key cannot both win
+    a job is claimed at most once; two claimers of one free lock slot cannot both win
     (the loser claims nothing now). On SQLite the claim runs in a BEGIN IMMEDIATE
-    transaction, writers queueing on the database lock.
+    transaction, writers queueing on the database lock. While a flow rule is set
+    (jobs.flow) the claim is the governed one (claim_governed).
     """
-    try:
-        with _claim_transaction():
-            return _claim_rows(worker, queues, job_id, None, [])[1]
-    except IntegrityError:  # the lock key already has a running job: not now
-        return None
+    if _governed_recently():
+        return _claim_governed(worker, queues, job_id, tried_plain=False)
+    claimed = _claim_plain(worker, queues, job_id)
+    if claimed is None:  # nothing, or a flow rule is set: the governed claim decides
+        return _claim_governed(worker, queues, job_id)
+    return claimed
 
 
 @moves([S.RUNNING], to=S.COMPLETED)
@@ -117,8 +121,13 @@ def complete_and_claim(
     the completed one is claimable by this very claim.
 
     If the claim loses a lock race (the transaction rolls back, completion included),
-    the completion is written alone and nothing is claimed.
+    the completion is written alone and nothing is claimed. Governed (flow rules set):
+    the completion, then the governed claim, in one transaction.
     """
+    if _governed_recently():
+        with transaction.atomic():
+            complete(completion, lines)
+            return _claim_governed(worker, queues, None, tried_plain=False)
     try:
         with _claim_transaction():
             settled, claimed = _claim_rows(worker, queues, None, completion, lines)
@@ -129,7 +138,137 @@ def complete_and_claim(
         _finished(completion.job_id)
     if not settled:
         logger.warning("job #%s lost its claim before it completed", completion.job_id)
+    if claimed is None:
+        return _claim_governed(worker, queues, None)
     return claimed
+
+
+# How long a process keeps claiming the governed way after a claim found flow rules,
+# before it tries claim_next again (which itself refuses while a rule is set, so
+# this only saves a wasted statement per claim; it never delays a rule).
+GOVERNED_RECHECK_SECONDS = 1.0
+_governed_until = 0.0
+
+
+def _governed_recently() -> bool:
+    return time.monotonic() < _governed_until
+
+
+class _RateWindowFull(Exception):
+    def __init__(self, scope: str):
+        self.scope = scope
+
+
+def _claim_governed(
+    worker: str, queues: Sequence[str], job_id: int | None, *, tried_plain: bool = True
+) -> Claim | None:
+    """The claim while flow rules are set (jobs.flow): the open lanes of `queues`,
+    then the rate slots of the job claimed, in one transaction.
+
+    A lost slot race (another claim took the last concurrency slot: an IntegrityError
+    of a running_*_slot_unique index) or a rate window found full at the last moment
+    rolls that attempt back and tries again with what it learnt, a few times.
+    """
+    global _governed_until
+    snap = flow.snapshot(queues)
+    if not snap.governed:  # no rule (any more): claim_next's answer stands
+        _governed_until = 0.0
+        return None if tried_plain else _claim_plain(worker, queues, job_id)
+    _governed_until = time.monotonic() + GOVERNED_RECHECK_SECONDS
+    blocked_keys: list[str] = []
+    for _ in range(5):
+        if not snap.lanes:
+            return None
+        try:
+            with transaction.atomic():
+                claimed = _claim_governed_rows(worker, snap, job_id, blocked_keys)
+                if claimed is not None:
+                    _take_rate_slots(claimed.job, snap)
+                return claimed
+        except IntegrityError:
+            snap = flow.snapshot(queues)
+        except _RateWindowFull as full:
+            if full.scope.startswith("key:"):
+                blocked_keys.append(full.scope.partition(":")[2])
+            else:
+                snap.without(full.scope)
+    return None
+
+
+def _claim_plain(worker: str, queues: Sequence[str], job_id: int | None) -> Claim | None:
+    """claim_next (or claim_job): nothing while a flow rule is set."""
+    try:
+        with _claim_transaction():
+            return _claim_rows(worker, queues, job_id, None, [])[1]
+    except IntegrityError:  # the lock key's slot was just taken: not now
+        return None
+
+
+def _claim_governed_rows(
+    worker: str, snap: flow.Snapshot, job_id: int | None, blocked_keys: list[str]
+) -> Claim | None:
+    if connection.vendor == "postgresql":
+        params = {
+            "worker": worker,
+            "job_id": job_id,
+            "lane_queues": [lane.queue for lane in snap.lanes],
+            "lane_types": [lane.job_type for lane in snap.lanes],
+            "lane_type_limits": [lane.type_limit for lane in snap.lanes],
+            "lane_queue_limits": [lane.queue_limit for lane in snap.lanes],
+            "blocked_keys": blocked_keys,
+        }
+        (rows,) = execute_many(["claim_governed"], params)
+        if not rows:
+            return None
+        return _claim_from_pg_row(rows[0])
+    now = db_datetime(timezone.now())
+    lanes = [[lane.queue, lane.job_type, lane.type_limit, lane.queue_limit] for lane in snap.lanes]
+    params = {
+        "lanes": _json_list(lanes),
+        "job_id": job_id,
+        "now": now,
+        "blocked_keys": _json_list(blocked_keys),
+    }
+    picked, _ = execute("claim_governed_candidate", params)
+    if not picked:
+        return None
+    claim_params = {
+        "worker": worker,
+        "now": now,
+        "job_id": picked[0]["id"],
+        "type_limited": bool(picked[0]["type_limited"]),
+        "queue_limited": bool(picked[0]["queue_limited"]),
+    }
+    rows, _ = execute("claim_governed", claim_params)
+    if not rows:
+        return None
+    return _claim_from_sqlite_row(rows[0], now)
+
+
+def _take_rate_slots(job: Job, snap: flow.Snapshot) -> None:
+    """A slot of each rate scope `job` starts under, at its started_at; _RateWindowFull
+    (rolling the claim back) when one has none free."""
+    for scope, (rate, period) in snap.rate_scopes(job):
+        at = job.started_at
+        assert at is not None
+        params: dict[str, Any] = {"scope": scope, "rate": rate, "period": period}
+        if connection.vendor == "postgresql":
+            params["at"] = at
+        else:
+            params.update(at=db_datetime(at), cutoff=db_datetime(at - timedelta(seconds=period)))
+        rows, _ = execute("take_rate_slot", params)
+        if rows:
+            continue
+        ensure: dict[str, Any] = {
+            "scope": scope,
+            "rate": rate,
+            "epoch": db_datetime(flow.RATE_EPOCH),
+        }
+        if connection.vendor == "sqlite":
+            ensure["slots"] = _json_list(range(rate))
+        if execute("ensure_rate_slots", ensure)[1] and execute("take_rate_slot", params)[0]:
+            continue
+        raise _RateWindowFull(scope)
 
 
 def _claim_transaction() -> Any:
@@ -170,13 +309,7 @@ def _claim_rows(
             settled = bool(done[0]["count"])
         if not rows:
             return settled, None
-        row = rows[0]
-        started = row["started_task_id"]
-        tasks = [
-            _task(row["id"], started, id=pk, position=pos, name=n, status=st, result=result)
-            for pk, pos, n, st, result in py_json(row["task_list"]) or []
-        ]
-        return settled, Claim(job_from_row(row), tasks, started)
+        return settled, _claim_from_pg_row(rows[0])
     # SQLite, in the claim's BEGIN IMMEDIATE: the clock is read once the write lock is
     # held, so a start is never recorded before a lock predecessor's finish.
     now = db_datetime(timezone.now())
@@ -186,12 +319,28 @@ def _claim_rows(
     rows, _ = execute(name, params)
     if not rows:
         return settled, None
-    job = job_from_row(rows[0])
+    return settled, _claim_from_sqlite_row(rows[0], now)
+
+
+def _claim_from_pg_row(row: dict[str, Any]) -> Claim:
+    """A claim statement's row (the job, its started task, its task list)."""
+    started = row["started_task_id"]
+    tasks = [
+        _task(row["id"], started, id=pk, position=pos, name=n, status=st, result=result)
+        for pk, pos, n, st, result in py_json(row["task_list"]) or []
+    ]
+    return Claim(job_from_row(row), tasks, started)
+
+
+def _claim_from_sqlite_row(row: dict[str, Any], now: Any) -> Claim:
+    """SQLite: the claimed job's row; its first unfinished task started and its task
+    list read, in the claim's transaction."""
+    job = job_from_row(row)
     first, _ = execute("start_first_task", {"job_id": job.pk, "now": now})
     started = first[0]["id"] if first else None
     task_rows, _ = execute("task_list", {"job_id": job.pk})
     tasks = [_task(job.pk, started, **{**r, "result": py_json(r["result"])}) for r in task_rows]
-    return settled, Claim(job, tasks, started)
+    return Claim(job, tasks, started)
 
 
 def _task(job_id: int, started: int | None, **fields: Any) -> Task:

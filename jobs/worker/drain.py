@@ -17,7 +17,7 @@ from django.db import InterfaceError, OperationalError, connection
 from django.db.models import Count
 from django.utils import timezone
 
-from .. import broker, engine, queues, services
+from .. import broker, engine, flow, queues, services
 from ..models import Job, JobStatus
 from .execution import Finished, complete, execute_deferred, outlasting_outage
 from .heartbeat import worker_name
@@ -68,7 +68,20 @@ def run_job(job_id: int | None = None) -> dict[str, int]:
         left = Job.objects.runnable().values_list("queue", flat=True).first()
         if left is not None:
             broker.enqueue_wakeup(None, left)
+            return {"ran": ran}
+    if flow.governed():
+        _wake_at_next_opening()
     return {"ran": ran}
+
+
+def _wake_at_next_opening() -> None:
+    """Jobs wait for a rate window that opens after this drain: leave a wake-up that
+    becomes visible then (the ORM broker; with another, the periodic tick wakes them)."""
+    served = queues.served_queues()
+    opening = flow.next_opening(served)
+    if opening is not None:
+        for queue in served:
+            broker.wake_at(queue, opening)
 
 
 def _claim_settling(worker: str, finished: Finished | None) -> engine.Claim | None:
@@ -85,17 +98,23 @@ def _claim_settling(worker: str, finished: Finished | None) -> engine.Claim | No
 
 
 def _wait_for_due_job(deadline: float) -> bool:
-    """If a delayed job falls due before `deadline`, sleep until then and say so."""
+    """If a delayed job falls due, or a full rate window opens (jobs.flow), before
+    `deadline`, sleep until then (a second at most) and say so."""
+    served = queues.served_queues()
     next_due = (
         Job.objects.filter(
             status=JobStatus.PENDING,
-            queue__in=queues.served_queues(),
+            queue__in=served,
             run_after__gt=timezone.now(),
         )
         .order_by("run_after")
         .values_list("run_after", flat=True)
         .first()
     )
+    if flow.governed():
+        opening = flow.next_opening(served)
+        if opening is not None and (next_due is None or opening < next_due):
+            next_due = opening
     if next_due is None:
         return False
     wait = (next_due - timezone.now()).total_seconds()

@@ -140,6 +140,7 @@ def api_list_endpoints(world: dict[str, Any]) -> dict[str, set[str]]:
         "id": world["schedule"].pk,
         "release_pk": world["release"].pk,
         "number": 1,
+        "name": "default",
     }
     endpoints: dict[str, set[str]] = {}
     for template, item in schema["paths"].items():

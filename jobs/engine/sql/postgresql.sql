@@ -12,17 +12,21 @@
 
 -- name: claim_next
 -- Claim the most urgent runnable job of %(queues)s (text[]) for %(worker)s: pending,
--- due, and without a lock key or first in line for it (nothing of its key running,
--- no older job of its key pending); highest priority, then oldest. The same
--- statement starts the job's first unfinished task and returns the job's row with
--- its task list, so the worker runs it without another round trip.
+-- due, and without a lock key or first in line for it (no older job of its key
+-- pending, fewer than its lock_limit running; it takes the lowest free slot of the
+-- key); highest priority, then oldest. The same statement starts the job's first
+-- unfinished task and returns the job's row with its task list, so the worker runs
+-- it without another round trip. This is the claim while no flow rule is set: with a
+-- queue or type paused or limited (a jobs_flowsetting row), it claims nothing (one
+-- index probe, before any job is read) and the engine runs claim_governed instead.
 --
 -- Races: FOR UPDATE SKIP LOCKED makes concurrent claimers pass over each other's
 -- candidate, and the outer "status = 'pending'" re-check skips a job cancelled
 -- meanwhile. Two claimers that both saw a lock key free (neither saw the other's
--- uncommitted start) both make a job of it running: the partial unique index
--- one_running_job_per_lock refuses the second, which the engine reads as "nothing
--- to claim now". started_at is statement_timestamp(): the snapshot that saw the
+-- uncommitted start) both give it the same slot: the partial unique index
+-- running_lock_slot_unique refuses the second, which the engine reads as "nothing
+-- to claim now". The lowest free slot is 0 or one past a taken one, the lowest such
+-- that is free; fewer than lock_limit running means it is below lock_limit. started_at is statement_timestamp(): the snapshot that saw the
 -- key's previous job finished is this statement's, so the start is never earlier.
 --
 -- SET LOCAL lasts for this statement's implicit transaction (inside an explicit
@@ -41,16 +45,31 @@ WITH claimed AS (
         heartbeat_at = statement_timestamp(),
         finished_at = NULL,
         attempted_by = attempted_by
-            || jsonb_build_array(jsonb_build_array(%(worker)s, statement_timestamp()))
+            || jsonb_build_array(jsonb_build_array(%(worker)s, statement_timestamp())),
+        lock_slot = CASE WHEN lock IS NULL THEN NULL ELSE (
+            SELECT min(f.n) FROM (
+                SELECT 0 AS n
+                UNION ALL
+                SELECT r.lock_slot + 1 FROM jobs_job r
+                WHERE r.lock = jobs_job.lock AND r.status = 'running') f
+            WHERE NOT EXISTS (
+                SELECT 1 FROM jobs_job r
+                WHERE r.lock = jobs_job.lock AND r.status = 'running' AND r.lock_slot = f.n))
+        END
     WHERE id = (
         SELECT j.id FROM jobs_job j
         WHERE j.status = 'pending'
           AND j.queue = ANY(%(queues)s)
           AND (j.run_after IS NULL OR j.run_after <= statement_timestamp())
-          AND (j.lock IS NULL OR NOT EXISTS (
-                SELECT 1 FROM jobs_job k
-                WHERE k.lock = j.lock
-                  AND (k.status = 'running' OR (k.status = 'pending' AND k.id < j.id))))
+          AND (j.lock IS NULL OR (
+                NOT EXISTS (
+                    SELECT 1 FROM jobs_job k
+                    WHERE k.lock = j.lock AND k.status = 'pending' AND k.id < j.id)
+                AND (SELECT count(*) FROM jobs_job k
+                     WHERE k.lock = j.lock AND k.status = 'running') < j.lock_limit))
+          AND NOT EXISTS (SELECT 1 FROM jobs_flowsetting f
+                          WHERE f.paused OR f.concurrency_limit IS NOT NULL
+                             OR f.rate_limit IS NOT NULL)
         ORDER BY j.priority DESC, j.id
         LIMIT 1
         FOR UPDATE OF j SKIP LOCKED)
@@ -87,17 +106,32 @@ WITH claimed AS (
         heartbeat_at = statement_timestamp(),
         finished_at = NULL,
         attempted_by = attempted_by
-            || jsonb_build_array(jsonb_build_array(%(worker)s, statement_timestamp()))
+            || jsonb_build_array(jsonb_build_array(%(worker)s, statement_timestamp())),
+        lock_slot = CASE WHEN lock IS NULL THEN NULL ELSE (
+            SELECT min(f.n) FROM (
+                SELECT 0 AS n
+                UNION ALL
+                SELECT r.lock_slot + 1 FROM jobs_job r
+                WHERE r.lock = jobs_job.lock AND r.status = 'running') f
+            WHERE NOT EXISTS (
+                SELECT 1 FROM jobs_job r
+                WHERE r.lock = jobs_job.lock AND r.status = 'running' AND r.lock_slot = f.n))
+        END
     WHERE id = (
         SELECT j.id FROM jobs_job j
         WHERE j.id = %(job_id)s
           AND j.status = 'pending'
           AND j.queue = ANY(%(queues)s)
           AND (j.run_after IS NULL OR j.run_after <= statement_timestamp())
-          AND (j.lock IS NULL OR NOT EXISTS (
-                SELECT 1 FROM jobs_job k
-                WHERE k.lock = j.lock
-                  AND (k.status = 'running' OR (k.status = 'pending' AND k.id < j.id))))
+          AND (j.lock IS NULL OR (
+                NOT EXISTS (
+                    SELECT 1 FROM jobs_job k
+                    WHERE k.lock = j.lock AND k.status = 'pending' AND k.id < j.id)
+                AND (SELECT count(*) FROM jobs_job k
+                     WHERE k.lock = j.lock AND k.status = 'running') < j.lock_limit))
+          AND NOT EXISTS (SELECT 1 FROM jobs_flowsetting f
+                          WHERE f.paused OR f.concurrency_limit IS NOT NULL
+                             OR f.rate_limit IS NOT NULL)
         FOR UPDATE OF j SKIP LOCKED)
       AND status = 'pending'
     RETURNING *
@@ -118,6 +152,155 @@ SELECT claimed.*,
                         ORDER BY t.position)
         FROM jobs_task t WHERE t.job_id = claimed.id) AS task_list
 FROM claimed;
+
+
+-- name: claim_governed
+-- The claim while flow rules are set (jobs/flow.py): the most urgent runnable job of
+-- the open lanes, each lane a (queue, job type) pair that is not paused and not at
+-- its rate limit (parallel arrays %(lane_queues)s, %(lane_types)s, with the type's
+-- and the queue's concurrency limits %(lane_type_limits)s, %(lane_queue_limits)s,
+-- NULL for none), or only job %(job_id)s when given; never a job of a key in
+-- %(blocked_keys)s (at its key's rate limit). The lock rule is claim_next's.
+--
+-- Speed: each lane is one walk of job_pending_lane_idx from its head, and a lane at
+-- its concurrency limit stops before reading a job (the count is a per-lane filter):
+-- a paused queue or a full type costs nothing however many jobs wait in it.
+--
+-- Races: a lane's head is locked FOR UPDATE SKIP LOCKED, so concurrent claimers take
+-- different jobs. The claimed job takes the lowest free slot of its type and queue
+-- when they are limited (as claim_next does for its key): two claimers that both saw
+-- the last slot free give it to two jobs, and running_type_slot_unique (or
+-- running_queue_slot_unique, running_lock_slot_unique) refuses the second; the engine
+-- retries with a fresh snapshot. Rate slots are taken after this statement, in its
+-- transaction (take_rate_slot).
+SET LOCAL jit = off;
+WITH lane AS (
+    SELECT * FROM UNNEST(%(lane_queues)s::varchar[], %(lane_types)s::varchar[],
+                         %(lane_type_limits)s::integer[], %(lane_queue_limits)s::integer[])
+         AS l(queue, job_type, type_limit, queue_limit)
+), candidate AS (
+    SELECT c.id, c.priority, l.type_limit, l.queue_limit
+    FROM lane l
+    CROSS JOIN LATERAL (
+        SELECT j.id, j.priority FROM jobs_job j
+        WHERE j.status = 'pending'
+          AND j.queue = l.queue
+          AND j.job_type = l.job_type
+          AND (%(job_id)s::bigint IS NULL OR j.id = %(job_id)s::bigint)
+          AND (j.run_after IS NULL OR j.run_after <= statement_timestamp())
+          AND (j.lock IS NULL OR (
+                j.lock <> ALL(%(blocked_keys)s::varchar[])
+                AND NOT EXISTS (
+                    SELECT 1 FROM jobs_job k
+                    WHERE k.lock = j.lock AND k.status = 'pending' AND k.id < j.id)
+                AND (SELECT count(*) FROM jobs_job k
+                     WHERE k.lock = j.lock AND k.status = 'running') < j.lock_limit))
+          AND (l.type_limit IS NULL OR (
+                SELECT count(*) FROM jobs_job r
+                WHERE r.status = 'running' AND r.job_type = l.job_type) < l.type_limit)
+          AND (l.queue_limit IS NULL OR (
+                SELECT count(*) FROM jobs_job r
+                WHERE r.status = 'running' AND r.queue = l.queue) < l.queue_limit)
+        ORDER BY j.priority DESC, j.id
+        LIMIT 1
+        FOR UPDATE OF j SKIP LOCKED) c
+    ORDER BY c.priority DESC, c.id
+    LIMIT 1
+), claimed AS (
+    UPDATE jobs_job
+    SET status = 'running',
+        attempts = attempts + 1,
+        worker = %(worker)s,
+        started_at = statement_timestamp(),
+        heartbeat_at = statement_timestamp(),
+        finished_at = NULL,
+        attempted_by = attempted_by
+            || jsonb_build_array(jsonb_build_array(%(worker)s, statement_timestamp())),
+        lock_slot = CASE WHEN jobs_job.lock IS NULL THEN NULL ELSE (
+            SELECT min(f.n) FROM (
+                SELECT 0 AS n
+                UNION ALL
+                SELECT r.lock_slot + 1 FROM jobs_job r
+                WHERE r.lock = jobs_job.lock AND r.status = 'running') f
+            WHERE NOT EXISTS (
+                SELECT 1 FROM jobs_job r
+                WHERE r.lock = jobs_job.lock AND r.status = 'running' AND r.lock_slot = f.n))
+        END,
+        type_slot = CASE WHEN c.type_limit IS NULL THEN NULL ELSE (
+            SELECT min(f.n) FROM (
+                SELECT 0 AS n
+                UNION ALL
+                SELECT r.type_slot + 1 FROM jobs_job r
+                WHERE r.job_type = jobs_job.job_type AND r.status = 'running'
+                  AND r.type_slot IS NOT NULL) f
+            WHERE NOT EXISTS (
+                SELECT 1 FROM jobs_job r
+                WHERE r.job_type = jobs_job.job_type AND r.status = 'running'
+                  AND r.type_slot = f.n))
+        END,
+        queue_slot = CASE WHEN c.queue_limit IS NULL THEN NULL ELSE (
+            SELECT min(f.n) FROM (
+                SELECT 0 AS n
+                UNION ALL
+                SELECT r.queue_slot + 1 FROM jobs_job r
+                WHERE r.queue = jobs_job.queue AND r.status = 'running'
+                  AND r.queue_slot IS NOT NULL) f
+            WHERE NOT EXISTS (
+                SELECT 1 FROM jobs_job r
+                WHERE r.queue = jobs_job.queue AND r.status = 'running'
+                  AND r.queue_slot = f.n))
+        END
+    FROM candidate c
+    WHERE jobs_job.id = c.id AND jobs_job.status = 'pending'
+    RETURNING jobs_job.*
+), started AS (
+    UPDATE jobs_task
+    SET status = 'running', started_at = statement_timestamp(), finished_at = NULL,
+        error = '', attempts = attempts + 1
+    WHERE id = (
+        SELECT t.id FROM jobs_task t
+        WHERE t.job_id = (SELECT id FROM claimed) AND t.status <> 'succeeded'
+        ORDER BY t.position LIMIT 1)
+      AND status IN ('pending', 'failed')
+    RETURNING id
+)
+SELECT claimed.*,
+       (SELECT id FROM started) AS started_task_id,
+       (SELECT json_agg(json_build_array(t.id, t.position, t.name, t.status, t.result)
+                        ORDER BY t.position)
+        FROM jobs_task t WHERE t.job_id = claimed.id) AS task_list
+FROM claimed;
+
+
+-- name: ensure_rate_slots
+-- The %(rate)s slots 0…rate-1 of rate scope %(scope)s, each as if last used long ago
+-- (%(epoch)s) where missing; existing ones are kept (their last start still counts).
+INSERT INTO jobs_rateslot (scope, slot, started_at)
+SELECT %(scope)s, s, %(epoch)s FROM generate_series(0, %(rate)s - 1) AS s
+ON CONFLICT (scope, slot) DO NOTHING;
+
+
+-- name: take_rate_slot
+-- A start under rate scope %(scope)s (%(rate)s starts per %(period)s seconds) at
+-- %(at)s, the claimed job's started_at: one of its slots below %(rate)s whose last
+-- start is at least a period old now records this one. Returns the slot taken, none
+-- when the window is full.
+--
+-- Race: the slot row is locked (SKIP LOCKED passes over one a concurrent claim is
+-- taking) and the UPDATE re-checks its age once locked, so two claims never both
+-- take one slot: each slot holds at most one start per period, and `rate` slots at
+-- most `rate` starts in any window of the period.
+UPDATE jobs_rateslot
+SET started_at = %(at)s
+WHERE id = (
+    SELECT id FROM jobs_rateslot
+    WHERE scope = %(scope)s AND slot < %(rate)s
+      AND started_at <= %(at)s - make_interval(secs => %(period)s)
+    ORDER BY started_at, slot
+    LIMIT 1
+    FOR UPDATE SKIP LOCKED)
+  AND started_at <= %(at)s - make_interval(secs => %(period)s)
+RETURNING slot;
 
 
 -- name: start_task
@@ -198,20 +381,26 @@ SELECT count(*) FROM done;
 -- name: insert_job
 -- A new job (status %(status)s: pending, or a draft) and its tasks, positions 1…n
 -- named by %(task_names)s (text[]), every other column at its initial value, in
--- one statement: the tasks take the job's id on the server. Returns the job's id.
+-- one statement: the tasks take the job's id on the server. Returns the job's id;
+-- nothing when a job with its unique key %(unique_key)s is pending or running. That
+-- is the unique_active_key index's answer, so 20 concurrent creates with one key make
+-- one job: a second insert waits for the first's transaction, then does nothing.
 WITH job AS (
     INSERT INTO jobs_job (
         job_type, status, config, result, error, release_id, schedule_id,
         created_by_id, queue, lock, priority, run_after, attempts, max_attempts,
         created_at, queued_at, started_at, finished_at, heartbeat_at,
         cancel_requested_at, worker, attempted_by, progress_done, progress_total,
-        analysis)
+        analysis, lock_limit, unique_key, lock_slot, type_slot, queue_slot)
     VALUES (
         %(job_type)s, %(status)s, %(config)s, NULL, '', %(release_id)s, %(schedule_id)s,
         %(created_by_id)s, %(queue)s, %(lock)s, %(priority)s, %(run_after)s, 0,
         %(max_attempts)s, %(created_at)s, %(queued_at)s, NULL, NULL, NULL,
         NULL, '', '[]', 0, %(progress_total)s,
-        %(analysis)s)
+        %(analysis)s, %(lock_limit)s, %(unique_key)s, NULL, NULL, NULL)
+    ON CONFLICT (unique_key)
+        WHERE status IN ('pending', 'running') AND unique_key IS NOT NULL
+        DO NOTHING
     RETURNING id
 ), tasks AS (
     INSERT INTO jobs_task (
@@ -231,16 +420,18 @@ INSERT INTO jobs_job (
     job_type, status, config, result, error, release_id, schedule_id, created_by_id,
     queue, lock, priority, run_after, attempts, max_attempts, created_at, queued_at,
     started_at, finished_at, heartbeat_at, cancel_requested_at, worker, attempted_by,
-    progress_done, progress_total, analysis)
+    progress_done, progress_total, analysis, lock_limit, unique_key, lock_slot, type_slot,
+    queue_slot)
 SELECT j.job_type, 'pending', j.config, NULL, '', j.release_id, NULL, %(created_by_id)s,
        j.queue, j.lock, j.priority, j.run_after, 0, j.max_attempts, %(created_at)s,
-       %(created_at)s, NULL, NULL, NULL, NULL, '', '[]', 0, j.progress_total, NULL
+       %(created_at)s, NULL, NULL, NULL, NULL, '', '[]', 0, j.progress_total, NULL,
+       j.lock_limit, NULL, NULL, NULL, NULL
 FROM UNNEST(%(job_types)s::varchar[], %(configs)s::jsonb[], %(release_ids)s::bigint[],
             %(queues)s::varchar[], %(locks)s::varchar[], %(priorities)s::smallint[],
             %(run_afters)s::timestamptz[], %(max_attempts)s::integer[],
-            %(progress_totals)s::integer[])
+            %(progress_totals)s::integer[], %(lock_limits)s::integer[])
      AS j(job_type, config, release_id, queue, lock, priority, run_after, max_attempts,
-          progress_total)
+          progress_total, lock_limit)
 RETURNING id;
 
 

@@ -9,9 +9,10 @@
 
 -- name: claim_next
 -- Claim the most urgent runnable job of :queues (a JSON list) for :worker at :now:
--- pending, due, and without a lock key or first in line for it; highest priority,
--- then oldest. Under the write lock no other claim interleaves, so the
--- one_running_job_per_lock index is only the last line of defence here.
+-- pending, due, and without a lock key or first in line for it (taking the lowest
+-- free slot of the key); highest priority, then oldest; nothing while a flow rule is
+-- set (see postgresql.sql). Under the write lock no other claim interleaves, so the
+-- running_lock_slot_unique index is only the last line of defence here.
 UPDATE jobs_job
 SET status = 'running',
     attempts = attempts + 1,
@@ -19,16 +20,31 @@ SET status = 'running',
     started_at = %(now)s,
     heartbeat_at = %(now)s,
     finished_at = NULL,
-    attempted_by = json_insert(attempted_by, '$[#]', json_array(%(worker)s, %(now)s))
+    attempted_by = json_insert(attempted_by, '$[#]', json_array(%(worker)s, %(now)s)),
+    lock_slot = CASE WHEN lock IS NULL THEN NULL ELSE (
+        SELECT min(f.n) FROM (
+            SELECT 0 AS n
+            UNION ALL
+            SELECT r.lock_slot + 1 FROM jobs_job r
+            WHERE r.lock = jobs_job.lock AND r.status = 'running') f
+        WHERE NOT EXISTS (
+            SELECT 1 FROM jobs_job r
+            WHERE r.lock = jobs_job.lock AND r.status = 'running' AND r.lock_slot = f.n))
+    END
 WHERE id = (
     SELECT j.id FROM jobs_job j
     WHERE j.status = 'pending'
       AND j.queue IN (SELECT value FROM json_each(%(queues)s))
       AND (j.run_after IS NULL OR j.run_after <= %(now)s)
-      AND (j.lock IS NULL OR NOT EXISTS (
-            SELECT 1 FROM jobs_job k
-            WHERE k.lock = j.lock
-              AND (k.status = 'running' OR (k.status = 'pending' AND k.id < j.id))))
+      AND (j.lock IS NULL OR (
+            NOT EXISTS (
+                SELECT 1 FROM jobs_job k
+                WHERE k.lock = j.lock AND k.status = 'pending' AND k.id < j.id)
+            AND (SELECT count(*) FROM jobs_job k
+                 WHERE k.lock = j.lock AND k.status = 'running') < j.lock_limit))
+      AND NOT EXISTS (SELECT 1 FROM jobs_flowsetting f
+                      WHERE f.paused OR f.concurrency_limit IS NOT NULL
+                         OR f.rate_limit IS NOT NULL)
     ORDER BY j.priority DESC, j.id
     LIMIT 1)
   AND status = 'pending'
@@ -45,19 +61,149 @@ SET status = 'running',
     started_at = %(now)s,
     heartbeat_at = %(now)s,
     finished_at = NULL,
-    attempted_by = json_insert(attempted_by, '$[#]', json_array(%(worker)s, %(now)s))
+    attempted_by = json_insert(attempted_by, '$[#]', json_array(%(worker)s, %(now)s)),
+    lock_slot = CASE WHEN lock IS NULL THEN NULL ELSE (
+        SELECT min(f.n) FROM (
+            SELECT 0 AS n
+            UNION ALL
+            SELECT r.lock_slot + 1 FROM jobs_job r
+            WHERE r.lock = jobs_job.lock AND r.status = 'running') f
+        WHERE NOT EXISTS (
+            SELECT 1 FROM jobs_job r
+            WHERE r.lock = jobs_job.lock AND r.status = 'running' AND r.lock_slot = f.n))
+    END
 WHERE id = (
     SELECT j.id FROM jobs_job j
     WHERE j.id = %(job_id)s
       AND j.status = 'pending'
       AND j.queue IN (SELECT value FROM json_each(%(queues)s))
       AND (j.run_after IS NULL OR j.run_after <= %(now)s)
-      AND (j.lock IS NULL OR NOT EXISTS (
-            SELECT 1 FROM jobs_job k
-            WHERE k.lock = j.lock
-              AND (k.status = 'running' OR (k.status = 'pending' AND k.id < j.id)))))
+      AND (j.lock IS NULL OR (
+            NOT EXISTS (
+                SELECT 1 FROM jobs_job k
+                WHERE k.lock = j.lock AND k.status = 'pending' AND k.id < j.id)
+            AND (SELECT count(*) FROM jobs_job k
+                 WHERE k.lock = j.lock AND k.status = 'running') < j.lock_limit))
+      AND NOT EXISTS (SELECT 1 FROM jobs_flowsetting f
+                      WHERE f.paused OR f.concurrency_limit IS NOT NULL
+                         OR f.rate_limit IS NOT NULL))
   AND status = 'pending'
 RETURNING *;
+
+
+-- name: claim_governed_candidate
+-- The claim while flow rules are set, first half (see postgresql.sql, claim_governed):
+-- the most urgent runnable job of the open lanes in :lanes, a JSON list of
+-- [queue, job type, type limit or null, queue limit or null], or only job :job_id
+-- when given; never a job of a key in :blocked_keys (a JSON list). Returns its id
+-- and whether its type and queue are limited. A lane at its limit reads no job.
+WITH lane AS (
+    SELECT l.value ->> 0 AS queue, l.value ->> 1 AS job_type,
+           l.value ->> 2 AS type_limit, l.value ->> 3 AS queue_limit
+    FROM json_each(%(lanes)s) AS l
+), head AS (
+    SELECT (
+        SELECT j.id FROM jobs_job j
+        WHERE j.status = 'pending'
+          AND j.queue = lane.queue
+          AND j.job_type = lane.job_type
+          AND (%(job_id)s IS NULL OR j.id = %(job_id)s)
+          AND (j.run_after IS NULL OR j.run_after <= %(now)s)
+          AND (j.lock IS NULL OR (
+                j.lock NOT IN (SELECT value FROM json_each(%(blocked_keys)s))
+                AND NOT EXISTS (
+                    SELECT 1 FROM jobs_job k
+                    WHERE k.lock = j.lock AND k.status = 'pending' AND k.id < j.id)
+                AND (SELECT count(*) FROM jobs_job k
+                     WHERE k.lock = j.lock AND k.status = 'running') < j.lock_limit))
+        ORDER BY j.priority DESC, j.id
+        LIMIT 1) AS id,
+        lane.type_limit, lane.queue_limit
+    FROM lane
+    WHERE (lane.type_limit IS NULL OR (
+            SELECT count(*) FROM jobs_job r
+            WHERE r.status = 'running' AND r.job_type = lane.job_type) < lane.type_limit)
+      AND (lane.queue_limit IS NULL OR (
+            SELECT count(*) FROM jobs_job r
+            WHERE r.status = 'running' AND r.queue = lane.queue) < lane.queue_limit)
+)
+SELECT head.id, head.type_limit IS NOT NULL AS type_limited,
+       head.queue_limit IS NOT NULL AS queue_limited
+FROM head JOIN jobs_job j ON j.id = head.id
+ORDER BY j.priority DESC, j.id
+LIMIT 1;
+
+
+-- name: claim_governed
+-- The claim while flow rules are set, second half: claim job :job_id (the candidate,
+-- read under the same write lock) for :worker, with the lowest free slot of its key
+-- and, when :type_limited / :queue_limited, of its type and queue.
+UPDATE jobs_job
+SET status = 'running',
+    attempts = attempts + 1,
+    worker = %(worker)s,
+    started_at = %(now)s,
+    heartbeat_at = %(now)s,
+    finished_at = NULL,
+    attempted_by = json_insert(attempted_by, '$[#]', json_array(%(worker)s, %(now)s)),
+    lock_slot = CASE WHEN lock IS NULL THEN NULL ELSE (
+        SELECT min(f.n) FROM (
+            SELECT 0 AS n
+            UNION ALL
+            SELECT r.lock_slot + 1 FROM jobs_job r
+            WHERE r.lock = jobs_job.lock AND r.status = 'running') f
+        WHERE NOT EXISTS (
+            SELECT 1 FROM jobs_job r
+            WHERE r.lock = jobs_job.lock AND r.status = 'running' AND r.lock_slot = f.n))
+    END,
+    type_slot = CASE WHEN NOT %(type_limited)s THEN NULL ELSE (
+        SELECT min(f.n) FROM (
+            SELECT 0 AS n
+            UNION ALL
+            SELECT r.type_slot + 1 FROM jobs_job r
+            WHERE r.job_type = jobs_job.job_type AND r.status = 'running'
+              AND r.type_slot IS NOT NULL) f
+        WHERE NOT EXISTS (
+            SELECT 1 FROM jobs_job r
+            WHERE r.job_type = jobs_job.job_type AND r.status = 'running'
+              AND r.type_slot = f.n))
+    END,
+    queue_slot = CASE WHEN NOT %(queue_limited)s THEN NULL ELSE (
+        SELECT min(f.n) FROM (
+            SELECT 0 AS n
+            UNION ALL
+            SELECT r.queue_slot + 1 FROM jobs_job r
+            WHERE r.queue = jobs_job.queue AND r.status = 'running'
+              AND r.queue_slot IS NOT NULL) f
+        WHERE NOT EXISTS (
+            SELECT 1 FROM jobs_job r
+            WHERE r.queue = jobs_job.queue AND r.status = 'running'
+              AND r.queue_slot = f.n))
+    END
+WHERE id = %(job_id)s AND status = 'pending'
+RETURNING *;
+
+
+-- name: ensure_rate_slots
+-- The :rate slots of rate scope :scope, as if last used at :epoch, where missing
+-- (:slots is the JSON list 0…rate-1).
+INSERT INTO jobs_rateslot (scope, slot, started_at)
+SELECT %(scope)s, s.value, %(epoch)s FROM json_each(%(slots)s) AS s WHERE true
+ON CONFLICT (scope, slot) DO NOTHING;
+
+
+-- name: take_rate_slot
+-- A start under rate scope :scope at :at: a slot below :rate last used at or before
+-- :cutoff (:at minus the period) records it (see postgresql.sql; under the write lock
+-- nothing interleaves). Returns the slot taken, none when the window is full.
+UPDATE jobs_rateslot
+SET started_at = %(at)s
+WHERE id = (
+    SELECT id FROM jobs_rateslot
+    WHERE scope = %(scope)s AND slot < %(rate)s AND started_at <= %(cutoff)s
+    ORDER BY started_at, slot
+    LIMIT 1)
+RETURNING slot;
 
 
 -- name: start_first_task
@@ -125,18 +271,22 @@ WHERE id = %(job_id)s AND status = 'running' AND attempts = %(attempt)s;
 
 -- name: insert_job
 -- A new job (status :status: pending, or a draft); its tasks follow (insert_tasks_of).
+-- Nothing when a job with its unique key is pending or running (see postgresql.sql).
 INSERT INTO jobs_job (
     job_type, status, config, result, error, release_id, schedule_id,
     created_by_id, queue, lock, priority, run_after, attempts, max_attempts,
     created_at, queued_at, started_at, finished_at, heartbeat_at,
     cancel_requested_at, worker, attempted_by, progress_done, progress_total,
-    analysis)
+    analysis, lock_limit, unique_key, lock_slot, type_slot, queue_slot)
 VALUES (
     %(job_type)s, %(status)s, %(config)s, NULL, '', %(release_id)s, %(schedule_id)s,
     %(created_by_id)s, %(queue)s, %(lock)s, %(priority)s, %(run_after)s, 0,
     %(max_attempts)s, %(created_at)s, %(queued_at)s, NULL, NULL, NULL,
     NULL, '', '[]', 0, %(progress_total)s,
-    %(analysis)s)
+    %(analysis)s, %(lock_limit)s, %(unique_key)s, NULL, NULL, NULL)
+ON CONFLICT (unique_key)
+    WHERE status IN ('pending', 'running') AND unique_key IS NOT NULL
+    DO NOTHING
 RETURNING id;
 
 
@@ -153,17 +303,18 @@ FROM json_each(%(task_names)s) AS t;
 -- name: insert_jobs
 -- Many new pending jobs at once (bulk creation): :jobs is a JSON list of
 -- [job_type, config, release_id, queue, lock, priority, run_after, max_attempts,
--- progress_total], every other column at its initial value. Returns their ids (in
+-- progress_total, lock_limit], every other column at its initial value. Returns their ids (in
 -- ascending order they are the input order: AUTOINCREMENT under the write lock).
 INSERT INTO jobs_job (
     job_type, status, config, result, error, release_id, schedule_id, created_by_id,
     queue, lock, priority, run_after, attempts, max_attempts, created_at, queued_at,
     started_at, finished_at, heartbeat_at, cancel_requested_at, worker, attempted_by,
-    progress_done, progress_total, analysis)
+    progress_done, progress_total, analysis, lock_limit, unique_key, lock_slot, type_slot,
+    queue_slot)
 SELECT j.value ->> 0, 'pending', j.value -> 1, NULL, '', j.value ->> 2, NULL,
        %(created_by_id)s, j.value ->> 3, j.value ->> 4, j.value ->> 5, j.value ->> 6, 0,
        j.value ->> 7, %(created_at)s, %(created_at)s, NULL, NULL, NULL, NULL, '', '[]', 0,
-       j.value ->> 8, NULL
+       j.value ->> 8, NULL, j.value ->> 9, NULL, NULL, NULL, NULL
 FROM json_each(%(jobs)s) AS j
 RETURNING id;
 

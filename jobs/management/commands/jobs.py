@@ -54,6 +54,13 @@ class Command(ActionCommand):
         p.add_argument("--priority", type=int, default=0)
         p.add_argument("--max-attempts", type=int, default=None)
         p.add_argument("--draft", action="store_true", help="create a draft to analyse first")
+        p.add_argument("--queue", default="default", help="the queue it runs in")
+        p.add_argument(
+            "--unique-key",
+            default=None,
+            metavar="KEY",
+            help="while a job with KEY is pending or running, return it instead",
+        )
         p.add_argument(
             "--wait",
             action="store_true",
@@ -145,6 +152,7 @@ class Command(ActionCommand):
         job = self._job(o["id"])
         tasks = list(job.tasks.order_by("position"))
         data = job_json(job)
+        data["waiting_reason"] = selectors.waiting_reason(job)
         data["tasks"] = [
             {
                 "position": t.position,
@@ -170,6 +178,8 @@ class Command(ActionCommand):
         )
         if data["error"]:
             self.stdout.write(f"error: {data['error']}")
+        if data["waiting_reason"]:
+            self.stdout.write(f"waiting: {data['waiting_reason']}")
         for t in data["tasks"]:
             d = f"{t['duration_seconds']:.1f}s" if t["duration_seconds"] is not None else "-"
             self.stdout.write(f"  {t['position']:>3}. {t['name']:<30} {t['status']:<10} {d}")
@@ -233,10 +243,16 @@ class Command(ActionCommand):
             priority=o["priority"],
             max_attempts=o["max_attempts"],
             draft=o["draft"],
+            queue=o["queue"],
+            unique_key=o["unique_key"],
             via=VIA,
         )
+        existing = f" (existing, unique key {job.unique_key!r})" if job.existing else ""
         if not o["wait"]:
-            self.emit(job_json(job), f"job #{job.pk} {job.job_type}: {job.status}")
+            self.emit(
+                {**job_json(job), "existing": job.existing},
+                f"job #{job.pk} {job.job_type}: {job.status}{existing}",
+            )
             return
         if not self.as_json:
             self.stdout.write(f"job #{job.pk} {job.job_type}: {job.status}; following its log")

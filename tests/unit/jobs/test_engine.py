@@ -12,7 +12,16 @@ from django.db import connection
 
 from jobs import engine
 from jobs.engine import queries
-from jobs.models import TRANSITIONS, Job, JobLog, JobStatus, Task, TaskStatus
+from jobs.models import (
+    TRANSITIONS,
+    FlowSetting,
+    Job,
+    JobLog,
+    JobStatus,
+    RateSlot,
+    Task,
+    TaskStatus,
+)
 
 ROOT = Path(__file__).resolve().parents[3]
 APPS = ["jobs", "releases", "scheduler", "notifications", "monitoring", "demo", "config"]
@@ -107,7 +116,14 @@ def test_status_literals_in_the_sql_are_statuses(vendor):
 
 @pytest.mark.parametrize("vendor", ["postgresql", "sqlite"])
 def test_the_sql_names_the_models_tables(vendor):
-    tables = {Job._meta.db_table, Task._meta.db_table, JobLog._meta.db_table, "django_q_ormq"}
+    tables = {
+        Job._meta.db_table,
+        Task._meta.db_table,
+        JobLog._meta.db_table,
+        FlowSetting._meta.db_table,
+        RateSlot._meta.db_table,
+        "django_q_ormq",
+    }
     for name, sql in queries.statements(vendor).items():
         for table in re.findall(r"\b(?:FROM|INTO|UPDATE|JOIN)\s+(jobs_\w+|django_q_\w+)", sql):
             assert table in tables, f"{vendor} {name}: {table}"

@@ -29,8 +29,15 @@ def test_no_single_column_index_duplicates_the_lead_of_a_composite_index():
     assert "job_id" not in _single_column_indexes("jobs_task")
 
 
-def test_the_one_running_job_per_lock_index_survives_the_index_cleanup():
-    # A release's jobs hold the lock key release:<id> (the engine's generic lock).
+def test_the_running_slot_indexes_survive_the_index_cleanup():
+    # A release's jobs hold the lock key release:<id> (the engine's generic lock), one
+    # slot; flow control's type and queue limits take slots too (jobs/flow.py).
     constraints = _constraints("jobs_job")
-    assert constraints["one_running_job_per_lock"]["unique"]
-    assert constraints["one_running_job_per_lock"]["columns"] == ["lock"]
+    for name, columns in [
+        ("running_lock_slot_unique", ["lock", "lock_slot"]),
+        ("running_type_slot_unique", ["job_type", "type_slot"]),
+        ("running_queue_slot_unique", ["queue", "queue_slot"]),
+        ("unique_active_key", ["unique_key"]),
+    ]:
+        assert constraints[name]["unique"], name
+        assert constraints[name]["columns"] == columns, name

@@ -193,7 +193,7 @@ def test_deleting_a_release_in_the_admin_removes_versions_jobs_and_files(
 
 def test_deleting_a_release_with_a_running_job_is_refused_in_the_admin(client_as, su, populated):
     job = Job.objects.get(release=populated)
-    Job.objects.filter(pk=job.pk).update(status=JobStatus.RUNNING)
+    Job.objects.filter(pk=job.pk).update(status=JobStatus.RUNNING, lock_slot=0)
     client = client_as(su)
     response = client.post(
         reverse("admin:releases_release_delete", args=[populated.pk]), {"post": "yes"}, follow=True

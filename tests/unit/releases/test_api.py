@@ -95,7 +95,7 @@ def test_deleting_a_release_with_a_running_job_is_a_409(manager_client, release)
     job = job_services.job_create(
         job_type="demo.steps", config={"steps": 1, "delay": 0}, release=release
     )
-    Job.objects.filter(pk=job.pk).update(status=JobStatus.RUNNING)
+    Job.objects.filter(pk=job.pk).update(status=JobStatus.RUNNING, lock_slot=0)
     response = manager_client.delete(f"/api/releases/{release.pk}/")
     assert response.status_code == 409
     assert f"job #{job.pk} is running" in response.json()["detail"]

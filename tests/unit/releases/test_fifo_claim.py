@@ -40,9 +40,9 @@ def test_a_running_job_blocks_the_rest_of_its_release_until_it_finishes(release)
 
 def test_the_database_refuses_a_second_running_job_on_one_release(release):
     a, b = demo(release), demo(release)
-    Job.objects.filter(pk=a.pk).update(status=JobStatus.RUNNING)
+    Job.objects.filter(pk=a.pk).update(status=JobStatus.RUNNING, lock_slot=0)
     with pytest.raises(IntegrityError), transaction.atomic():
-        Job.objects.filter(pk=b.pk).update(status=JobStatus.RUNNING)
+        Job.objects.filter(pk=b.pk).update(status=JobStatus.RUNNING, lock_slot=0)
 
 
 @pytest.mark.skipif(

@@ -187,7 +187,7 @@ def test_deleting_a_release_is_refused_while_one_of_its_jobs_is_running(release,
     job = job_services.job_create(
         job_type="demo.steps", config={"steps": 1, "delay": 0}, release=release
     )
-    Job.objects.filter(pk=job.pk).update(status=JobStatus.RUNNING)
+    Job.objects.filter(pk=job.pk).update(status=JobStatus.RUNNING, lock_slot=0)
     with pytest.raises(services.ReleaseBusy, match=f"job #{job.pk} is running"):
         services.release_delete(release=release)
     assert Release.objects.filter(pk=release.pk).exists()

@@ -34,7 +34,15 @@ def test_choosing_a_type_shows_a_form_generated_from_its_config_fields(viewer):
     response = client_for(viewer).get(URL, {"job_type": "demo.steps"})
 
     form = response.context["config_form"]
-    assert list(form.fields) == ["steps", "delay", "fail_at", "fail_attempts", "priority"]
+    assert list(form.fields) == [
+        "steps",
+        "delay",
+        "fail_at",
+        "fail_attempts",
+        "priority",
+        "run_queue",
+        "run_unique_key",
+    ]
     assert form.fields["steps"].required and form.fields["steps"].max_value == 1000
     assert form.fields["delay"].initial == 1.0
     assert not form.fields["fail_at"].required
@@ -117,3 +125,16 @@ def test_the_page_needs_the_jobs_admin(staff_user):
     response = login(staff_user).get(URL)
 
     assert response.status_code == 403
+
+
+def test_a_unique_key_held_by_a_pending_job_opens_that_job_with_a_warning(viewer):
+    data = {"job_type": "demo.steps", "steps": 1, "delay": 0, "fail_attempts": 1}
+    data |= {"priority": 0, "run_queue": "default", "run_unique_key": "nightly", "_run": "1"}
+    client_for(viewer).post(URL, data)
+    again = client_for(viewer).post(URL, data, follow=True)
+    job = Job.objects.get()
+    assert again.redirect_chain[-1][0] == f"/admin/jobs/job/{job.pk}/change/"
+    assert (
+        f"Job #{job.pk} (demo.steps) is already pending with unique key 'nightly': "
+        "nothing new was created."
+    ) in texts(again)
