@@ -39,9 +39,10 @@ BENCHES = {
     "scaleout": "bench.drain:bench_scaleout",
     "memory": "bench.memory:bench_memory",
     "bigdata": "bench.bigdata:bench_bigdata",
+    "metrics": "bench.metrics:bench_metrics",
     "flow_claim": "bench.flow:bench_flow_claim",
 }
-ONCE = {"memory", "bigdata", "flow_claim"}
+ONCE = {"memory", "bigdata", "metrics", "flow_claim"}
 # group → (label, database, broker, benchmarks in order)
 GROUPS: dict[str, tuple[str, str, str, list[str]]] = {
     "pg": (
@@ -59,6 +60,7 @@ GROUPS: dict[str, tuple[str, str, str, list[str]]] = {
     ),
     "big": ("PostgreSQL, 1,000,000 jobs", "postgres", "orm", ["bigdata"]),
     "flow": ("PostgreSQL, flow control, 1,000,000 pending", "postgres", "orm", ["flow_claim"]),
+    "scrape": ("PostgreSQL, 1,000,000 jobs: a /metrics scrape", "postgres", "orm", ["metrics"]),
 }
 
 

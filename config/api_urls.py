@@ -15,6 +15,7 @@ from rest_framework.views import APIView
 
 from jobs.api.routers import OPTIONAL_SLASH
 from jobs.api.urls import router as jobs_router
+from notifications.api.urls import router as notifications_router
 from releases.api.urls import router as releases_router
 from scheduler.api.urls import router as scheduler_router
 
@@ -36,7 +37,7 @@ class ApiRootView(APIView):
         root = reverse("api-root")
         links = {
             prefix: f"{root}{prefix}/"
-            for router in (jobs_router, releases_router, scheduler_router)
+            for router in (jobs_router, releases_router, scheduler_router, notifications_router)
             for prefix, _viewset, _basename in router.registry
         }
         links.update({name: f"{root}{route}" for name, route in OTHER_ENDPOINTS.items()})
@@ -54,6 +55,7 @@ urlpatterns = [
     path("", include("jobs.api.urls")),
     path("", include("releases.api.urls")),
     path("", include("scheduler.api.urls")),
+    path("", include("notifications.api.urls")),
     re_path(rf"^schema{OPTIONAL_SLASH}$", SpectacularAPIView.as_view(), name="api-schema"),
     re_path(
         rf"^docs{OPTIONAL_SLASH}$",

@@ -68,6 +68,8 @@ INSTALLED_APPS = [
     "jobs",
     "releases",
     "scheduler",
+    "notifications",
+    "monitoring",
     "demo",
 ]
 
@@ -257,6 +259,8 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "JobStatusEnum": "jobs.models.JobStatus",
         "TaskStatusEnum": "jobs.models.TaskStatus",
+        "NotificationRuleEventEnum": "notifications.models.RULE_EVENTS",
+        "DeliveryEventEnum": "notifications.models.Event",
     },
 }
 
@@ -298,6 +302,43 @@ JOBDECK_QUEUE_CLUSTERS = dict(
 )
 # Extra modules registering job types, comma-separated (beyond each app's jobtypes.py).
 JOBDECK_JOBTYPE_MODULES = env_list("JOBDECK_JOBTYPE_MODULES", "")
+
+# --- Notifications and monitoring (docs/notifications.md, docs/monitoring.md) -------
+# Django's mailer sends notify.email deliveries: SMTP by default (EMAIL_HOST, …), or
+# EMAIL_BACKEND=django.core.mail.backends.console.EmailBackend, …filebased… (writes
+# files to EMAIL_FILE_PATH); the tests use locmem.
+_email_backend = env_str("EMAIL_BACKEND", "django.core.mail.backends.smtp.EmailBackend")
+_email_options: dict[str, Any] = {}
+if _email_backend.endswith(".smtp.EmailBackend"):
+    _email_options = {
+        "host": env_str("EMAIL_HOST", "localhost"),
+        "port": env_int("EMAIL_PORT", 25),
+        "username": env_str("EMAIL_HOST_USER", ""),
+        "password": env_str("EMAIL_HOST_PASSWORD", ""),
+        "use_tls": env_bool("EMAIL_USE_TLS", False),
+        "timeout": env_int("EMAIL_TIMEOUT", 30),
+    }
+elif _email_backend.endswith(".filebased.EmailBackend"):
+    _email_options = {"file_path": env_str("EMAIL_FILE_PATH", str(BASE_DIR / "var" / "mail"))}
+MAILERS = {"default": {"BACKEND": _email_backend, "OPTIONS": _email_options}}
+DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "jobdeck@localhost")
+# Hosts webhook rules may call, as ALLOWED_HOSTS patterns ("hooks.example.com",
+# ".example.com", "*"); empty: no webhook at all.
+JOBDECK_WEBHOOK_ALLOWED_HOSTS = env_list("JOBDECK_WEBHOOK_ALLOWED_HOSTS", "")
+JOBDECK_WEBHOOK_TIMEOUT_SECONDS = env_float("JOBDECK_WEBHOOK_TIMEOUT_SECONDS", 10.0)
+# Attempts of a delivery job (backoff: JOBDECK_RETRY_BACKOFF_SECONDS · 2^(attempt-1)).
+JOBDECK_NOTIFY_MAX_ATTEMPTS = env_int("JOBDECK_NOTIFY_MAX_ATTEMPTS", 8)
+JOBDECK_NOTIFY_PRIORITY = env_int("JOBDECK_NOTIFY_PRIORITY", 10)
+# How long a process keeps the enabled rules before reading them again.
+JOBDECK_NOTIFY_RULES_CACHE_SECONDS = env_float("JOBDECK_NOTIFY_RULES_CACHE_SECONDS", 5.0)
+# How far back the periodic catch-up looks for finished jobs with no delivery.
+JOBDECK_NOTIFY_CATCHUP_MINUTES = env_int("JOBDECK_NOTIFY_CATCHUP_MINUTES", 10)
+# GET /metrics: with a token, `Authorization: Bearer <token>` is required; without one,
+# only clients whose address is in the allow-list (exact IPs or CIDR networks).
+JOBDECK_METRICS_TOKEN = env_str("JOBDECK_METRICS_TOKEN", "")
+JOBDECK_METRICS_ALLOWED_IPS = env_list("JOBDECK_METRICS_ALLOWED_IPS", "127.0.0.1,::1")
+# The recent window of the finished-jobs and duration metrics.
+JOBDECK_METRICS_WINDOW_SECONDS = env_int("JOBDECK_METRICS_WINDOW_SECONDS", 300)
 
 # --- django-q2 ----------------------------------------------------------------
 # django-q2 is plain at-least-once delivery here: Jobdeck owns job state and

@@ -13,11 +13,16 @@ AppConfig.ready():
   the reader loads with the job (select_related), so no query per label.
 - `register_dashboard_panel(fn)`: fn(user, now) → {"template": …, …context} or
   None, a panel the admin dashboard shows (scheduler: failing schedules).
+- `register_job_finished(fn)`: fn(job_ids) is called once the transaction that
+  finished those jobs (completed, failed, cancelled) has committed, in the process
+  that finished them (notifications: deliveries for the rules they match). It must
+  not raise: an error is logged, never the finishing job's problem.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import logging
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -27,10 +32,14 @@ if TYPE_CHECKING:
 LockKey = Callable[["Job"], str | None]
 LockLabel = Callable[["Job"], str]
 DashboardPanel = Callable[[Any, datetime], dict[str, Any] | None]
+JobFinished = Callable[[Sequence[int]], None]
+
+logger = logging.getLogger(__name__)
 
 _lock_keys: list[LockKey] = []
 _lock_labels: dict[str, tuple[LockLabel, tuple[str, ...]]] = {}
 _dashboard_panels: list[DashboardPanel] = []
+_job_finished: list[JobFinished] = []
 
 
 def register_lock_key(fn: LockKey) -> None:
@@ -72,3 +81,19 @@ def register_dashboard_panel(fn: DashboardPanel) -> None:
 
 def dashboard_panels(user: Any, now: datetime) -> list[dict[str, Any]]:
     return [panel for fn in _dashboard_panels if (panel := fn(user, now)) is not None]
+
+
+def register_job_finished(fn: JobFinished) -> None:
+    if fn not in _job_finished:
+        _job_finished.append(fn)
+
+
+def job_finished(job_ids: Sequence[int]) -> None:
+    """Tell the registered functions that `job_ids` finished (called after the commit)."""
+    if not job_ids:
+        return
+    for fn in _job_finished:
+        try:
+            fn(job_ids)
+        except Exception:  # a listener's bug never fails the job that finished
+            logger.exception("job-finished listener %r failed for jobs %s", fn, list(job_ids))

@@ -13,6 +13,8 @@ PERIODIC = {
     "jobdeck.tick": "jobs.runner.tick",
     # Fire every due Jobdeck schedule exactly once.
     "jobdeck.fire_schedules": "scheduler.services.fire_due_schedules",
+    # Stalled queues, and deliveries a finishing process could not record.
+    "jobdeck.notifications": "notifications.services.periodic_check",
 }
 
 

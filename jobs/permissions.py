@@ -64,6 +64,15 @@ def visible_jobs[QS: QuerySet[Job]](jobs: QS, user: Any) -> QS:
     return jobs.filter(created_by=user)
 
 
+def may_see(user: Any, job: Job) -> bool:
+    """visible_jobs() for one job already loaded: may `user` see `job`?"""
+    if user is None or not user.is_authenticated:
+        return False
+    if sees_all_jobs(user):
+        return True
+    return job.created_by_id is not None and job.created_by_id == user.pk
+
+
 def sees_all_jobs(user: Any) -> bool:
     return _active(user) and (user.has_perm(VIEW_ALL_JOBS) or user.has_perm(MANAGE_ALL_JOBS))
 

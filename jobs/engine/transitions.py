@@ -28,6 +28,7 @@ from django.utils import timezone
 
 from .. import flow
 from ..exceptions import IllegalTransition
+from ..extensions import job_finished
 from ..models import TRANSITIONS, Job, JobStatus, LogLevel, Task, TaskStatus
 from . import logs
 from .queries import db_datetime, db_json, execute, execute_many, job_from_row, py_json
@@ -82,6 +83,12 @@ class Completion:
     progress: int
 
 
+def _finished(*job_ids: int) -> None:
+    """Jobs `job_ids` reached a final status: the apps listening (notifications) hear of
+    it once that is committed (at once outside a transaction), never of a rolled-back one."""
+    transaction.on_commit(lambda: job_finished(job_ids), robust=True)
+
+
 # --- claiming -------------------------------------------------------------------
 
 
@@ -127,6 +134,8 @@ def complete_and_claim(
     except IntegrityError:
         complete(completion, lines)
         return None
+    if settled:
+        _finished(completion.job_id)
     if not settled:
         logger.warning("job #%s lost its claim before it completed", completion.job_id)
     if claimed is None:
@@ -392,6 +401,8 @@ def complete(completion: Completion, lines: Sequence[LogLine]) -> bool:
             settled = _complete_sqlite(completion, lines, db_datetime(timezone.now()))
     if not settled:
         logger.warning("job #%s lost its claim before it completed", completion.job_id)
+    else:
+        _finished(completion.job_id)
     return settled
 
 
@@ -449,6 +460,7 @@ def fail(job: Job, error: str) -> None:
         finished_at=timezone.now(),
         heartbeat_at=None,
     )
+    _finished(job.pk)
 
 
 @moves([S.RUNNING], to=S.PENDING)
@@ -484,6 +496,7 @@ def cancel_at_boundary(job: Job, task_id: int | None, lines: Sequence[LogLine]) 
             heartbeat_at=None,
         )
         _end_tasks(job.pk, running=TaskStatus.CANCELLED, skip_pending=True, now=timezone.now())
+        _finished(job.pk)
 
 
 def _end_tasks(
@@ -588,6 +601,7 @@ def cancel(job_id: int) -> str:
             Task.objects.filter(job_id=job_id, status=TaskStatus.PENDING).update(
                 status=TaskStatus.SKIPPED
             )
+            _finished(job_id)
             return S.PENDING
         if Job.objects.filter(pk=job_id, status=S.RUNNING).update(
             cancel_requested_at=Coalesce(F("cancel_requested_at"), Value(now))
@@ -726,4 +740,6 @@ def sweep(
             counts[outcome] += 1
             if outcome == "requeued":
                 requeued.append((job.pk, job.queue))
+            else:
+                _finished(job.pk)
     return Swept(counts, requeued)

@@ -24,7 +24,7 @@ from jobs.models import (
 )
 
 ROOT = Path(__file__).resolve().parents[3]
-APPS = ["jobs", "releases", "scheduler", "demo", "config"]
+APPS = ["jobs", "releases", "scheduler", "notifications", "monitoring", "demo", "config"]
 ENGINE = ROOT / "jobs" / "engine"
 WRITERS = {"update", "create", "bulk_create", "get_or_create", "update_or_create"}
 SQL_STATUS_WRITE = re.compile(r"\bSET\b[^;]*\bstatus\s*=", re.IGNORECASE | re.DOTALL)
