@@ -31,9 +31,11 @@ from .models import (
     Job,
     JobLog,
     JobStatus,
+    JobTag,
     LogLevel,
     Task,
 )
+from .tags import clean_tags
 from .queues import DEFAULT_QUEUE
 
 logger = logging.getLogger(__name__)
@@ -111,6 +113,7 @@ def job_build(
     queue: str = DEFAULT_QUEUE,
     draft: bool = False,
     allow_internal: bool = False,
+    tags: Any = None,
     now: datetime | None = None,
 ) -> tuple[Job, list[str]]:
     """Validate everything and return an unsaved Job with its task names.
@@ -124,6 +127,7 @@ def job_build(
         permissions.require_create(user, jt, release=release)
     jt, clean_config = validated_type_and_config(job_type, config, allow_internal=allow_internal)
     _validate_scheduling(priority=priority, run_after=run_after, max_attempts=max_attempts)
+    clean_tag_list = clean_tags(tags)
     if jt.requires_release and release is None:
         raise ValidationError({"release": [f"Job type {job_type!r} needs a release."]})
     if release is not None and release.pk is None:  # as save() refuses it
@@ -152,9 +156,21 @@ def job_build(
         queued_at=None if draft else now,
         progress_total=len(names),
         analysis={"state": "pending"} if draft else None,
+        tags=clean_tag_list,
     )
     job.lock = extensions.lock_key(job)
     return job, names
+
+
+def _write_tags(job_ids: Sequence[int], tags: list[str]) -> None:
+    """Give jobs `job_ids` the tags `tags`: the column shown with them and the rows
+    `?tag=` finds them by (two statements; none for jobs without tags)."""
+    if not tags or not job_ids:
+        return
+    Job.objects.filter(pk__in=job_ids).update(tags=tags)
+    JobTag.objects.bulk_create(
+        [JobTag(job_id=job_id, tag=tag) for job_id in job_ids for tag in tags], batch_size=2000
+    )
 
 
 @transaction.atomic
@@ -168,6 +184,7 @@ def job_create(*, draft: bool = False, via: str = "system", **kwargs: Any) -> Jo
     """
     job, names = job_build(draft=draft, **kwargs)
     engine.insert(job, names)
+    _write_tags([job.pk], job.tags)
     if job.created_by_id is not None:
         audit(job=job, user=job.created_by, via=via, action=AuditAction.CREATED)
     if draft:
@@ -480,7 +497,7 @@ def job_bulk_create(
     """Create up to BULK_MAX_JOBS pending jobs with their tasks, all or nothing.
 
     Each spec holds job_type, config and optionally release (an object), priority,
-    run_after and max_attempts, as for `job_create`. Every item is validated before
+    run_after, max_attempts and tags, as for `job_create`. Every item is validated before
     anything is written; BulkValidationError names each bad item by its index.
     Jobs and tasks go in with one statement each (engine.insert_many), and once the
     transaction commits only min(n, workers) wake-up messages are sent, not one per
@@ -500,6 +517,7 @@ def job_bulk_create(
     locks: dict[tuple[int, int | None], str | None] = {}
     errors: dict[int, dict[str, list[str]]] = {}
     new_jobs: list[engine.NewJob] = []
+    tagged: dict[tuple[str, ...], list[int]] = {}  # tag set → indexes of its items
     for index, spec in enumerate(specs):
         try:
             if spec.get("draft"):
@@ -512,6 +530,7 @@ def job_bulk_create(
             max_attempts = spec.get("max_attempts")
             run_after = spec.get("run_after")
             _validate_scheduling(priority=priority, run_after=run_after, max_attempts=max_attempts)
+            item_tags = clean_tags(spec.get("tags"))
         except ValidationError as exc:
             errors[index] = validation_errors(exc)
             continue
@@ -536,12 +555,16 @@ def job_bulk_create(
                 task_names=names,
             )
         )
+        if item_tags:
+            tagged.setdefault(tuple(item_tags), []).append(index)
     if errors:
         raise BulkValidationError(errors)
     with transaction.atomic():
         ids = engine.insert_many(
             new_jobs, created_by_id=owner.pk if owner is not None else None, now=now
         )
+        for tag_set, indexes in tagged.items():  # one UPDATE and one INSERT per tag set
+            _write_tags([ids[i] for i in indexes], list(tag_set))
         audit(
             job=None,
             user=user,

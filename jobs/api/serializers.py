@@ -18,6 +18,7 @@ from jobs import registry
 from jobs.models import AuditEvent, Job, JobLog, JobStatus, LogLevel, Task
 from jobs.selectors import waiting_reasons
 from jobs.services import BULK_MAX_JOBS
+from jobs.tags import MAX_TAG_LENGTH, MAX_TAGS, TAG_HELP
 
 if TYPE_CHECKING:
     from django.contrib.auth.base_user import AbstractBaseUser
@@ -89,6 +90,17 @@ def redact_secrets(job: Job, data: dict) -> dict:
     return data
 
 
+def tags_field() -> serializers.ListField:
+    """A list of tags; their validity is jobs.tags' (the service checks it)."""
+    return serializers.ListField(
+        child=serializers.CharField(max_length=MAX_TAG_LENGTH),
+        max_length=MAX_TAGS,
+        required=False,
+        default=list,
+        help_text=TAG_HELP,
+    )
+
+
 class JobCreateSerializer(serializers.Serializer):
     """Body of POST /api/jobs/ and POST /api/wizard/jobs/."""
 
@@ -103,6 +115,7 @@ class JobCreateSerializer(serializers.Serializer):
         min_value=1, max_value=100, required=False, allow_null=True, default=None
     )
     draft = serializers.BooleanField(required=False, default=False)
+    tags = tags_field()
 
 
 class BulkJobSerializer(serializers.Serializer):
@@ -116,6 +129,7 @@ class BulkJobSerializer(serializers.Serializer):
     max_attempts = serializers.IntegerField(
         min_value=1, max_value=100, required=False, allow_null=True, default=None
     )
+    tags = tags_field()
 
 
 class BulkCreateSerializer(serializers.Serializer):
@@ -253,6 +267,7 @@ JOB_LIST_FIELDS = [
     "progress_done",
     "progress_total",
     "duration_seconds",
+    "tags",
 ]
 
 
