@@ -35,7 +35,8 @@ PREVIEW_ROWS = 10
 
 
 class ScheduleAdminForm(forms.ModelForm):
-    job_type = forms.ChoiceField(choices=())
+    # Not required: a schedule that fires a template takes the template's.
+    job_type = forms.ChoiceField(choices=(), required=False)
     weekdays = forms.TypedMultipleChoiceField(
         choices=WEEKDAY_CHOICES,
         coerce=int,
@@ -139,7 +140,14 @@ class ScheduleAdmin(admin.ModelAdmin):
         "config_masked",
     )
     fieldsets = (
-        (None, {"fields": ("name", "job_type", "config", "release", "enabled", "dry_run")}),
+        (
+            None,
+            {
+                "fields": ("name", "template", "job_type", "config", "release", "enabled", "dry_run"),
+                "description": "With a job template, each run makes the template's job (its "
+                "job type, config and release, as the template reads then).",
+            },
+        ),
         (
             "When",
             {

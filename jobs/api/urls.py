@@ -1,17 +1,18 @@
-"""/api/jobs/, /api/wizard/jobs/, /api/job-types/, /api/auth/… and /api/health/.
+"""/api/jobs/, /api/wizard/jobs/, /api/job-types/, /api/templates/, /api/auth/…, /api/health/.
 
 Every route matches with and without its trailing slash (jobs/api/routers.py).
 """
 
 from django.urls import re_path
 
-from . import auth, views
+from . import auth, job_templates, views
 from .routers import OPTIONAL_SLASH, OptionalSlashRouter
 
 router = OptionalSlashRouter()
 router.register("jobs", views.JobViewSet, basename="job")
 router.register("wizard/jobs", views.WizardJobViewSet, basename="wizard-job")
 router.register("job-types", views.JobTypeViewSet, basename="job-type")
+router.register("templates", job_templates.TemplateViewSet, basename="job-template")
 
 urlpatterns = [
     re_path(rf"^auth/token{OPTIONAL_SLASH}$", auth.TokenView.as_view(), name="api-token"),

@@ -16,7 +16,7 @@ class AccountConfig(serializers.Serializer):
     account_id = serializers.JSONField(required=False, allow_null=True, default=None)
     region = serializers.CharField(required=False, default="eu")
     db = serializers.DictField(required=False, default=dict)
-    token = serializers.CharField(required=False, default="")
+    token = serializers.CharField(required=False, allow_blank=True, default="")
 
 
 class Account(registry.JobType):
