@@ -19,7 +19,13 @@ from releases.api.urls import router as releases_router
 from scheduler.api.urls import router as scheduler_router
 
 # Endpoints outside the routers, listed by the API root after the routers' resources.
-OTHER_ENDPOINTS = {"health": "health/", "schema": "schema/", "docs": "docs/"}
+OTHER_ENDPOINTS = {
+    "export": "export/",
+    "import": "import/",
+    "health": "health/",
+    "schema": "schema/",
+    "docs": "docs/",
+}
 
 
 class ApiRootView(APIView):

@@ -14,12 +14,15 @@ class JobsConfig(AppConfig):
         from django.utils.module_loading import autodiscover_modules
 
         from . import checks  # noqa: F401  (registers the django-q2 safety checks)
+        from .exchange import register_kind
+        from .jobtemplates import TemplateKind
         from .admin_views import check_changelist_lookups
         from .periodic import ensure_schedules
 
         # Every app's admin is registered by now (the admin app is ready first): no
         # changelist query string reaches the database unchecked.
         check_changelist_lookups(admin.site)
+        register_kind(TemplateKind)  # export and import (scheduler adds schedules)
         post_migrate.connect(ensure_schedules, sender=self, dispatch_uid="jobdeck-periodic")
         # Each app registers its job types in a `jobtypes` module; deployments (and
         # the test suites' qcluster processes) may name more in JOBDECK_JOBTYPE_MODULES.

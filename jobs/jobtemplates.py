@@ -14,7 +14,7 @@ from typing import Any
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 
-from . import permissions, queues, registry
+from . import exchange, permissions, queues, registry
 from . import services as job_services
 from .models import AuditAction, Job, JobTemplate
 from .tags import clean_tags
@@ -210,3 +210,42 @@ def template_run(*, template: JobTemplate, user: Any = None, via: str = "system"
         detail={"template": template.pk, "name": template.name},
     )
     return job
+
+
+# --- export and import (jobs.exchange) ---------------------------------------------------
+
+
+class TemplateKind(exchange.Kind):
+    """Job templates in an export: by name, the release by its slug."""
+
+    name = "templates"
+    label = "template"
+    order = 10  # before schedules, which may name a template
+    model = JobTemplate
+    fields = FIELDS
+
+    def queryset(self):
+        return JobTemplate.objects.select_related("release")
+
+    def export_entry(self, obj: JobTemplate, *, reveal: bool) -> dict[str, Any]:
+        return {
+            "name": obj.name,
+            "description": obj.description,
+            "job_type": obj.job_type,
+            "config": exchange.masked_config(obj.job_type, obj.config, reveal=reveal),
+            "release": getattr(obj.release, "slug", None),
+            "queue": obj.queue,
+            "priority": obj.priority,
+            "tags": obj.tags,
+        }
+
+    def apply(self, existing: Any, entry: dict[str, Any], *, user: Any, via: str) -> JobTemplate:
+        fields = {**template_values(None), **entry}
+        release_model = JobTemplate._meta.get_field("release").related_model
+        fields["release"] = exchange.related_by(
+            release_model, "slug", entry.get("release"), "release"
+        )
+        if existing is None:
+            exchange.refuse_masked_secrets(fields["job_type"], fields["config"])
+            return template_create(user=user, via=via, **fields)
+        return template_update(template=existing, user=user, via=via, **fields)

@@ -6,8 +6,10 @@ class SchedulerConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from jobs import extensions
+        from jobs import exchange, extensions
 
         from .dashboard import failing_schedules
+        from .exchange import ScheduleKind
 
         extensions.register_dashboard_panel(failing_schedules)
+        exchange.register_kind(ScheduleKind)  # export and import, after templates
