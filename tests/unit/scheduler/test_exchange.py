@@ -206,7 +206,7 @@ def test_importing_needs_the_model_permissions(world, root, user):
 
     assert exc.value.errors["templates"][0] == {"non_field_errors": ["you may not change templates"]}
     assert exc.value.errors["schedules"][0] == {"non_field_errors": ["you may not change schedules"]}
-    user.user_permissions.add(Permission.objects.get(codename="change_schedule"))
+    user.user_permissions.add(Permission.objects.get(codename="change_schedule", content_type__app_label="scheduler"))
     user = type(user).objects.get(pk=user.pk)  # a fresh permission cache
     result = exchange.import_document(doc, user=user, kind_names=["schedules"])
     assert [c.name for c in result.changes if c.action == "update"] == ["cron"]
