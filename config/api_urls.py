@@ -20,6 +20,9 @@ from scheduler.api.urls import router as scheduler_router
 
 # Endpoints outside the routers, listed by the API root after the routers' resources.
 OTHER_ENDPOINTS = {
+    "stats/job-types": "stats/job-types/",
+    "stats/queues": "stats/queues/",
+    "stats/schedules": "stats/schedules/",
     "export": "export/",
     "import": "import/",
     "health": "health/",

@@ -2,6 +2,7 @@ from importlib import import_module
 
 from django.apps import AppConfig
 from django.conf import settings
+from django.db.backends.signals import connection_created
 from django.db.models.signals import post_migrate
 
 
@@ -16,6 +17,7 @@ class JobsConfig(AppConfig):
         from . import checks  # noqa: F401  (registers the django-q2 safety checks)
         from .exchange import register_kind
         from .jobtemplates import TemplateKind
+        from .stats import register_sqlite_aggregate
         from .admin_views import check_changelist_lookups
         from .periodic import ensure_schedules
 
@@ -23,6 +25,8 @@ class JobsConfig(AppConfig):
         # changelist query string reaches the database unchecked.
         check_changelist_lookups(admin.site)
         register_kind(TemplateKind)  # export and import (scheduler adds schedules)
+        # The statistics' duration percentiles on SQLite (PostgreSQL has percentile_cont).
+        connection_created.connect(register_sqlite_aggregate, dispatch_uid="jobdeck-stats")
         post_migrate.connect(ensure_schedules, sender=self, dispatch_uid="jobdeck-periodic")
         # Each app registers its job types in a `jobtypes` module; deployments (and
         # the test suites' qcluster processes) may name more in JOBDECK_JOBTYPE_MODULES.
