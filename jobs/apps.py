@@ -15,11 +15,11 @@ class JobsConfig(AppConfig):
         from django.utils.module_loading import autodiscover_modules
 
         from . import checks  # noqa: F401  (registers the django-q2 safety checks)
+        from .admin_views import check_changelist_lookups
         from .exchange import register_kind
         from .jobtemplates import TemplateKind
-        from .stats import register_sqlite_aggregate
-        from .admin_views import check_changelist_lookups
         from .periodic import ensure_schedules
+        from .stats import register_sqlite_aggregate
 
         # Every app's admin is registered by now (the admin app is ready first): no
         # changelist query string reaches the database unchecked.

@@ -76,7 +76,9 @@ class Kind:
             return True
         opts = self.model._meta
         action = "add" if create else "change"
-        return bool(user.is_active and user.has_perm(f"{opts.app_label}.{action}_{opts.model_name}"))
+        return bool(
+            user.is_active and user.has_perm(f"{opts.app_label}.{action}_{opts.model_name}")
+        )
 
 
 _kinds: dict[str, Kind] = {}
@@ -209,7 +211,9 @@ def _yaml(text: str) -> Any:
     try:
         return yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise ImportRefused(document=[f"Not valid JSON or YAML: {str(exc).splitlines()[0]}"]) from None
+        raise ImportRefused(
+            document=[f"Not valid JSON or YAML: {str(exc).splitlines()[0]}"]
+        ) from None
 
 
 # --- import ---------------------------------------------------------------------------------
@@ -223,7 +227,12 @@ class Change:
     changes: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"kind": self.kind, "name": self.name, "action": self.action, "changes": self.changes}
+        return {
+            "kind": self.kind,
+            "name": self.name,
+            "action": self.action,
+            "changes": self.changes,
+        }
 
 
 @dataclass
@@ -312,7 +321,9 @@ def _entries(doc: dict[str, Any], chosen: Sequence[Kind]) -> dict[str, list[Any]
     if doc.get("jobdeck", FORMAT) != FORMAT:
         problems.append(f"Not a Jobdeck export (jobdeck: {doc.get('jobdeck')!r}).")
     if doc.get("version", VERSION) != VERSION:
-        problems.append(f"Unsupported version {doc.get('version')!r}; this Jobdeck reads {VERSION}.")
+        problems.append(
+            f"Unsupported version {doc.get('version')!r}; this Jobdeck reads {VERSION}."
+        )
     meta = {"jobdeck", "version", "exported_at", "secrets"}
     known = {k.name for k in kinds()}
     unknown = sorted(set(doc) - meta - known)
@@ -405,7 +416,7 @@ def _apply(kind: Kind, name: str, entry: dict[str, Any], *, user: Any, via: str)
         for f in after
         if before.get(f) != after.get(f)
     }
-    for f, d in diff.items():  # a secret changed behind identical masks
+    for d in diff.values():  # a secret changed behind identical masks
         if d["old"] == d["new"]:
             d["new"] = f"{_short(d['new'])} (a secret changed)"
     return Change(kind.name, name, "update" if diff else "unchanged", diff)
@@ -416,7 +427,5 @@ def _mask_like(revealed: dict[str, Any], masked_reference: dict[str, Any]) -> di
     out = dict(revealed)
     for key, value in masked_reference.items():
         if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = {
-                k: (MASK if value.get(k) == MASK else v) for k, v in out[key].items()
-            }
+            out[key] = {k: (MASK if value.get(k) == MASK else v) for k, v in out[key].items()}
     return out

@@ -153,9 +153,7 @@ def template_update(
         via=via,
         action=AuditAction.CHANGED,
         target=locked,
-        detail={
-            "changes": {n: {"old": shown(n, before), "new": shown(n, clean)} for n in changed}
-        },
+        detail={"changes": {n: {"old": shown(n, before), "new": shown(n, clean)} for n in changed}},
     )
     if any(name in JOB_FIELDS for name in changed):
         # The reverse relation of scheduler.Schedule.template: jobs imports no scheduler.

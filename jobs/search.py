@@ -6,7 +6,7 @@
   PostgreSQL: `config @> '{"account_id": 42}'` on the GIN index `job_config_gin_idx`,
   plus the exact key comparison (containment alone would let an array hold the value).
 - **Tags** (`?tag=nightly`): the JobTag rows' (tag, job) index, on both databases.
-- **Log text** (`?log_contains=disk full`, case-insensitive, 3–200 characters):
+- **Log text** (`?log_contains=disk full`, case-insensitive, 3 to 200 characters):
   PostgreSQL's pg_trgm index `joblog_message_trgm_idx` on UPPER(message).
 
 SQLite has neither GIN nor trigram indexes, so there config and log searches are
@@ -54,8 +54,7 @@ def parse_config_key(name: str, *, field: str | None = None) -> list[str]:
     if len(path) > MAX_PATH or not all(KEY_RE.match(part) for part in path):
         raise ValidationError(
             {
-                field
-                or f"{CONFIG_PREFIX}{name}": [
+                field or f"{CONFIG_PREFIX}{name}": [
                     f"Invalid config key {name[:100]!r}: letters, digits, _ and -, starting "
                     f"with a letter or _, at most {MAX_PATH} keys joined by dots."
                 ]

@@ -35,8 +35,8 @@ from .models import (
     LogLevel,
     Task,
 )
-from .tags import clean_tags
 from .queues import DEFAULT_QUEUE
+from .tags import clean_tags
 
 logger = logging.getLogger(__name__)
 

@@ -101,9 +101,7 @@ def percentiles_of(value: Any) -> dict[str, float | None]:
     }
 
 
-def job_stats(
-    *, user: Any, by: str, window: str, now: datetime | None = None
-) -> dict[str, Any]:
+def job_stats(*, user: Any, by: str, window: str, now: datetime | None = None) -> dict[str, Any]:
     """Figures of the jobs `user` may see that finished in `window`, per `by`
     (a DIMENSIONS key), busiest first. Two queries (one for schedule names)."""
     column = DIMENSIONS[by]

@@ -143,7 +143,15 @@ class ScheduleAdmin(admin.ModelAdmin):
         (
             None,
             {
-                "fields": ("name", "template", "job_type", "config", "release", "enabled", "dry_run"),
+                "fields": (
+                    "name",
+                    "template",
+                    "job_type",
+                    "config",
+                    "release",
+                    "enabled",
+                    "dry_run",
+                ),
                 "description": "With a job template, each run makes the template's job (its "
                 "job type, config and release, as the template reads then).",
             },

@@ -93,9 +93,7 @@ class StrictBooleanFilter(django_filters.BooleanFilter):
     field_class = StrictBooleanField
 
 
-@extend_schema_field(
-    {"type": "string", "minLength": search.LOG_MIN, "maxLength": search.LOG_MAX}
-)
+@extend_schema_field({"type": "string", "minLength": search.LOG_MIN, "maxLength": search.LOG_MAX})
 class LogTextFilter(django_filters.CharFilter):
     """`log_contains=disk full`: 3 to 200 characters (a trigram index needs three)."""
 

@@ -70,7 +70,11 @@ class JobdeckCursorPagination(CursorPagination):
         known = {self.cursor_query_param, self.page_size_query_param}
         if getattr(view, "cursor_orderings", None):
             known.add(self.ordering_query_param)
-        prefixes = getattr(view, "query_param_prefixes", ()) if getattr(view, "action", "list") == "list" else ()
+        prefixes = (
+            getattr(view, "query_param_prefixes", ())
+            if getattr(view, "action", "list") == "list"
+            else ()
+        )
         reject_unknown_query_params(request, known | filter_names(view, queryset), prefixes)
         return super().paginate_queryset(queryset, request, view)
 

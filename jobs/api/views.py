@@ -141,7 +141,7 @@ class JobViewSet(
     @extend_schema(
         description="Newest first. Besides the filters below, `config.<key>=<value>` "
         "(repeatable) keeps the jobs whose config holds that value at that key, compared "
-        "as JSON: `config.account_id=42` matches the number 42, `config.account_id=\"42\"` "
+        'as JSON: `config.account_id=42` matches the number 42, `config.account_id="42"` '
         "the string; a dotted key walks into objects (`config.db.host=x`). Keys are "
         "letters, digits, `_` and `-`; any other key is a 400.",
         # The aliases' schema is IdFilter's, which has no room for their descriptions.
@@ -150,7 +150,7 @@ class JobViewSet(
             OpenApiParameter(
                 "user_id", ID_SCHEMA, description="Alias of `created_by` (a user id)."
             ),
-        ]
+        ],
     )
     def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         return super().list(request, *args, **kwargs)

@@ -39,13 +39,33 @@ def world(root):
     template = jobtemplates.template_create(
         name="billing", job_type=ACCOUNT, config={"account_id": 1, "token": SECRET}, tags=["b"]
     )
-    services.schedule_create(name="every 5", job_type="demo.steps", config={"steps": 2},
-                             kind="interval", interval_minutes=5, user=root)
-    services.schedule_create(name="nightly", job_type=ACCOUNT,
-                             config={"account_id": 7, "token": SECRET}, kind="daily",
-                             time="02:30", timezone="Europe/Paris", dry_run=True, user=root)
-    services.schedule_create(name="weekly", template=template, kind="weekly", time="23:15",
-                             weekdays=[4, 0], overlap_policy="queue", user=root)
+    services.schedule_create(
+        name="every 5",
+        job_type="demo.steps",
+        config={"steps": 2},
+        kind="interval",
+        interval_minutes=5,
+        user=root,
+    )
+    services.schedule_create(
+        name="nightly",
+        job_type=ACCOUNT,
+        config={"account_id": 7, "token": SECRET},
+        kind="daily",
+        time="02:30",
+        timezone="Europe/Paris",
+        dry_run=True,
+        user=root,
+    )
+    services.schedule_create(
+        name="weekly",
+        template=template,
+        kind="weekly",
+        time="23:15",
+        weekdays=[4, 0],
+        overlap_policy="queue",
+        user=root,
+    )
     services.schedule_create(name="cron", job_type="demo.steps", config={"steps": 1},
                              kind="cron", cron="*/10 * * * *", enabled=False,
                              misfire_policy="run_once", user=root)  # fmt: skip
@@ -204,9 +224,15 @@ def test_importing_needs_the_model_permissions(world, root, user):
     with pytest.raises(exchange.ImportRefused) as exc:
         exchange.import_document(doc, user=user)
 
-    assert exc.value.errors["templates"][0] == {"non_field_errors": ["you may not change templates"]}
-    assert exc.value.errors["schedules"][0] == {"non_field_errors": ["you may not change schedules"]}
-    user.user_permissions.add(Permission.objects.get(codename="change_schedule", content_type__app_label="scheduler"))
+    assert exc.value.errors["templates"][0] == {
+        "non_field_errors": ["you may not change templates"]
+    }
+    assert exc.value.errors["schedules"][0] == {
+        "non_field_errors": ["you may not change schedules"]
+    }
+    user.user_permissions.add(
+        Permission.objects.get(codename="change_schedule", content_type__app_label="scheduler")
+    )
     user = type(user).objects.get(pk=user.pk)  # a fresh permission cache
     result = exchange.import_document(doc, user=user, kind_names=["schedules"])
     assert [c.name for c in result.changes if c.action == "update"] == ["cron"]
@@ -219,7 +245,10 @@ def test_a_dry_run_reports_and_changes_nothing(world, root):
     result = exchange.import_document(doc, user=root, dry_run=True)
 
     assert [c.name for c in result.changes if c.action == "update"] == ["every 5"]
-    assert result.lines()[-1] == "dry run, nothing changed: would 0 to create, 1 to update, 4 unchanged."
+    assert (
+        result.lines()[-1]
+        == "dry run, nothing changed: would 0 to create, 1 to update, 4 unchanged."
+    )
     assert Schedule.objects.get(name="every 5").interval_minutes == 5
 
 

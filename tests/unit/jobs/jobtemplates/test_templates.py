@@ -113,8 +113,14 @@ def test_the_api_creates_lists_masks_secrets_and_runs(editor, user):
 def test_writes_need_the_model_permissions(user, template):
     api = client_for(user)
 
-    assert api.post("/api/templates/", {"name": "x", "job_type": ACCOUNT}, format="json").status_code == 403
-    assert api.patch(f"/api/templates/{template.pk}/", {"priority": 1}, format="json").status_code == 403
+    assert (
+        api.post("/api/templates/", {"name": "x", "job_type": ACCOUNT}, format="json").status_code
+        == 403
+    )
+    assert (
+        api.patch(f"/api/templates/{template.pk}/", {"priority": 1}, format="json").status_code
+        == 403
+    )
     assert api.delete(f"/api/templates/{template.pk}/").status_code == 403
 
 
@@ -152,9 +158,7 @@ def test_a_schedule_fires_its_template_as_the_template_reads_then(template, edit
 
 
 def test_a_template_in_use_cannot_be_deleted(template, editor):
-    schedule_services.schedule_create(
-        name="nightly", template=template, kind="daily", time="02:00"
-    )
+    schedule_services.schedule_create(name="nightly", template=template, kind="daily", time="02:00")
 
     response = client_for(editor).delete(f"/api/templates/{template.pk}/")
 

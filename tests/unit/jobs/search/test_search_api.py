@@ -45,9 +45,7 @@ def test_config_search_walks_dotted_keys_and_combines_with_other_filters(api_cli
     make(user, db={"host": "db1"}, region="us")
 
     assert ids(api_client.get("/api/jobs/?config.db.host=db1&config.region=eu")) == [inner.pk]
-    assert ids(api_client.get("/api/jobs/?config.db.port=5432&job_type=test.account")) == [
-        inner.pk
-    ]
+    assert ids(api_client.get("/api/jobs/?config.db.port=5432&job_type=test.account")) == [inner.pk]
 
 
 def test_an_array_holding_the_value_is_not_a_match(api_client, user):

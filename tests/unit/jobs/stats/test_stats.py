@@ -29,7 +29,9 @@ def manager_client(manager):
 def finished(status, seconds, *, ago=timedelta(hours=1), **fields):
     job = make_job(status, **fields)
     end = timezone.now() - ago
-    Job.objects.filter(pk=job.pk).update(finished_at=end, started_at=end - timedelta(seconds=seconds))
+    Job.objects.filter(pk=job.pk).update(
+        finished_at=end, started_at=end - timedelta(seconds=seconds)
+    )
     return job
 
 
