@@ -7,7 +7,7 @@ from datetime import timedelta
 
 from django.core.management.base import CommandError
 
-from jobs import selectors, services
+from jobs import search, selectors, services
 from jobs.cli import ActionCommand, job_json, json_object, non_negative_int
 from jobs.inputs import parse_id
 from jobs.models import Job, JobLog, JobStatus
@@ -27,6 +27,7 @@ class Command(ActionCommand):
         p.add_argument("--type", dest="job_type")
         p.add_argument("--release", help="release slug")
         p.add_argument("--owner", help="username of the creator")
+        p.add_argument("--tag", help="only jobs with this tag")
         p.add_argument(
             "--limit", type=non_negative_int, default=50, help="at most this many (default 50)"
         )
@@ -54,6 +55,9 @@ class Command(ActionCommand):
         p.add_argument("--priority", type=int, default=0)
         p.add_argument("--max-attempts", type=int, default=None)
         p.add_argument("--draft", action="store_true", help="create a draft to analyse first")
+        p.add_argument(
+            "--tag", action="append", default=[], metavar="TAG", help="tag the job (repeatable)"
+        )
         p.add_argument(
             "--wait",
             action="store_true",
@@ -122,6 +126,8 @@ class Command(ActionCommand):
             qs = qs.filter(release__slug=o["release"])
         if o["owner"]:
             qs = qs.filter(created_by__username=o["owner"])
+        if o["tag"]:
+            qs = search.filter_tag(qs, o["tag"])
         # One row more than asked for tells whether the list was cut short.
         jobs = list(qs[: o["limit"] + 1])
         more = len(jobs) > o["limit"]
@@ -233,6 +239,7 @@ class Command(ActionCommand):
             priority=o["priority"],
             max_attempts=o["max_attempts"],
             draft=o["draft"],
+            tags=o["tag"],
             via=VIA,
         )
         if not o["wait"]:
