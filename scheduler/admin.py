@@ -19,6 +19,7 @@ from django.utils.timesince import timesince, timeuntil
 from django.utils.translation import ngettext
 
 from jobs import permissions, registry
+from jobs.admin_exchange import ExchangeAdminMixin
 from jobs.admin_views import pretty_json
 from jobs.exceptions import JobError, one_line
 
@@ -106,8 +107,9 @@ class ScheduleAdminForm(forms.ModelForm):
 
 
 @admin.register(Schedule)
-class ScheduleAdmin(admin.ModelAdmin):
+class ScheduleAdmin(ExchangeAdminMixin, admin.ModelAdmin):
     form = ScheduleAdminForm
+    exchange_kind = "schedules"  # export actions and the import page (jobs.exchange)
 
     class Media:
         css = {"all": ("jobs/admin.css",)}  # the jobs admin's status badges
@@ -127,7 +129,12 @@ class ScheduleAdmin(admin.ModelAdmin):
     list_filter = ("enabled", "kind", "job_type", "dry_run", "misfire_policy", "overlap_policy")
     search_fields = ("name", "job_type", "cron")
     list_select_related = ("last_job",)
-    actions = ("enable_schedules", "disable_schedules", "run_schedules_now")
+    actions = (
+        "enable_schedules",
+        "disable_schedules",
+        "run_schedules_now",
+        *ExchangeAdminMixin.exchange_actions,
+    )
     readonly_fields = (
         "next_run",
         "last_run",
