@@ -23,8 +23,7 @@ OTHER_ENDPOINTS = {
     "stats/job-types": "stats/job-types/",
     "stats/queues": "stats/queues/",
     "stats/schedules": "stats/schedules/",
-    "export": "export/",
-    "import": "import/",
+    "export": "export/",  # POST /api/import/ takes what it answers (no GET: not linked)
     "health": "health/",
     "schema": "schema/",
     "docs": "docs/",

@@ -59,7 +59,9 @@ class ExportView(APIView):
                 "kind",
                 str,
                 many=True,
-                description="Only these kinds (repeatable): schedules, templates, …",
+                # Every app has registered its kinds (AppConfig.ready) before URLs load.
+                enum=[kind.name for kind in exchange.kinds()],
+                description="Only these kinds (repeatable); default all.",
             ),
             OpenApiParameter(
                 "reveal_secrets",

@@ -5,6 +5,8 @@ Every route matches with and without its trailing slash (jobs/api/routers.py).
 
 from django.urls import re_path
 
+from jobs.stats import DIMENSIONS
+
 from . import auth, exchange, job_templates, stats, views
 from .routers import OPTIONAL_SLASH, OptionalSlashRouter
 
@@ -21,10 +23,11 @@ urlpatterns = [
         rf"^auth/logout-all{OPTIONAL_SLASH}$", auth.LogoutAllView.as_view(), name="api-logout-all"
     ),
     re_path(rf"^health{OPTIONAL_SLASH}$", views.HealthView.as_view(), name="api-health"),
-    re_path(
-        rf"^stats/(?P<by>job-types|queues|schedules){OPTIONAL_SLASH}$",
-        stats.StatsView.as_view(),
-        name="api-stats",
+    *(
+        re_path(
+            rf"^stats/{by}{OPTIONAL_SLASH}$", stats.StatsView.as_view(by=by), name=f"api-stats-{by}"
+        )
+        for by in DIMENSIONS
     ),
     re_path(rf"^export{OPTIONAL_SLASH}$", exchange.ExportView.as_view(), name="api-export"),
     re_path(rf"^import{OPTIONAL_SLASH}$", exchange.ImportView.as_view(), name="api-import"),

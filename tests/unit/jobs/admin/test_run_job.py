@@ -34,7 +34,14 @@ def test_choosing_a_type_shows_a_form_generated_from_its_config_fields(viewer):
     response = client_for(viewer).get(URL, {"job_type": "demo.steps"})
 
     form = response.context["config_form"]
-    assert list(form.fields) == ["steps", "delay", "fail_at", "fail_attempts", "priority"]
+    assert list(form.fields) == [
+        "steps",
+        "delay",
+        "fail_at",
+        "fail_attempts",
+        "priority",
+        "job_tags",
+    ]
     assert form.fields["steps"].required and form.fields["steps"].max_value == 1000
     assert form.fields["delay"].initial == 1.0
     assert not form.fields["fail_at"].required
