@@ -39,8 +39,9 @@ BENCHES = {
     "scaleout": "bench.drain:bench_scaleout",
     "memory": "bench.memory:bench_memory",
     "bigdata": "bench.bigdata:bench_bigdata",
+    "search": "bench.search:bench_search",
 }
-ONCE = {"memory", "bigdata"}
+ONCE = {"memory", "bigdata", "search"}
 # group → (label, database, broker, benchmarks in order)
 GROUPS: dict[str, tuple[str, str, str, list[str]]] = {
     "pg": (
@@ -57,6 +58,7 @@ GROUPS: dict[str, tuple[str, str, str, list[str]]] = {
         ["drain", "drain_celery", "pickup_redis", "scaleout"],
     ),
     "big": ("PostgreSQL, 1,000,000 jobs", "postgres", "orm", ["bigdata"]),
+    "find": ("PostgreSQL, 1,000,000 jobs: search, statistics", "postgres", "orm", ["search"]),
 }
 
 
