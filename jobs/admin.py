@@ -24,7 +24,7 @@ from django.utils.text import smart_split, unescape_string_literal
 from django.utils.translation import ngettext
 from django.views.decorators.http import require_POST
 
-from . import permissions, registry, search, selectors, services
+from . import admin_stats, permissions, registry, search, selectors, services
 from .admin_site import dashboard_context
 from .admin_views import (
     TAGS_FIELD,
@@ -509,6 +509,7 @@ class JobAdmin(admin.ModelAdmin):
         return [
             path("run/", wrap(self.run_view), name="%s_%s_run" % info),
             path("dashboard/", wrap(self.dashboard_view), name="%s_%s_dashboard" % info),
+            path("stats/", wrap(self.stats_view), name="%s_%s_stats" % info),
             path("<path:object_id>/logs/", wrap(self.logs_view), name="%s_%s_logs" % info),
             path("<path:object_id>/status/", wrap(self.status_view), name="%s_%s_status" % info),
             path(
@@ -727,6 +728,12 @@ class JobAdmin(admin.ModelAdmin):
         return HttpResponseRedirect(
             reverse("admin:jobs_job_change", args=[job.pk], current_app=self.admin_site.name)
         )
+
+    def stats_view(self, request: HttpRequest) -> TemplateResponse:
+        """Statistics per job type, queue or schedule as charts (jobs.admin_stats)."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        return admin_stats.stats_view(self, request)
 
     def dashboard_view(self, request: HttpRequest) -> TemplateResponse:
         """The dashboard's figures as an HTML fragment (the index page re-fetches it)."""

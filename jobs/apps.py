@@ -14,7 +14,11 @@ class JobsConfig(AppConfig):
         from django.contrib import admin
         from django.utils.module_loading import autodiscover_modules
 
-        from . import checks  # noqa: F401  (registers the django-q2 safety checks)
+        from . import (
+            checks,  # noqa: F401  (registers the django-q2 safety checks)
+            extensions,
+        )
+        from .admin_stats import stats_panel
         from .admin_views import check_changelist_lookups
         from .exchange import register_kind
         from .jobtemplates import TemplateKind
@@ -24,6 +28,7 @@ class JobsConfig(AppConfig):
         # Every app's admin is registered by now (the admin app is ready first): no
         # changelist query string reaches the database unchecked.
         check_changelist_lookups(admin.site)
+        extensions.register_dashboard_panel(stats_panel)  # a link to the statistics page
         register_kind(TemplateKind)  # export and import (scheduler adds schedules)
         # The statistics' duration percentiles on SQLite (PostgreSQL has percentile_cont).
         connection_created.connect(register_sqlite_aggregate, dispatch_uid="jobdeck-stats")
