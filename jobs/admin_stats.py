@@ -47,13 +47,15 @@ def stats_context(request: HttpRequest, by: str, window: str) -> dict[str, Any]:
 
 
 def stats_view(model_admin: Any, request: HttpRequest) -> TemplateResponse:
-    by = request.GET.get("by") if request.GET.get("by") in stats.DIMENSIONS else "job-types"
-    window = request.GET.get("window") if request.GET.get("window") in stats.WINDOWS else "24h"
+    by = request.GET.get("by") or ""
+    by = by if by in stats.DIMENSIONS else "job-types"
+    window = request.GET.get("window") or ""
+    window = window if window in stats.WINDOWS else "24h"
     context = {
         **model_admin.admin_site.each_context(request),
         "title": f"Statistics: {LABELS[by].lower()}, last {window}",
         "opts": model_admin.opts,
-        **stats_context(request, str(by), str(window)),
+        **stats_context(request, by, window),
     }
     request.current_app = model_admin.admin_site.name
     return TemplateResponse(request, "admin/jobs/job/stats.html", context)

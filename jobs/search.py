@@ -98,7 +98,7 @@ def filter_config(qs: QuerySet[Job], path: list[str], value: Any) -> QuerySet[Jo
     return qs.filter(pk__gt=_after_newest(Job, sqlite_jobs_window()))
 
 
-def filter_tag(qs: QuerySet[Job], tag: str) -> QuerySet[Job]:
+def filter_tag[QS: QuerySet[Job]](qs: QS, tag: str) -> QS:
     """Jobs tagged `tag` (an unknown or invalid tag matches nothing)."""
     if tag_problem(tag):
         return qs.none()
