@@ -7,7 +7,6 @@ from typing import Any
 
 from django.http import HttpRequest
 from django.template.response import TemplateResponse
-from django.utils import timezone
 
 from . import stats
 
@@ -22,7 +21,7 @@ def _bar(value: float | None, top: float) -> dict[str, Any]:
 
 def stats_context(request: HttpRequest, by: str, window: str) -> dict[str, Any]:
     """The page's rows: each figure with the width of its bar (scaled to the largest)."""
-    data = stats.job_stats(user=request.user, by=by, window=window, now=timezone.now())
+    data = stats.cached_job_stats(user=request.user, by=by, window=window)
     rows = data["results"]
     top_runs = max((r["runs"] for r in rows), default=0)
     top_duration = max((r["duration_seconds"]["p99"] or 0 for r in rows), default=0)

@@ -62,5 +62,5 @@ class StatsView(APIView):
         window = request.query_params.get("window") or "24h"
         if window not in stats.WINDOWS:
             raise ValidationError({"window": [f"Use one of: {', '.join(stats.WINDOWS)}."]})
-        data = stats.job_stats(user=request.user, by=self.by, window=window)
+        data = stats.cached_job_stats(user=request.user, by=self.by, window=window)
         return Response(StatsSerializer(data).data)

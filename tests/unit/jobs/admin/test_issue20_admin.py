@@ -178,7 +178,8 @@ def test_the_run_form_sets_tags(superuser):
     assert Job.objects.get().tags == ["nightly", "billing"]
 
 
-def test_the_stats_page_draws_a_row_per_job_type(superuser):
+def test_the_stats_page_draws_a_row_per_job_type(superuser, settings):
+    settings.JOBDECK_STATS_CACHE_SECONDS = 0
     job = services.job_create(job_type=ACCOUNT, config={}, user=superuser)
     Job.objects.filter(pk=job.pk).update(status=JobStatus.FAILED)
     from django.utils import timezone

@@ -17,6 +17,11 @@ from tests.support.job_factories import make_job
 pytestmark = pytest.mark.django_db
 
 
+@pytest.fixture(autouse=True)
+def fresh_figures(settings):
+    settings.JOBDECK_STATS_CACHE_SECONDS = 0  # every request computes (caching: below)
+
+
 @pytest.fixture
 def manager_client(manager):
     from rest_framework.test import APIClient
@@ -104,3 +109,18 @@ def test_bad_input_is_a_json_4xx(api_client, url, status):
     response = api_client.get(url)
     assert response.status_code == status
     assert response["Content-Type"] == "application/json"
+
+
+def test_figures_are_cached_per_visibility_for_a_while(history, manager, user, settings):
+    from django.core.cache import cache
+
+    cache.clear()
+    settings.JOBDECK_STATS_CACHE_SECONDS = 60
+    first = stats.cached_job_stats(user=manager, by="job-types", window="24h")
+    finished(JobStatus.FAILED, 1, user=user)
+
+    assert stats.cached_job_stats(user=manager, by="job-types", window="24h") == first
+    assert (
+        stats.cached_job_stats(user=user, by="job-types", window="24h")["results"][0]["runs"] == 8
+    )  # the owner's own key: computed now
+    cache.clear()
