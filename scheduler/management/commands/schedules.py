@@ -132,6 +132,9 @@ class Command(ActionCommand):
             names=o["name"],
             reveal_secrets=o["reveal_secrets"],
         )
+        if self.as_json and not o["output"]:
+            self.write_json(doc)  # one line, like every --json output
+            return
         text = exchange.dump(doc, o["format"])
         if o["output"]:
             Path(o["output"]).write_text(text)
