@@ -41,8 +41,9 @@ BENCHES = {
     "bigdata": "bench.bigdata:bench_bigdata",
     "metrics": "bench.metrics:bench_metrics",
     "flow_claim": "bench.flow:bench_flow_claim",
+    "search": "bench.search:bench_search",
 }
-ONCE = {"memory", "bigdata", "metrics", "flow_claim"}
+ONCE = {"memory", "bigdata", "metrics", "flow_claim", "search"}
 # group → (label, database, broker, benchmarks in order)
 GROUPS: dict[str, tuple[str, str, str, list[str]]] = {
     "pg": (
@@ -61,6 +62,7 @@ GROUPS: dict[str, tuple[str, str, str, list[str]]] = {
     "big": ("PostgreSQL, 1,000,000 jobs", "postgres", "orm", ["bigdata"]),
     "flow": ("PostgreSQL, flow control, 1,000,000 pending", "postgres", "orm", ["flow_claim"]),
     "scrape": ("PostgreSQL, 1,000,000 jobs: a /metrics scrape", "postgres", "orm", ["metrics"]),
+    "find": ("PostgreSQL, 1,000,000 jobs: search, statistics", "postgres", "orm", ["search"]),
 }
 
 

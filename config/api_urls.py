@@ -20,7 +20,15 @@ from releases.api.urls import router as releases_router
 from scheduler.api.urls import router as scheduler_router
 
 # Endpoints outside the routers, listed by the API root after the routers' resources.
-OTHER_ENDPOINTS = {"health": "health/", "schema": "schema/", "docs": "docs/"}
+OTHER_ENDPOINTS = {
+    "stats/job-types": "stats/job-types/",
+    "stats/queues": "stats/queues/",
+    "stats/schedules": "stats/schedules/",
+    "export": "export/",  # POST /api/import/ takes what it answers (no GET: not linked)
+    "health": "health/",
+    "schema": "schema/",
+    "docs": "docs/",
+}
 
 
 class ApiRootView(APIView):

@@ -302,6 +302,12 @@ JOBDECK_QUEUE_CLUSTERS = dict(
 )
 # Extra modules registering job types, comma-separated (beyond each app's jobtypes.py).
 JOBDECK_JOBTYPE_MODULES = env_list("JOBDECK_JOBTYPE_MODULES", "")
+# Search on SQLite (no GIN or trigram indexes there): `?config.<key>=` looks at the
+# newest N jobs, `?log_contains=` at the newest N log lines (jobs/search.py).
+JOBDECK_SEARCH_SQLITE_JOBS = env_int("JOBDECK_SEARCH_SQLITE_JOBS", 100_000)
+JOBDECK_SEARCH_SQLITE_LOG_LINES = env_int("JOBDECK_SEARCH_SQLITE_LOG_LINES", 200_000)
+# Statistics (/api/stats/…, the admin's charts) are cached this many seconds.
+JOBDECK_STATS_CACHE_SECONDS = env_int("JOBDECK_STATS_CACHE_SECONDS", 60)
 
 # --- Notifications and monitoring (docs/notifications.md, docs/monitoring.md) -------
 # Django's mailer sends notify.email deliveries: SMTP by default (EMAIL_HOST, …), or

@@ -23,15 +23,17 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
+from django.utils.text import smart_split, unescape_string_literal
 from django.utils.translation import ngettext
 from django.views.decorators.http import require_POST
 
-from . import permissions, queues, registry, selectors, services
+from . import admin_stats, permissions, queues, registry, search, selectors, services
 from .admin_pages import detail_html, plain_timestamp, timestamp
 from .admin_site import dashboard_context
 from .admin_views import (
     STATE_PARAM,
     STATES,
+    TAGS_FIELD,
     EstimatedCountPaginator,
     JobChangeList,
     ReadOnlyAdminMixin,
@@ -42,6 +44,7 @@ from .admin_views import (
     log_line,
     pretty_json,
     state_filter,
+    tags_from_form,
     validate_into_form,
 )
 from .exceptions import IllegalTransition, one_line
@@ -217,7 +220,11 @@ class JobAdmin(admin.ModelAdmin):
         "created_at",
     )
     search_fields = ("=id", "job_type")  # see get_search_results: both use an index
-    search_help_text = "A job id (#123), or part of a job type's name or label."
+    search_help_text = (
+        "A job id (#123), part of a job type's name or label, a config value "
+        '(account_id:42, account_id:"42", db.host:db1), tag:NAME, or log:"some text" '
+        "(terms combine)."
+    )
     date_hierarchy = "created_at"
     list_select_related = ("release", "created_by")
     list_per_page = 50
@@ -251,6 +258,7 @@ class JobAdmin(admin.ModelAdmin):
                     ("created_when", "queued_when", "run_after_when"),
                     ("started_when", "finished_when", "duration"),
                     ("heartbeat_when", "cancel_requested_when"),
+                    "tags",
                     "waiting",
                 )
             },
@@ -291,9 +299,17 @@ class JobAdmin(admin.ModelAdmin):
     def get_search_results(
         self, request: HttpRequest, queryset: QuerySet[Job], search_term: str
     ) -> tuple[QuerySet[Job], bool]:
-        """An id looks up the primary key; text matches registered job types (names and
-        labels) and filters `job_type IN (…)` on its index — never a LIKE scan."""
-        term = search_term.strip().lstrip("#")
+        """`tag:NAME`, `log:TEXT` and `key:value` (a config value, read as JSON:
+        `account_id:42`, `account_id:"42"`, `db.host:x`) terms filter through
+        jobs.search's indexes; what is left is an id (the primary key) or text matching
+        registered job types (names and labels), filtered as `job_type IN (…)` on its
+        index — never a LIKE scan of the table."""
+        rest: list[str] = []
+        for term in smart_split(search_term.strip()):
+            queryset, used = self._search_term(request, queryset, term)
+            if not used:
+                rest.append(term)
+        term = " ".join(rest).strip().lstrip("#")
         if not term:
             return queryset, False
         if term.isascii() and term.isdigit():  # '²'.isdigit() too, but it is no id
@@ -306,6 +322,30 @@ class JobAdmin(admin.ModelAdmin):
             if needle in jt.name.lower() or needle in (jt.label or "").lower()
         }
         return queryset.filter(job_type__in=[*sorted(names), term]), False
+
+    def _search_term(
+        self, request: HttpRequest, queryset: QuerySet[Job], term: str
+    ) -> tuple[QuerySet[Job], bool]:
+        """Apply one `prefix:value` term; (queryset, False) if it is not one."""
+        key, sep, value = term.partition(":")
+        if not sep or not value or "\x00" in term:
+            return queryset, False
+        if key == "tag":
+            return search.filter_tag(queryset, _unquoted(value)), True
+        if key == "log":
+            try:
+                text = search.check_log_text(_unquoted(value), field="log")
+            except ValidationError as exc:
+                self.message_user(request, f"Search {term!r}: {one_line(exc)}", messages.WARNING)
+                return queryset.none(), True
+            return search.filter_log_text(queryset, text), True
+        key = key.removeprefix(search.CONFIG_PREFIX)
+        try:
+            path = search.parse_config_key(key)
+            parsed = search.parse_json_value(value, field=key)
+        except ValidationError:
+            return queryset, False  # not a config term: plain text
+        return search.filter_config(queryset, path, parsed), True
 
     def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[JobChangeList]:
         return JobChangeList
@@ -595,6 +635,7 @@ class JobAdmin(admin.ModelAdmin):
         return [
             path("run/", wrap(self.run_view), name="%s_%s_run" % info),
             path("dashboard/", wrap(self.dashboard_view), name="%s_%s_dashboard" % info),
+            path("stats/", wrap(self.stats_view), name="%s_%s_stats" % info),
             path("<path:object_id>/logs/", wrap(self.logs_view), name="%s_%s_logs" % info),
             path("<path:object_id>/status/", wrap(self.status_view), name="%s_%s_status" % info),
             path(
@@ -1023,12 +1064,14 @@ class JobAdmin(admin.ModelAdmin):
                 queue=form.cleaned_data.get("run_queue") or "default",
                 unique_key=form.cleaned_data.get("run_unique_key") or None,
                 timeout_seconds=form.cleaned_data.get("timeout_seconds"),
+                tags=tags_from_form(form),
                 via="admin",
             )
         except ValidationError as exc:
             for field, errors in exc.message_dict.items():
                 field = {"queue": "run_queue", "unique_key": "run_unique_key"}.get(field, field)
-                form.add_error(field if field in form.fields else None, errors)
+                target = TAGS_FIELD if field == "tags" else field
+                form.add_error(target if target in form.fields else None, errors)
             return None
         except PermissionDenied as exc:
             self.message_user(request, f"Refused: {exc}.", messages.ERROR)
@@ -1051,6 +1094,12 @@ class JobAdmin(admin.ModelAdmin):
         return HttpResponseRedirect(
             reverse("admin:jobs_job_change", args=[job.pk], current_app=self.admin_site.name)
         )
+
+    def stats_view(self, request: HttpRequest) -> TemplateResponse:
+        """Statistics per job type, queue or schedule as charts (jobs.admin_stats)."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        return admin_stats.stats_view(self, request)
 
     def dashboard_view(self, request: HttpRequest) -> TemplateResponse:
         """The dashboard's figures as an HTML fragment (the index page re-fetches it)."""
@@ -1077,6 +1126,13 @@ def _as_get(request: HttpRequest, query: str) -> HttpRequest:
     return clone
 
 
+def _unquoted(value: str) -> str:
+    """`"disk full"` → `disk full` (smart_split keeps a term's quotes)."""
+    if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
+        return unescape_string_literal(value)
+    return value
+
+
 def _flatten_fields(fields) -> list[str]:
     out: list[str] = []
     for f in fields:
@@ -1084,4 +1140,5 @@ def _flatten_fields(fields) -> list[str]:
     return out
 
 
-from . import admin_audit  # noqa: E402, F401  (registers the audit page)
+# The audit page and the job templates' admin register themselves.
+from . import admin_audit, admin_templates  # noqa: E402, F401

@@ -453,7 +453,22 @@ def config_form_class(job_type: registry.JobType, *, config_only: bool = False) 
         required=False,
         help_text="While a job with this key is pending or running, nothing new is created.",
     )
+    # Not "tags": a job type's config may have a field of that name.
+    fields[TAGS_FIELD] = forms.CharField(
+        label="Tags",
+        required=False,
+        max_length=1100,
+        help_text="Separated by commas or spaces; find them with tag:NAME in the job search.",
+    )
     return type(f"{job_type.name}ConfigForm", (forms.Form,), fields)
+
+
+TAGS_FIELD = "job_tags"
+
+
+def tags_from_form(form: forms.Form) -> list[str]:
+    """The Run form's tags field as a list (jobs.tags validates each)."""
+    return [t for t in re.split(r"[\s,]+", form.cleaned_data.get(TAGS_FIELD) or "") if t]
 
 
 def _form_field(info: dict[str, Any], *, secret: bool) -> forms.Field:

@@ -139,6 +139,7 @@ def job_json(job) -> dict[str, Any]:
         "finished_at": job.finished_at,
         "duration_seconds": job.duration_seconds,
         "error": job.error.split("\n\n", 1)[0] if job.error else "",
+        "tags": job.tags,
     }
 
 

@@ -55,3 +55,19 @@ class AlterForeignKeyOnDelete(migrations.AlterField):
             "DEFERRABLE INITIALLY DEFERRED NOT VALID"
         )
         schema_editor.execute(f"ALTER TABLE {quote(table)} VALIDATE CONSTRAINT {quote(name)}")
+
+
+class PostgreSQLOnly(migrations.RunSQL):
+    """RunSQL that runs on PostgreSQL only (pg_trgm and GIN indexes): other databases
+    get the same state and no SQL, and search there is bounded instead (jobs.search).
+    With CREATE INDEX CONCURRENTLY, put it in a non-atomic migration."""
+
+    def database_forwards(self, app_label: str, schema_editor: Any, from_state: Any, to_state: Any):
+        if schema_editor.connection.vendor == "postgresql":
+            super().database_forwards(app_label, schema_editor, from_state, to_state)
+
+    def database_backwards(
+        self, app_label: str, schema_editor: Any, from_state: Any, to_state: Any
+    ):
+        if schema_editor.connection.vendor == "postgresql":
+            super().database_backwards(app_label, schema_editor, from_state, to_state)

@@ -195,6 +195,10 @@ class Job(models.Model):
     progress_done = models.PositiveIntegerField(default=0)
     progress_total = models.PositiveIntegerField(default=0)
     analysis = models.JSONField(null=True, blank=True)
+    # Labels set at creation (jobs.tags.clean_tags), shown with the job; the JobTag rows
+    # beside them are what `?tag=` looks up through an index. The column's database
+    # default lets the engine's INSERTs leave it out.
+    tags = models.JSONField(default=list, blank=True, db_default=models.Value("[]"))
 
     objects = JobQuerySet.as_manager()
 
@@ -555,6 +559,66 @@ class WorkerProcess(models.Model):
     class Meta:
         ordering = ["host", "cluster", "pid"]
         indexes = [models.Index(fields=["seen_at"], name="workerprocess_seen_idx")]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class JobTag(models.Model):
+    """One tag of one job: `?tag=` walks the (tag, job) index, newest job first."""
+
+    job = models.ForeignKey(Job, on_delete=models.DB_CASCADE, related_name="tag_rows")
+    tag = models.CharField(max_length=50)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["tag", "job"], name="jobtag_tag_job_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.tag} (job #{self.job_id})"
+
+
+class JobTemplate(models.Model):
+    """A named, saved job: type, config, release, queue, priority and tags.
+
+    Run in one click (admin) or one call (POST /api/templates/{id}/run/), and fired by
+    the schedules that use it; written only through jobs.jobtemplates, which validates
+    the config as a job's and checks the right to run its type.
+    """
+
+    name = models.CharField(max_length=200, unique=True)
+    description = models.TextField(blank=True)
+    job_type = models.CharField(max_length=100)
+    config = models.JSONField(default=dict, blank=True)
+    release = models.ForeignKey(
+        "releases.Release",
+        null=True,
+        blank=True,
+        on_delete=models.DB_CASCADE,
+        related_name="job_templates",
+    )
+    queue = models.CharField(max_length=100, default="default")
+    priority = models.SmallIntegerField(default=0)
+    tags = models.JSONField(default=list, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.DB_SET_NULL,
+        related_name="job_templates",
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(priority__gte=-100, priority__lte=100),
+                name="jobtemplate_priority_range",
+            ),
+        ]
 
     def __str__(self) -> str:
         return self.name

@@ -32,10 +32,12 @@ from .models import (
     Job,
     JobLog,
     JobStatus,
+    JobTag,
     LogLevel,
     Task,
 )
 from .queues import DEFAULT_QUEUE
+from .tags import clean_tags
 
 logger = logging.getLogger(__name__)
 
@@ -144,6 +146,7 @@ def job_build(
     queue: str = DEFAULT_QUEUE,
     draft: bool = False,
     allow_internal: bool = False,
+    tags: Any = None,
     now: datetime | None = None,
     unique_key: str | None = None,
 ) -> tuple[Job, list[str]]:
@@ -163,6 +166,7 @@ def job_build(
         max_attempts=max_attempts,
         timeout_seconds=timeout_seconds,
     )
+    clean_tag_list = clean_tags(tags)
     if jt.requires_release and release is None:
         raise ValidationError({"release": [f"Job type {job_type!r} needs a release."]})
     if release is not None and release.pk is None:  # as save() refuses it
@@ -194,6 +198,7 @@ def job_build(
         progress_total=len(names),
         analysis={"state": "pending"} if draft else None,
         unique_key=unique_key,
+        tags=clean_tag_list,
     )
     job.lock, job.lock_limit = lock_of(jt, job)
     return job, names
@@ -229,6 +234,17 @@ def lock_of(jt: registry.JobType, job: Job) -> tuple[str | None, int]:
     return key[:200], jt.concurrency_key_limit
 
 
+def _write_tags(job_ids: Sequence[int], tags: list[str]) -> None:
+    """Give jobs `job_ids` the tags `tags`: the column shown with them and the rows
+    `?tag=` finds them by (two statements; none for jobs without tags)."""
+    if not tags or not job_ids:
+        return
+    Job.objects.filter(pk__in=job_ids).update(tags=tags)
+    JobTag.objects.bulk_create(
+        [JobTag(job_id=job_id, tag=tag) for job_id in job_ids for tag in tags], batch_size=2000
+    )
+
+
 @transaction.atomic
 def job_create(*, draft: bool = False, via: str = "system", **kwargs: Any) -> Job:
     """Create a job (pending, or a draft to analyse first) with its ordered tasks.
@@ -242,6 +258,7 @@ def job_create(*, draft: bool = False, via: str = "system", **kwargs: Any) -> Jo
     if engine.insert(job, names) is None:
         return existing_job(job)
     job.existing = False
+    _write_tags([job.pk], job.tags)
     if job.created_by_id is not None:
         audit(job=job, user=job.created_by, via=via, action=AuditAction.CREATED)
     if draft:
@@ -679,9 +696,9 @@ def job_bulk_create(
     """Create up to BULK_MAX_JOBS pending jobs with their tasks, all or nothing.
 
     Each spec holds job_type, config and optionally release (an object), priority,
-    run_after, max_attempts and timeout_seconds, as for `job_create`. Every item is
-    validated before anything is written; BulkValidationError names each bad item by
-    its index.
+    run_after, max_attempts, timeout_seconds, unique_key and tags, as for `job_create`.
+    Every item is validated before anything is written; BulkValidationError names each
+    bad item by its index.
     Jobs and tasks go in with one statement each (engine.insert_many), and once the
     transaction commits only min(n, workers) wake-up messages are sent, not one per
     job: each woken worker keeps claiming runnable jobs from the table, so the broker
@@ -700,7 +717,9 @@ def job_bulk_create(
     locks: dict[tuple[int, int | None], tuple[str | None, int]] = {}
     errors: dict[int, dict[str, list[str]]] = {}
     new_jobs: list[engine.NewJob] = []
-    keyed: dict[int, tuple[Job, list[str]]] = {}  # index → a job with a unique key
+    # index → a job with a unique key, its task names and tags (inserted on its own)
+    keyed: dict[int, tuple[Job, list[str], list[str]]] = {}
+    tagged: dict[tuple[str, ...], list[int]] = {}  # tag set → indexes of its items
     for index, spec in enumerate(specs):
         try:
             if spec.get("draft"):
@@ -719,9 +738,11 @@ def job_bulk_create(
                 max_attempts=max_attempts,
                 timeout_seconds=timeout_seconds,
             )
+            item_tags = clean_tags(spec.get("tags"))
             unique_key = _valid_unique_key(spec.get("unique_key"))
             if unique_key is not None:
-                keyed[index] = _keyed_bulk_job(jt, clean, names, spec, owner, unique_key, now)
+                job, names = _keyed_bulk_job(jt, clean, names, spec, owner, unique_key, now)
+                keyed[index] = (job, names, item_tags)
                 continue
         except ValidationError as exc:
             errors[index] = validation_errors(exc)
@@ -753,6 +774,8 @@ def job_bulk_create(
                 timeout_seconds=resolved_timeout(jt, timeout_seconds),
             )
         )
+        if item_tags:
+            tagged.setdefault(tuple(item_tags), []).append(index)
     if errors:
         raise BulkValidationError(errors)
     with transaction.atomic():
@@ -769,11 +792,15 @@ def job_bulk_create(
             if index not in keyed:
                 ids.append(next(unkeyed))
                 continue
-            job, names = keyed[index]
+            job, names, job_tags = keyed[index]
             if engine.insert(job, names) is None:
                 job = existing_job(job)
                 ids.existing.add(index)
+            else:
+                _write_tags([job.pk], job_tags)
             ids.append(job.pk)
+        for tag_set, indexes in tagged.items():  # one UPDATE and one INSERT per tag set
+            _write_tags([ids[i] for i in indexes], list(tag_set))
         audit(
             job=None,
             user=user,

@@ -23,6 +23,7 @@ from django.utils.translation import ngettext
 from django.views.decorators.http import require_POST
 
 from jobs import permissions, registry
+from jobs.admin_exchange import ExchangeAdminMixin
 from jobs.admin_views import config_form_class, pretty_json
 from jobs.exceptions import JobError, one_line
 
@@ -40,7 +41,8 @@ PREVIEW_ROWS = 10
 
 
 class ScheduleAdminForm(forms.ModelForm):
-    job_type = forms.ChoiceField(choices=())
+    # Not required: a schedule that fires a template takes the template's.
+    job_type = forms.ChoiceField(choices=(), required=False)
     weekdays = forms.TypedMultipleChoiceField(
         choices=WEEKDAY_CHOICES,
         coerce=int,
@@ -156,8 +158,9 @@ class ScheduleAdminForm(forms.ModelForm):
 
 
 @admin.register(Schedule)
-class ScheduleAdmin(admin.ModelAdmin):
+class ScheduleAdmin(ExchangeAdminMixin, admin.ModelAdmin):
     form = ScheduleAdminForm
+    exchange_kind = "schedules"  # export actions and the import page (jobs.exchange)
 
     class Media:
         css = {"all": ("jobs/admin.css",)}  # the jobs admin's status badges
@@ -177,7 +180,12 @@ class ScheduleAdmin(admin.ModelAdmin):
     list_filter = ("enabled", "kind", "job_type", "dry_run", "misfire_policy", "overlap_policy")
     search_fields = ("name", "job_type", "cron")
     list_select_related = ("last_job",)
-    actions = ("enable_schedules", "disable_schedules", "run_schedules_now")
+    actions = (
+        "enable_schedules",
+        "disable_schedules",
+        "run_schedules_now",
+        *ExchangeAdminMixin.exchange_actions,
+    )
     readonly_fields = (
         "next_run",
         "last_run",
@@ -190,7 +198,22 @@ class ScheduleAdmin(admin.ModelAdmin):
         "config_masked",
     )
     fieldsets = (
-        (None, {"fields": ("name", "job_type", "config", "release", "enabled", "dry_run")}),
+        (
+            None,
+            {
+                "fields": (
+                    "name",
+                    "template",
+                    "job_type",
+                    "config",
+                    "release",
+                    "enabled",
+                    "dry_run",
+                ),
+                "description": "With a job template, each run makes the template's job (its "
+                "job type, config and release, as the template reads then).",
+            },
+        ),
         (
             "When",
             {

@@ -42,6 +42,17 @@ class Schedule(models.Model):
         on_delete=models.DB_CASCADE,
         related_name="schedules",
     )
+    # A schedule may fire a job template: each occurrence then makes the template's job
+    # as it reads at that moment. job_type, config and release keep a copy of the
+    # template's (synced when it changes), for lists and filters. A template in use
+    # cannot be deleted (jobs.jobtemplates.template_delete names the schedules).
+    template = models.ForeignKey(
+        "jobs.JobTemplate",
+        null=True,
+        blank=True,
+        on_delete=models.DB_SET_NULL,
+        related_name="schedules",
+    )
     kind = models.CharField(max_length=10, choices=ScheduleKind.choices)
     interval_minutes = models.PositiveIntegerField(null=True, blank=True)
     time = models.TimeField(null=True, blank=True)

@@ -22,10 +22,10 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from jobs import permissions, registry
+from jobs import jobtemplates, permissions, registry
 from jobs import services as job_services
 from jobs.exceptions import one_line
-from jobs.models import ACTIVE_STATUSES, AuditAction, Job
+from jobs.models import ACTIVE_STATUSES, AuditAction, Job, JobTemplate
 
 from . import timing
 from .models import MisfirePolicy, Occurrence, OverlapPolicy, Schedule, ScheduleKind
@@ -42,6 +42,7 @@ MAX_FIRINGS_PER_CALL = 20
 TIMING_FIELDS = ("kind", "interval_minutes", "time", "weekdays", "cron", "timezone")
 EDITABLE_FIELDS = (
     "name",
+    "template",
     "job_type",
     "config",
     "release",
@@ -53,7 +54,7 @@ EDITABLE_FIELDS = (
     "timeout_seconds",
 )
 # The fields that say what job a schedule makes: changing them needs the right to create it.
-JOB_FIELDS = ("job_type", "config", "release")
+JOB_FIELDS = ("template", "job_type", "config", "release")
 
 
 class _LostRace(Exception):
@@ -68,6 +69,7 @@ def schedule_values(schedule: Schedule | None) -> dict[str, Any]:
     if schedule is None:
         return {
             "name": "",
+            "template": None,
             "job_type": "",
             "config": {},
             "release": None,
@@ -93,7 +95,9 @@ def schedule_clean(
 
     Fields that do not belong to the kind are cleared (e.g. `cron` of a daily
     schedule). A secret config value still reading as the mask keeps the stored
-    one. Raises ValidationError naming every bad field, then JobTypeDenied when
+    one. With a `template` (a JobTemplate), the job type, config and release are the
+    template's (a copy; the template is what fires). Raises ValidationError naming
+    every bad field, then JobTypeDenied when
     `user` (None: Jobdeck itself) may not create the job the schedule would make
     (on create, and when its job type, config or release change).
     """
@@ -116,6 +120,14 @@ def schedule_clean(
         if taken.exists():
             bad("name", "A schedule with this name already exists.")
 
+    template = clean.get("template")
+    if template is not None and not isinstance(template, JobTemplate):
+        bad("template", "Choose a job template.")
+        template = clean["template"] = None
+    if template is not None:
+        clean.update(
+            job_type=template.job_type, config=dict(template.config), release=template.release
+        )
     try:
         jt = registry.get(clean.get("job_type"))
     except ValidationError as exc:
@@ -124,7 +136,7 @@ def schedule_clean(
     if jt is not None:
         if not jt.user_creatable:
             bad("job_type", f"Jobs of type {jt.name!r} can only be created by Jobdeck itself.")
-        if instance is not None:
+        if instance is not None and template is None:
             clean["config"] = registry.unredact(jt.name, clean.get("config"), instance.config)
         try:
             clean["config"] = registry.validate_config(jt, clean.get("config"))
@@ -212,6 +224,14 @@ def schedule_clean(
 
 def _next_from(schedule: Schedule, now: datetime) -> datetime:
     return timing.next_occurrence(timing.Spec.of(schedule), now)
+
+
+def job_fields(schedule: Schedule) -> dict[str, Any]:
+    """What the schedule's job is made of: its template as it reads now, if it uses one,
+    else its own job type, config and release."""
+    if schedule.template_id is not None and schedule.template is not None:
+        return jobtemplates.template_job_fields(schedule.template)
+    return {"job_type": schedule.job_type, "config": schedule.config, "release": schedule.release}
 
 
 # --- writes ---------------------------------------------------------------------------
@@ -347,10 +367,8 @@ def schedule_run_now(
     now = now or timezone.now()
     owner = user if user is not None and user.is_authenticated else schedule.created_by
     job = job_services.job_create(
-        job_type=schedule.job_type,
-        config=schedule.config,
+        **job_fields(schedule),
         user=owner,
-        release=schedule.release,
         schedule=schedule,
         timeout_seconds=schedule.timeout_seconds,
         draft=schedule.dry_run,
@@ -417,7 +435,7 @@ def fire_due_schedules(*, now: datetime | None = None) -> dict[str, Any]:
 def _fire_one(pk: int, now: datetime) -> list[str] | None:
     """Fire the schedule's due occurrence, if any; returns what happened (None: nothing due)."""
     schedule = (
-        Schedule.objects.select_related("release", "created_by")
+        Schedule.objects.select_related("release", "created_by", "template__release")
         .filter(pk=pk, enabled=True, next_run_at__lte=now)
         .first()
     )
@@ -475,10 +493,8 @@ def _fire_one(pk: int, now: datetime) -> list[str] | None:
             try:
                 with transaction.atomic():
                     job = job_services.job_create(
-                        job_type=schedule.job_type,
-                        config=schedule.config,
+                        **job_fields(schedule),
                         user=schedule.created_by,
-                        release=schedule.release,
                         schedule=schedule,
                         timeout_seconds=schedule.timeout_seconds,
                         draft=schedule.dry_run,

@@ -8,8 +8,10 @@ from django.db.models import QuerySet
 from django_filters.fields import IsoDateTimeField
 from drf_spectacular.utils import extend_schema_field
 
+from jobs import search
 from jobs.inputs import MAX_ID, in_utc, parse_id
 from jobs.models import Job, JobStatus
+from jobs.tags import MAX_TAG_LENGTH
 
 
 class StatusListField(forms.CharField):
@@ -91,6 +93,39 @@ class StrictBooleanFilter(django_filters.BooleanFilter):
     field_class = StrictBooleanField
 
 
+@extend_schema_field({"type": "string", "minLength": search.LOG_MIN, "maxLength": search.LOG_MAX})
+class LogTextFilter(django_filters.CharFilter):
+    """`log_contains=disk full`: 3 to 200 characters (a trigram index needs three)."""
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("min_length", search.LOG_MIN)
+        kwargs.setdefault("max_length", search.LOG_MAX)
+        super().__init__(**kwargs)
+
+
+class ConfigSearchBackend:
+    """`?config.<key>=<JSON value>` (any number of them): jobs whose config holds that
+    value at that key (jobs.search.filter_config). Not a FilterSet filter, since the
+    parameter names are open-ended; the pagination accepts every name with the
+    view's `query_param_prefixes`."""
+
+    def filter_queryset(self, request, queryset: QuerySet, view) -> QuerySet:
+        for name in sorted(request.query_params):
+            if not name.startswith(search.CONFIG_PREFIX):
+                continue
+            raw = request.query_params.get(name, "")
+            if "\x00" in name or "\x00" in raw:
+                raise forms.ValidationError({name: ["NUL characters are not allowed."]})
+            path = search.parse_config_key(name[len(search.CONFIG_PREFIX) :], field=name)
+            queryset = search.filter_config(
+                queryset, path, search.parse_json_value(raw, field=name)
+            )
+        return queryset
+
+    def get_schema_operation_parameters(self, view) -> list[dict]:
+        return []  # described in the list's documentation: OpenAPI has no open names
+
+
 class JobFilter(django_filters.FilterSet):
     status = StatusListFilter(help_text="Comma-separated statuses, e.g. `pending,running`.")
     job_type = django_filters.CharFilter(max_length=100)
@@ -103,6 +138,14 @@ class JobFilter(django_filters.FilterSet):
     user_id = IdFilter(field_name="created_by_id", help_text="Alias of `created_by` (a user id).")
     created_after = UTCDateTimeFilter(field_name="created_at", lookup_expr="gte")
     created_before = UTCDateTimeFilter(field_name="created_at", lookup_expr="lt")
+    tag = django_filters.CharFilter(
+        method="filter_tag", max_length=MAX_TAG_LENGTH, help_text="Jobs carrying this tag."
+    )
+    log_contains = LogTextFilter(
+        method="filter_log_contains",
+        help_text="Jobs with a log line containing this text (case-insensitive, 3-200 "
+        "characters; on SQLite among the newest log lines only).",
+    )
     # Served by the cursor pagination as id order (ids follow creation): a unique,
     # indexed key, so pages stay cheap at any depth. See JobdeckCursorPagination.
     ordering = django_filters.ChoiceFilter(
@@ -122,6 +165,8 @@ class JobFilter(django_filters.FilterSet):
             "user_id",
             "created_after",
             "created_before",
+            "tag",
+            "log_contains",
             "ordering",
         ]
 
@@ -133,6 +178,12 @@ class JobFilter(django_filters.FilterSet):
         if value.isascii() and value.isdigit():  # an id too large to exist
             return qs.none()
         return qs.filter(created_by__username=value)
+
+    def filter_tag(self, qs: QuerySet, name: str, value: str) -> QuerySet:
+        return search.filter_tag(qs, value) if value else qs
+
+    def filter_log_contains(self, qs: QuerySet, name: str, value: str) -> QuerySet:
+        return search.filter_log_text(qs, value) if value else qs
 
     def filter_noop(self, qs: QuerySet, name: str, value: str) -> QuerySet:
         return qs

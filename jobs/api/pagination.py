@@ -32,12 +32,21 @@ def filter_names(view, queryset) -> set[str]:
     return names
 
 
-def reject_unknown_query_params(request: Request, known: Iterable[str]) -> None:
-    """400 `{"<name>": ["Unknown query parameter; …"]}` for each parameter not in `known`."""
+def reject_unknown_query_params(
+    request: Request, known: Iterable[str], prefixes: Iterable[str] = ()
+) -> None:
+    """400 `{"<name>": ["Unknown query parameter; …"]}` for each parameter not in `known`
+    and not starting with one of `prefixes` (`config.`: open-ended names)."""
     allowed = {*known, api_settings.URL_FORMAT_OVERRIDE}
-    unknown = sorted(set(request.query_params) - allowed)
+    prefixes = tuple(prefixes)
+    unknown = sorted(
+        name
+        for name in set(request.query_params) - allowed
+        if not (prefixes and name.startswith(prefixes))
+    )
     if unknown:
-        accepted = ", ".join(sorted(a for a in allowed if a)) or "none"
+        accepted = ", ".join([*sorted(a for a in allowed if a), *(f"{p}<key>" for p in prefixes)])
+        accepted = accepted or "none"
         message = f"Unknown query parameter; this list accepts: {accepted}."
         raise ValidationError({name: [message] for name in unknown})
 
@@ -61,7 +70,12 @@ class JobdeckCursorPagination(CursorPagination):
         known = {self.cursor_query_param, self.page_size_query_param}
         if getattr(view, "cursor_orderings", None):
             known.add(self.ordering_query_param)
-        reject_unknown_query_params(request, known | filter_names(view, queryset))
+        prefixes = (
+            getattr(view, "query_param_prefixes", ())
+            if getattr(view, "action", "list") == "list"
+            else ()
+        )
+        reject_unknown_query_params(request, known | filter_names(view, queryset), prefixes)
         return super().paginate_queryset(queryset, request, view)
 
     def get_page_size(self, request) -> int:

@@ -36,8 +36,33 @@ def _error(code: str) -> dict[str, Any]:
     return {"description": DESCRIPTIONS[code], "content": {"application/json": {"schema": schema}}}
 
 
+EMPTY_STRING: dict[str, Any] = {"type": "string", "maxLength": 0}
+CONSTRAINTS = ("format", "enum", "minLength", "maxLength", "pattern", "minimum", "maximum")
+
+
+def or_empty(schema: dict[str, Any]) -> dict[str, Any]:
+    """`schema`, or an empty string: a filter given empty is no filter (django-filter)."""
+    if schema.get("type") == "string" and not any(k in schema for k in CONSTRAINTS):
+        return schema
+    if "anyOf" in schema and EMPTY_STRING in schema["anyOf"]:
+        return schema
+    return {"anyOf": [schema, EMPTY_STRING]}
+
+
 class JobdeckAutoSchema(AutoSchema):
-    """AutoSchema adding the error responses an operation can produce."""
+    """AutoSchema adding the error responses an operation can produce, and saying that
+    a list's filters may be given empty (`?status=` is no filter)."""
+
+    def get_operation(self, *args: Any, **kwargs: Any) -> Any:
+        operation = super().get_operation(*args, **kwargs)
+        filterset = getattr(self.view, "filterset_class", None)
+        if operation is None or filterset is None or self.method.upper() != "GET":
+            return operation
+        names = set(filterset.base_filters)
+        for parameter in operation.get("parameters", []):
+            if parameter.get("in") == "query" and parameter.get("name") in names:
+                parameter["schema"] = or_empty(parameter["schema"])
+        return operation
 
     def _get_response_bodies(
         self, direction: Literal["request", "response"] = "response"

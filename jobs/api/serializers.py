@@ -18,6 +18,7 @@ from jobs import registry
 from jobs.models import AuditEvent, Job, JobLog, JobStatus, LogLevel, Task
 from jobs.selectors import waiting_reasons
 from jobs.services import BULK_MAX_JOBS, TIMEOUT_ERROR, TIMEOUT_MAX_SECONDS
+from jobs.tags import MAX_TAG_LENGTH, MAX_TAGS, TAG_HELP
 
 if TYPE_CHECKING:
     from django.contrib.auth.base_user import AbstractBaseUser
@@ -108,6 +109,17 @@ def timeout_field() -> serializers.IntegerField:
     )
 
 
+def tags_field() -> serializers.ListField:
+    """A list of tags; their validity is jobs.tags' (the service checks it)."""
+    return serializers.ListField(
+        child=serializers.CharField(max_length=MAX_TAG_LENGTH),
+        max_length=MAX_TAGS,
+        required=False,
+        default=list,
+        help_text=TAG_HELP,
+    )
+
+
 class JobCreateSerializer(serializers.Serializer):
     """Body of POST /api/jobs/ and POST /api/wizard/jobs/."""
 
@@ -133,6 +145,7 @@ class JobCreateSerializer(serializers.Serializer):
         "returns that job (200, `existing: true`) instead of a new one. The "
         "Idempotency-Key header sets it too.",
     )
+    tags = tags_field()
 
 
 class BulkJobSerializer(serializers.Serializer):
@@ -150,6 +163,7 @@ class BulkJobSerializer(serializers.Serializer):
         max_length=200, required=False, allow_null=True, default=None
     )
     timeout_seconds = timeout_field()
+    tags = tags_field()
 
 
 class BulkCreateSerializer(serializers.Serializer):
@@ -294,6 +308,7 @@ JOB_LIST_FIELDS = [
     "progress_done",
     "progress_total",
     "duration_seconds",
+    "tags",
 ]
 
 

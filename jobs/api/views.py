@@ -29,7 +29,7 @@ from jobs.engine import queries
 from jobs.models import Job, JobLog, JobStatus, Task
 
 from . import serializers as s
-from .filters import ID_SCHEMA, JobFilter
+from .filters import ID_SCHEMA, ConfigSearchBackend, JobFilter
 from .parsers import JSONParser
 from .permissions import CanCleanUp
 
@@ -144,19 +144,25 @@ class JobViewSet(
 ):
     """Jobs: list, create, read, follow, cancel and retry."""
 
-    filter_backends = [DjangoFilterBackend]
+    filter_backends = [DjangoFilterBackend, ConfigSearchBackend]
     filterset_class = JobFilter
+    query_param_prefixes = ("config.",)  # ?config.<key>=<JSON value> (ConfigSearchBackend)
     cursor_orderings = {"created_at": "id", "-created_at": "-id"}
     queryset = Job.objects.none()  # for schema generation; see get_queryset
 
     @extend_schema(
+        description="Newest first. Besides the filters below, `config.<key>=<value>` "
+        "(repeatable) keeps the jobs whose config holds that value at that key, compared "
+        'as JSON: `config.account_id=42` matches the number 42, `config.account_id="42"` '
+        "the string; a dotted key walks into objects (`config.db.host=x`). Keys are "
+        "letters, digits, `_` and `-`; any other key is a 400.",
         # The aliases' schema is IdFilter's, which has no room for their descriptions.
         parameters=[
             OpenApiParameter("release_id", ID_SCHEMA, description="Alias of `release`."),
             OpenApiParameter(
                 "user_id", ID_SCHEMA, description="Alias of `created_by` (a user id)."
             ),
-        ]
+        ],
     )
     def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         return super().list(request, *args, **kwargs)

@@ -7,7 +7,7 @@ from rest_framework import serializers
 
 from jobs import registry
 from jobs.api.serializers import timeout_field
-from jobs.models import JobStatus
+from jobs.models import JobStatus, JobTemplate
 
 from .. import selectors
 from ..models import MisfirePolicy, OverlapPolicy, Schedule, ScheduleKind
@@ -21,7 +21,14 @@ class ScheduleInputSerializer(serializers.Serializer):
     """Types only; validity (cron, timezone, weekdays, time, config) is the service's."""
 
     name = serializers.CharField(max_length=200)
-    job_type = serializers.CharField(max_length=100)
+    template = serializers.PrimaryKeyRelatedField(
+        queryset=JobTemplate.objects.all(),
+        required=False,
+        allow_null=True,
+        default=None,
+        help_text="A job template to fire; its job type, config and release then apply.",
+    )
+    job_type = serializers.CharField(max_length=100, required=False, default="")
     config = serializers.JSONField(required=False, default=dict)
     release = serializers.PrimaryKeyRelatedField(
         queryset=RELEASES, required=False, allow_null=True, default=None
@@ -76,6 +83,7 @@ class ScheduleSerializer(serializers.ModelSerializer):
         fields = [
             "id",
             "name",
+            "template",
             "job_type",
             "config",
             "release",

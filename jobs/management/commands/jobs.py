@@ -7,7 +7,7 @@ from datetime import timedelta
 
 from django.core.management.base import CommandError
 
-from jobs import selectors, services
+from jobs import search, selectors, services
 from jobs.cli import ActionCommand, job_json, json_object, non_negative_int, positive_int
 from jobs.inputs import parse_id
 from jobs.models import Job, JobLog, JobStatus
@@ -27,6 +27,7 @@ class Command(ActionCommand):
         p.add_argument("--type", dest="job_type")
         p.add_argument("--release", help="release slug")
         p.add_argument("--owner", help="username of the creator")
+        p.add_argument("--tag", help="only jobs with this tag")
         p.add_argument(
             "--limit", type=non_negative_int, default=50, help="at most this many (default 50)"
         )
@@ -68,6 +69,9 @@ class Command(ActionCommand):
             default=None,
             metavar="KEY",
             help="while a job with KEY is pending or running, return it instead",
+        )
+        p.add_argument(
+            "--tag", action="append", default=[], metavar="TAG", help="tag the job (repeatable)"
         )
         p.add_argument(
             "--wait",
@@ -137,6 +141,8 @@ class Command(ActionCommand):
             qs = qs.filter(release__slug=o["release"])
         if o["owner"]:
             qs = qs.filter(created_by__username=o["owner"])
+        if o["tag"]:
+            qs = search.filter_tag(qs, o["tag"])
         # One row more than asked for tells whether the list was cut short.
         jobs = list(qs[: o["limit"] + 1])
         more = len(jobs) > o["limit"]
@@ -255,6 +261,7 @@ class Command(ActionCommand):
             draft=o["draft"],
             queue=o["queue"],
             unique_key=o["unique_key"],
+            tags=o["tag"],
             via=VIA,
         )
         existing = f" (existing, unique key {job.unique_key!r})" if job.existing else ""

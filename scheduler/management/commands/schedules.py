@@ -1,9 +1,14 @@
-"""`manage.py schedules list|run|enable|disable`: a thin door onto scheduler.services."""
+"""`manage.py schedules list|run|enable|disable|export|import`: a thin door onto
+scheduler.services and jobs.exchange."""
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 from django.core.management.base import CommandError
 
+from jobs import exchange
 from jobs.cli import ActionCommand, job_json
 from scheduler import selectors, services
 from scheduler.api.serializers import ScheduleSerializer
@@ -24,8 +29,9 @@ def _find(ref: str) -> Schedule:
 
 class Command(ActionCommand):
     help = (
-        "List schedules, run one now, or enable/disable one. Schedules are named by id or "
-        "exact name. --json (the API's schedule shape) and --user NAME go before or after "
+        "List schedules, run one now, enable/disable one, or export and import schedules "
+        "and job templates (and any other kind an app registers). Schedules are named by "
+        "id or exact name. --json (the API's shape) and --user NAME go before or after "
         "the action."
     )
 
@@ -39,6 +45,34 @@ class Command(ActionCommand):
         ):
             p = sub.add_parser(name, help=text)
             p.add_argument("schedule", help="Schedule id or exact name.")
+        export = sub.add_parser(
+            "export",
+            help="Write schedules and templates (by name) as JSON or YAML; secrets masked.",
+        )
+        export.add_argument("--format", choices=exchange.FORMATS, default="json")
+        export.add_argument("--output", "-o", metavar="FILE", help="write here (default: stdout)")
+        export.add_argument(
+            "--kind",
+            action="append",
+            metavar="KIND",
+            help="only this kind (schedules, templates, …); repeatable",
+        )
+        export.add_argument(
+            "--name", action="append", metavar="NAME", help="only objects of this name; repeatable"
+        )
+        export.add_argument(
+            "--reveal-secrets",
+            action="store_true",
+            help="secret config fields in clear (needs --user naming a superuser)",
+        )
+        imp = sub.add_parser(
+            "import",
+            help="Create or update by name what FILE describes, all or nothing, printing "
+            "what changes.",
+        )
+        imp.add_argument("file", metavar="FILE", help="a JSON or YAML export; - for stdin")
+        imp.add_argument("--dry-run", action="store_true", help="show the changes, make none")
+        imp.add_argument("--format", choices=exchange.FORMATS, help="default: guessed")
 
     @staticmethod
     def schedule_json(schedule: Schedule) -> dict:
@@ -90,3 +124,36 @@ class Command(ActionCommand):
         self.emit(
             self.schedule_json(schedule), f"Schedule {schedule.name!r} {state}; next run {nxt}."
         )
+
+    def do_export(self, o: dict) -> None:
+        doc = exchange.export_document(
+            user=self.user,
+            kind_names=o["kind"],
+            names=o["name"],
+            reveal_secrets=o["reveal_secrets"],
+        )
+        if self.as_json and not o["output"]:
+            self.write_json(doc)  # one line, like every --json output
+            return
+        text = exchange.dump(doc, o["format"])
+        if o["output"]:
+            Path(o["output"]).write_text(text)
+            counts = ", ".join(f"{len(doc[k.name])} {k.name}" for k in exchange.kinds(o["kind"]))
+            self.stderr.write(f"Exported {counts} to {o['output']}.")
+        else:
+            self.stdout.write(text, ending="")
+
+    def do_import(self, o: dict) -> None:
+        try:
+            text = sys.stdin.read() if o["file"] == "-" else Path(o["file"]).read_text()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise CommandError(f"cannot read {o['file']}: {exc}") from None
+        try:
+            result = exchange.import_document(
+                exchange.parse(text, o["format"]), user=self.user, via=VIA, dry_run=o["dry_run"]
+            )
+        except exchange.ImportRefused as exc:
+            raise CommandError(
+                "import refused, nothing changed: " + "; ".join(exc.summary())
+            ) from None
+        self.emit(result.as_dict(), "\n".join(result.lines()))

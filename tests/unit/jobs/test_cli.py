@@ -74,7 +74,14 @@ def world(user, settings, tmp_path):
     upload = tmp_path / "dist"
     upload.mkdir()
     (upload / "index.html").write_text("<h1>3</h1>")
-    return {"failed": failed.pk, "pending": pending.pk, "upload": str(upload)}
+    export = tmp_path / "schedules.json"  # nothing to change: no permission needed
+    export.write_text(json.dumps({"jobdeck": "export", "version": 1, "schedules": []}))
+    return {
+        "failed": failed.pk,
+        "pending": pending.pk,
+        "upload": str(upload),
+        "export_file": str(export),
+    }
 
 
 # Every action of the three commands, with arguments that succeed on `world`.
@@ -94,6 +101,8 @@ EVERY_ACTION = {
         "run": ["run", "nightly"],
         "enable": ["enable", "nightly"],
         "disable": ["disable", "nightly"],
+        "export": ["export"],
+        "import": ["import", "--dry-run", "{export_file}"],
     },
     "releases": {
         "list": ["list"],

@@ -135,8 +135,11 @@ def test_the_job_inserts_write_every_column(vendor, statement, model):
     sql = queries.statements(vendor)[statement]
     listed = re.search(r"INSERT INTO \w+ \(([^)]*)\)", sql).group(1)
     columns = {c.strip() for c in listed.split(",")}
+    # A column with a database default (Job.tags, written after the insert when there are
+    # tags) may be left to it; every other column must be named.
     expected = {f.column for f in model._meta.concrete_fields if not f.primary_key}
-    assert columns == expected
+    defaulted = {f.column for f in model._meta.concrete_fields if f.has_db_default()}
+    assert expected - defaulted <= columns <= expected
 
 
 def test_the_statements_of_this_database_are_loaded_without_their_comments():
