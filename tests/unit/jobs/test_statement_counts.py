@@ -28,6 +28,8 @@ def notification_rules_read_once(settings):
     notifications.job_rules()  # read now, before anything is counted
     yield
     notifications.rules_changed()
+
+
 PG = connection.vendor == "postgresql"
 
 
