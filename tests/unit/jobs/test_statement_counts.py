@@ -15,6 +15,21 @@ from jobs.models import Job, JobStatus
 pytestmark = pytest.mark.django_db(transaction=True)
 
 DEMO = {"job_type": "demo.steps", "config": {"steps": 1, "delay": 0}}
+
+
+@pytest.fixture(autouse=True)
+def notification_rules_read_once(settings):
+    """A finishing job asks notifications for the enabled rules, which a process reads
+    once per JOBDECK_NOTIFY_RULES_CACHE_SECONDS: not again in the middle of a count."""
+    from notifications import services as notifications
+
+    settings.JOBDECK_NOTIFY_RULES_CACHE_SECONDS = 3600
+    notifications.rules_changed()
+    notifications.job_rules()  # read now, before anything is counted
+    yield
+    notifications.rules_changed()
+
+
 PG = connection.vendor == "postgresql"
 
 
