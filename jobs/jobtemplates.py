@@ -141,19 +141,21 @@ def template_update(
         setattr(locked, name, clean[name])
     locked.save(update_fields=[*changed, "updated_at"])
 
-    def shown(name: str, values: dict[str, Any]) -> Any:
-        value = values[name]
-        if name == "config":
-            return registry.redact(values["job_type"], value)
-        return value.pk if hasattr(value, "pk") else value
-
     job_services.audit(
         job=None,
         user=user,
         via=via,
         action=AuditAction.CHANGED,
         target=locked,
-        detail={"changes": {n: {"old": shown(n, before), "new": shown(n, clean)} for n in changed}},
+        detail={
+            "changes": {
+                n: {
+                    "old": job_services.audited_value(n, before),
+                    "new": job_services.audited_value(n, clean),
+                }
+                for n in changed
+            }
+        },
     )
     if any(name in JOB_FIELDS for name in changed):
         # The reverse relation of scheduler.Schedule.template: jobs imports no scheduler.

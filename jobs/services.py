@@ -68,6 +68,16 @@ def audit(
     )
 
 
+def audited_value(name: str, values: dict[str, Any]) -> Any:
+    """Field `name` of `values` (a schedule's or a template's, before or after a change)
+    as the audit trail records it: a config with its secrets masked, a related object by
+    its pk."""
+    value = values[name]
+    if name == "config":
+        return registry.redact(values["job_type"], value)
+    return value.pk if hasattr(value, "pk") else value
+
+
 # --- creation -------------------------------------------------------------------
 
 

@@ -335,12 +335,6 @@ def _audit_change(
         job_services.audit(job=None, user=user, via=via, action=action, target=schedule)
         return
 
-    def shown(name: str, values: dict[str, Any]) -> Any:
-        value = values[name]
-        if name == "config":
-            return registry.redact(values["job_type"], value)
-        return value.pk if hasattr(value, "pk") else value
-
     job_services.audit(
         job=None,
         user=user,
@@ -349,7 +343,11 @@ def _audit_change(
         target=schedule,
         detail={
             "changes": {
-                name: {"old": shown(name, before), "new": shown(name, after)} for name in changed
+                name: {
+                    "old": job_services.audited_value(name, before),
+                    "new": job_services.audited_value(name, after),
+                }
+                for name in changed
             }
         },
     )
