@@ -108,7 +108,14 @@ def _registered(name: str) -> registry.JobType | None:
 
 def type_rules(name: str, rows: dict[tuple[str, str], FlowSetting] | None = None) -> Rules:
     rows = settings_rows() if rows is None else rows
-    return merged(code_rules(_registered(name)), rows.get((FlowScope.TYPE, name)))
+    return _rules_of(_registered(name), name, rows)
+
+
+def _rules_of(
+    job_type: registry.JobType | None, name: str, rows: dict[tuple[str, str], FlowSetting]
+) -> Rules:
+    """The rules of the type registered as `name`: its code's, with its setting's overrides."""
+    return merged(code_rules(job_type), rows.get((FlowScope.TYPE, name)))
 
 
 def queue_rules(name: str, rows: dict[tuple[str, str], FlowSetting] | None = None) -> Rules:
@@ -227,10 +234,7 @@ def snapshot(queues: Sequence[str], now: datetime | None = None) -> Snapshot:
         return Snapshot(lanes=[], governed=False)
     open_queues = {q: queue_rules(q, rows) for q in queues}
     open_queues = {q: r for q, r in open_queues.items() if not r.paused}
-    types = {
-        jt.name: merged(code_rules(jt), rows.get((FlowScope.TYPE, jt.name)))
-        for jt in registry.all_types()
-    }
+    types = {jt.name: _rules_of(jt, jt.name, rows) for jt in registry.all_types()}
     types = {name: r for name, r in types.items() if not r.paused}
     snap = Snapshot(lanes=[])
     snap.type_rates = {n: r.rate for n, r in types.items() if r.rate is not None}
@@ -294,7 +298,7 @@ def next_opening(queues: Sequence[str], now: datetime | None = None) -> datetime
         if (rate := queue_rules(q, rows).rate) is not None:
             rates[rate_scope("queue", q)] = rate
     for jt in registry.all_types():
-        rate = merged(code_rules(jt), rows.get((FlowScope.TYPE, jt.name))).rate
+        rate = _rules_of(jt, jt.name, rows).rate
         if rate is not None:
             rates[rate_scope("type", jt.name)] = rate
         if (krate := key_rate(jt)) is not None:

@@ -7,6 +7,9 @@ from typing import Any
 
 from django.core.management.base import CommandError
 
+from jobs import flow_changes
+from jobs.cli import ActionCommand
+
 
 def limit_or_none(value: str) -> int | None:
     """An argparse type: a positive integer, or 'none' (back to the default)."""
@@ -68,3 +71,45 @@ def table(rows: list[dict[str, Any]], columns: list[str]) -> str:
         "  ".join(value.ljust(width) for value, width in zip(row, widths, strict=True)).rstrip()
         for row in cells
     )
+
+
+class FlowCommand(ActionCommand):
+    """`list|pause|resume|set` of queues (`manage.py queues`) or job types (`jobtypes`):
+    the same actions over jobs.flow's figures and jobs.flow_changes, audited as "cli"."""
+
+    scope: str
+    columns: list[str]
+    list_help: str
+    pause_help: str
+    resume_help: str
+    set_help: str
+    timeout: bool  # whether `set` takes --timeout (job types only)
+
+    def rows(self, name: str | None = None) -> list[dict[str, Any]]:
+        raise NotImplementedError
+
+    def add_actions(self, sub: argparse._SubParsersAction) -> None:
+        sub.add_parser("list", help=self.list_help)
+        for name, text in (("pause", self.pause_help), ("resume", self.resume_help)):
+            sub.add_parser(name, help=text).add_argument("name")
+        limits = sub.add_parser("set", help=self.set_help)
+        limits.add_argument("name")
+        add_limit_options(limits, timeout=self.timeout)
+
+    def do_list(self, options: dict[str, Any]) -> None:
+        rows = self.rows()
+        self.emit(rows, table(rows, self.columns))
+
+    def change(self, name: str, changes: dict[str, Any]) -> None:
+        flow_changes.update(scope=self.scope, name=name, changes=changes, user=self.user, via="cli")
+        (row,) = [r for r in self.rows(name) if r["name"] == name]
+        self.emit(row, table([row], self.columns))
+
+    def do_pause(self, options: dict[str, Any]) -> None:
+        self.change(options["name"], {"paused": True})
+
+    def do_resume(self, options: dict[str, Any]) -> None:
+        self.change(options["name"], {"paused": False})
+
+    def do_set(self, options: dict[str, Any]) -> None:
+        self.change(options["name"], limit_changes(options))
