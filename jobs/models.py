@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import timedelta
 
 from django.conf import settings
@@ -93,9 +94,7 @@ class JobQuerySet(models.QuerySet["Job"]):
             .values("n")
         )
         runnable = (
-            self.filter(
-                status=JobStatus.PENDING, waiting_on=0, queue__in=queues or served_queues()
-            )
+            self.filter(status=JobStatus.PENDING, waiting_on=0, queue__in=queues or served_queues())
             .filter(Q(run_after__isnull=True) | Q(run_after__lte=now))
             .annotate(
                 key_running=models.functions.Coalesce(
@@ -239,6 +238,8 @@ class Job(models.Model):
     # Not a column: set by a create with a unique key, True when the job returned is
     # the one that already held the key (nothing new was created).
     existing: bool = False
+    # Not a column: the parents a new job waits for, as validated (services.job_build).
+    parent_ids: Sequence[int] = ()
 
     class Meta:
         ordering = ["-id"]

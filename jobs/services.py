@@ -10,6 +10,7 @@ clicking cancel can never both win.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import logging
 import time
@@ -23,6 +24,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from . import broker, engine, extensions, flow, permissions, queues, registry
+from .engine import dependencies
 from .exceptions import IllegalTransition, validation_errors
 from .models import (
     ACTIVE_STATUSES,
@@ -159,6 +161,8 @@ def job_build(
     tags: Any = None,
     now: datetime | None = None,
     unique_key: str | None = None,
+    depends_on: Any = None,
+    on_parent_failure: Any = None,
 ) -> tuple[Job, list[str]]:
     """Validate everything and return an unsaved Job with its task names.
 
@@ -189,6 +193,10 @@ def job_build(
         known = ", ".join(sorted(queues.known_queues()))
         raise ValidationError({"queue": [f"Unknown queue {queue!r}; known: {known}."]})
     unique_key = _valid_unique_key(unique_key)
+    mode = valid_on_parent_failure(on_parent_failure)
+    if draft and depends_on:
+        raise ValidationError({"depends_on": ["A draft cannot wait for other jobs."]})
+    parent_ids = valid_depends_on(depends_on, user)
     names = jt.tasks(clean_config)
     now = now or timezone.now()
     job = Job(
@@ -209,8 +217,10 @@ def job_build(
         analysis={"state": "pending"} if draft else None,
         unique_key=unique_key,
         tags=clean_tag_list,
+        on_parent_failure=mode,
     )
     job.lock, job.lock_limit = lock_of(jt, job)
+    job.parent_ids = parent_ids
     return job, names
 
 
@@ -226,6 +236,85 @@ def _valid_unique_key(value: Any) -> str | None:
             {"unique_key": [f"unique_key must be a string of at most {UNIQUE_KEY_MAX} characters."]}
         )
     return value
+
+
+ON_PARENT_FAILURE = ("cancel", "run")
+DEPENDS_ON_MAX = 1000
+
+
+def valid_on_parent_failure(value: Any) -> str:
+    """ "cancel" (the default: a parent that fails or is cancelled cancels the job) or
+    "run" (the job runs once every parent ended, whatever happened); else ValidationError."""
+    if value is None:
+        return "cancel"
+    if value not in ON_PARENT_FAILURE:
+        raise ValidationError(
+            {"on_parent_failure": ['on_parent_failure must be "cancel" or "run".']}
+        )
+    return value
+
+
+def valid_depends_on(value: Any, user: Any) -> list[int]:
+    """The ids of the existing jobs a new job waits for (None or [] for none), each one
+    `user` may see (None: Jobdeck itself sees all); else ValidationError naming the
+    first that does not exist or that `user` may not see (the two look alike)."""
+    if value is None or value == []:
+        return []
+    if (
+        not isinstance(value, list | tuple)
+        or len(value) > DEPENDS_ON_MAX
+        or any(not isinstance(v, int) or isinstance(v, bool) or v < 1 for v in value)
+    ):
+        raise ValidationError(
+            {"depends_on": [f"depends_on must be a list of at most {DEPENDS_ON_MAX} job ids."]}
+        )
+    ids = sorted(set(value))
+    jobs = Job.objects.filter(pk__in=ids)
+    if user is not None:
+        jobs = permissions.visible_jobs(jobs, user)
+    found = set(jobs.values_list("pk", flat=True))
+    missing = [i for i in ids if i not in found]
+    if missing:
+        raise ValidationError({"depends_on": [f"There is no job #{missing[0]} that you may see."]})
+    return ids
+
+
+@dataclasses.dataclass
+class Parents:
+    """The parents of new jobs, locked (engine.dependencies.parent_states): for each
+    child, how many it waits for, its edges, and the parent that cancels it at once."""
+
+    states: dict[int, str]
+
+    def plan(
+        self, parent_ids: Sequence[int], mode: str
+    ) -> tuple[int, list[tuple[int, bool]], int | None]:
+        """(waiting_on, [(parent, settled)], the failed or cancelled parent that
+        cancels the child at birth, if any)."""
+        edges = [(p, dependencies.settles(self.states[p], mode)) for p in parent_ids]
+        blocking = [
+            p for p, settled in edges if not settled and self.states[p] in dependencies.ENDED
+        ]
+        return sum(not settled for _, settled in edges), edges, (blocking[0] if blocking else None)
+
+
+def lock_parents(parent_ids: Iterable[int]) -> Parents:
+    """Lock the existing parents of new jobs for the creating transaction."""
+    return Parents(dependencies.parent_states(set(parent_ids)))
+
+
+def _link_new(
+    child_id: int,
+    edges: list[tuple[int, bool]],
+    blocking: int | None,
+    states: dict[int, str],
+    now: datetime,
+) -> None:
+    """The edges of new job `child_id`; cancelled at once when a parent it needs
+    already failed or was cancelled (retrying that parent puts it back to pending)."""
+    dependencies.link((child_id, parent, settled) for parent, settled in edges)
+    if blocking is not None:
+        dependencies.cancel_at_birth({child_id: (blocking, states[blocking])}, now)
 
 
 def lock_of(jt: registry.JobType, job: Job) -> tuple[str | None, int]:
@@ -265,17 +354,23 @@ def job_create(*, draft: bool = False, via: str = "system", **kwargs: Any) -> Jo
     A job a person creates is recorded in the audit trail with the front door used.
     """
     job, names = job_build(draft=draft, **kwargs)
+    parents = lock_parents(job.parent_ids)
+    job.waiting_on, edges, blocking = parents.plan(job.parent_ids, job.on_parent_failure)
     if engine.insert(job, names) is None:
         return existing_job(job)
     job.existing = False
+    _link_new(job.pk, edges, blocking, parents.states, job.created_at)
     _write_tags([job.pk], job.tags)
     if job.created_by_id is not None:
-        audit(job=job, user=job.created_by, via=via, action=AuditAction.CREATED)
+        detail = {"depends_on": job.parent_ids} if job.parent_ids else {}
+        audit(job=job, user=job.created_by, via=via, action=AuditAction.CREATED, detail=detail)
     if draft:
         job_id = job.pk
         transaction.on_commit(lambda: broker.enqueue_analysis(job_id), robust=True)
-    else:
+    elif job.waiting_on == 0 and blocking is None:
         broker.wake_with_commit(job.pk, job.queue)
+    if blocking is not None:
+        job.refresh_from_db()
     return job
 
 

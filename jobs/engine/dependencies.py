@@ -79,7 +79,25 @@ def runnable(rows: Sequence[Mapping[str, object]]) -> list[tuple[int, str]]:
     ]
 
 
-def parents_ended(ended: Mapping[int, str], now: datetime) -> tuple[list[int], list[tuple[int, str]]]:
+def cancel_at_birth(children: Mapping[int, tuple[int, str]], now: datetime) -> None:
+    """New jobs `children` ({id: (parent, its status)}) need a parent that already
+    failed or was cancelled: cancelled at once in its name, their tasks skipped."""
+    for child, (parent, status) in children.items():
+        Job.objects.filter(pk=child, status=S.PENDING).update(
+            status=S.CANCELLED,
+            cancelled_by_parent_id=parent,
+            error=f"parent #{parent} {status}",
+            cancel_requested_at=now,
+            finished_at=now,
+        )
+    Task.objects.filter(job_id__in=list(children), status=TaskStatus.PENDING).update(
+        status=TaskStatus.SKIPPED
+    )
+
+
+def parents_ended(
+    ended: Mapping[int, str], now: datetime
+) -> tuple[list[int], list[tuple[int, str]]]:
     """Jobs `ended` ({id: failed or cancelled}) just ended without completing, in this
     transaction: settle their edges to children that run anyway, and cancel their other
     pending children, then those children's, level by level. Returns (the ids

@@ -414,14 +414,14 @@ WITH job AS (
         created_at, queued_at, started_at, finished_at, heartbeat_at,
         cancel_requested_at, worker, attempted_by, progress_done, progress_total,
         analysis, lock_limit, unique_key, lock_slot, type_slot, queue_slot, timeout_seconds,
-        waiting_on, on_parent_failure, workflow_id, workflow_node)
+        waiting_on, on_parent_failure, workflow_id, workflow_node, cancelled_by_parent_id)
     VALUES (
         %(job_type)s, %(status)s, %(config)s, NULL, '', %(release_id)s, %(schedule_id)s,
         %(created_by_id)s, %(queue)s, %(lock)s, %(priority)s, %(run_after)s, 0,
         %(max_attempts)s, %(created_at)s, %(queued_at)s, NULL, NULL, NULL,
         NULL, '', '[]', 0, %(progress_total)s,
         %(analysis)s, %(lock_limit)s, %(unique_key)s, NULL, NULL, NULL, %(timeout_seconds)s,
-        %(waiting_on)s, %(on_parent_failure)s, %(workflow_id)s, %(workflow_node)s)
+        %(waiting_on)s, %(on_parent_failure)s, %(workflow_id)s, %(workflow_node)s, NULL)
     ON CONFLICT (unique_key)
         WHERE status IN ('pending', 'running') AND unique_key IS NOT NULL
         DO NOTHING
@@ -445,12 +445,12 @@ INSERT INTO jobs_job (
     queue, lock, priority, run_after, attempts, max_attempts, created_at, queued_at,
     started_at, finished_at, heartbeat_at, cancel_requested_at, worker, attempted_by,
     progress_done, progress_total, analysis, lock_limit, unique_key, lock_slot, type_slot,
-    queue_slot, timeout_seconds, waiting_on, on_parent_failure, workflow_id, workflow_node)
+    queue_slot, timeout_seconds, waiting_on, on_parent_failure, workflow_id, workflow_node, cancelled_by_parent_id)
 SELECT j.job_type, 'pending', j.config, NULL, '', j.release_id, NULL, %(created_by_id)s,
        j.queue, j.lock, j.priority, j.run_after, 0, j.max_attempts, %(created_at)s,
        %(created_at)s, NULL, NULL, NULL, NULL, '', '[]', 0, j.progress_total, NULL,
        j.lock_limit, NULL, NULL, NULL, NULL, j.timeout_seconds, j.waiting_on,
-       j.on_parent_failure, %(workflow_id)s::bigint, j.workflow_node
+       j.on_parent_failure, %(workflow_id)s::bigint, j.workflow_node, NULL
 FROM UNNEST(%(job_types)s::varchar[], %(configs)s::jsonb[], %(release_ids)s::bigint[],
             %(queues)s::varchar[], %(locks)s::varchar[], %(priorities)s::smallint[],
             %(run_afters)s::timestamptz[], %(max_attempts)s::integer[],

@@ -296,14 +296,14 @@ INSERT INTO jobs_job (
     created_at, queued_at, started_at, finished_at, heartbeat_at,
     cancel_requested_at, worker, attempted_by, progress_done, progress_total,
     analysis, lock_limit, unique_key, lock_slot, type_slot, queue_slot, timeout_seconds,
-    waiting_on, on_parent_failure, workflow_id, workflow_node)
+    waiting_on, on_parent_failure, workflow_id, workflow_node, cancelled_by_parent_id)
 VALUES (
     %(job_type)s, %(status)s, %(config)s, NULL, '', %(release_id)s, %(schedule_id)s,
     %(created_by_id)s, %(queue)s, %(lock)s, %(priority)s, %(run_after)s, 0,
     %(max_attempts)s, %(created_at)s, %(queued_at)s, NULL, NULL, NULL,
     NULL, '', '[]', 0, %(progress_total)s,
     %(analysis)s, %(lock_limit)s, %(unique_key)s, NULL, NULL, NULL, %(timeout_seconds)s,
-    %(waiting_on)s, %(on_parent_failure)s, %(workflow_id)s, %(workflow_node)s)
+    %(waiting_on)s, %(on_parent_failure)s, %(workflow_id)s, %(workflow_node)s, NULL)
 ON CONFLICT (unique_key)
     WHERE status IN ('pending', 'running') AND unique_key IS NOT NULL
     DO NOTHING
@@ -332,12 +332,12 @@ INSERT INTO jobs_job (
     queue, lock, priority, run_after, attempts, max_attempts, created_at, queued_at,
     started_at, finished_at, heartbeat_at, cancel_requested_at, worker, attempted_by,
     progress_done, progress_total, analysis, lock_limit, unique_key, lock_slot, type_slot,
-    queue_slot, timeout_seconds, waiting_on, on_parent_failure, workflow_id, workflow_node)
+    queue_slot, timeout_seconds, waiting_on, on_parent_failure, workflow_id, workflow_node, cancelled_by_parent_id)
 SELECT j.value ->> 0, 'pending', j.value -> 1, NULL, '', j.value ->> 2, NULL,
        %(created_by_id)s, j.value ->> 3, j.value ->> 4, j.value ->> 5, j.value ->> 6, 0,
        j.value ->> 7, %(created_at)s, %(created_at)s, NULL, NULL, NULL, NULL, '', '[]', 0,
        j.value ->> 8, NULL, j.value ->> 9, NULL, NULL, NULL, NULL, j.value ->> 10,
-       j.value ->> 11, j.value ->> 12, %(workflow_id)s, j.value ->> 13
+       j.value ->> 11, j.value ->> 12, %(workflow_id)s, j.value ->> 13, NULL
 FROM json_each(%(jobs)s) AS j
 RETURNING id;
 
