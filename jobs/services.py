@@ -317,6 +317,12 @@ def _link_new(
         dependencies.cancel_at_birth({child_id: (blocking, states[blocking])}, now)
 
 
+def _runs_at_once(plan: tuple[int, list[tuple[int, bool]], int | None]) -> bool:
+    """Whether a new job with this Parents.plan is runnable as soon as it commits."""
+    waiting_on, _, blocking = plan
+    return waiting_on == 0 and blocking is None
+
+
 def lock_of(jt: registry.JobType, job: Job) -> tuple[str | None, int]:
     """The lock key a new job takes and how many of its jobs may run at once: an app's
     key first (a release's, one at a time), else the type's concurrency_key formatted
@@ -333,7 +339,7 @@ def lock_of(jt: registry.JobType, job: Job) -> tuple[str | None, int]:
     return key[:200], jt.concurrency_key_limit
 
 
-def _write_tags(job_ids: Sequence[int], tags: list[str]) -> None:
+def write_tags(job_ids: Sequence[int], tags: list[str]) -> None:
     """Give jobs `job_ids` the tags `tags`: the column shown with them and the rows
     `?tag=` finds them by (two statements; none for jobs without tags)."""
     if not tags or not job_ids:
@@ -360,7 +366,7 @@ def job_create(*, draft: bool = False, via: str = "system", **kwargs: Any) -> Jo
         return existing_job(job)
     job.existing = False
     _link_new(job.pk, edges, blocking, parents.states, job.created_at)
-    _write_tags([job.pk], job.tags)
+    write_tags([job.pk], job.tags)
     if job.created_by_id is not None:
         detail = {"depends_on": job.parent_ids} if job.parent_ids else {}
         audit(job=job, user=job.created_by, via=via, action=AuditAction.CREATED, detail=detail)
@@ -690,9 +696,12 @@ BULK_MAX_JOBS = 10_000
 
 
 class BulkValidationError(ValidationError):
-    """Bulk creation refused; `errors` maps each bad item's index to its field errors."""
+    """Bulk creation refused; `errors` maps each bad item's index (a workflow's: each
+    bad node's name) to its field errors."""
 
-    def __init__(self, errors: dict[int, dict[str, list[str]]]):
+    def __init__(
+        self, errors: Mapping[int, dict[str, list[str]]] | Mapping[str, dict[str, list[str]]]
+    ):
         self.errors = errors
         # A readable summary for front doors that only print messages (commands).
         summary = [
@@ -791,6 +800,82 @@ def _keyed_bulk_job(
     return job, names
 
 
+@dataclasses.dataclass(frozen=True)
+class BulkItem:
+    """One validated item of a bulk creation or a workflow: a NewJob, or a Job when it
+    has a unique key (inserted on its own: its insert may find the key held)."""
+
+    job: engine.NewJob | Job
+    task_names: list[str]
+    tags: list[str]
+
+
+class BulkBuilder:
+    """Validates the items of one bulk creation (or workflow) for `user`, each distinct
+    (type, config, release) once, each config encoded once, each lock key worked out
+    once per distinct (config, release): a Job per item would cost more than its INSERT."""
+
+    def __init__(self, user: Any, now: datetime) -> None:
+        self.user = user
+        self.owner = user if user is not None and user.is_authenticated else None
+        self.now = now
+        self.cache: dict[tuple[str, str, Any], _BulkCacheEntry] = {}
+        # id(clean config) → (the config, its JSON): the config is kept referenced so
+        # its id cannot be reused by another item's.
+        self.encoded: dict[int, tuple[dict, str]] = {}
+        self.locks: dict[tuple[int, int | None], tuple[str | None, int]] = {}
+
+    def __call__(self, spec: Mapping[str, Any]) -> BulkItem:
+        """The item `spec` validated; ValidationError naming the field otherwise."""
+        if spec.get("draft"):
+            raise ValidationError({"draft": ["Bulk creation makes pending jobs only."]})
+        release = spec.get("release")
+        jt, clean, names = _bulk_validated_config(
+            spec.get("job_type"), spec.get("config"), release, self.user, self.cache
+        )
+        priority = spec.get("priority", 0)
+        max_attempts = spec.get("max_attempts")
+        timeout_seconds = spec.get("timeout_seconds")
+        _validate_scheduling(
+            priority=priority,
+            run_after=spec.get("run_after"),
+            max_attempts=max_attempts,
+            timeout_seconds=timeout_seconds,
+        )
+        queue = spec.get("queue") or DEFAULT_QUEUE
+        if queue not in queues.known_queues():
+            known = ", ".join(sorted(queues.known_queues()))
+            raise ValidationError({"queue": [f"Unknown queue {queue!r}; known: {known}."]})
+        item_tags = clean_tags(spec.get("tags"))
+        mode = valid_on_parent_failure(spec.get("on_parent_failure"))
+        unique_key = _valid_unique_key(spec.get("unique_key"))
+        if unique_key is not None:
+            job, names = _keyed_bulk_job(jt, clean, names, spec, self.owner, unique_key, self.now)
+            job.queue, job.on_parent_failure = queue, mode
+            return BulkItem(job, names, item_tags)
+        if id(clean) not in self.encoded:
+            self.encoded[id(clean)] = (clean, json.dumps(clean))
+        lock_id = (id(clean), release.pk if release is not None else None)
+        if lock_id not in self.locks:
+            job = Job(job_type=jt.name, config=clean, release=release, queue=queue)
+            self.locks[lock_id] = lock_of(jt, job)
+        new = engine.NewJob(
+            job_type=jt.name,
+            config=self.encoded[id(clean)][1],
+            release_id=release.pk if release is not None else None,
+            queue=queue,
+            lock=self.locks[lock_id][0],
+            lock_limit=self.locks[lock_id][1],
+            priority=priority,
+            run_after=spec.get("run_after"),
+            max_attempts=max_attempts or jt.max_attempts,
+            task_names=names,
+            timeout_seconds=resolved_timeout(jt, timeout_seconds),
+            on_parent_failure=mode,
+        )
+        return BulkItem(new, names, item_tags)
+
+
 def job_bulk_create(
     *,
     specs: Sequence[Mapping[str, Any]],
@@ -815,75 +900,41 @@ def job_bulk_create(
         raise ValidationError({"jobs": [f"At most {BULK_MAX_JOBS} jobs per call."]})
     now = now or timezone.now()
     owner = user if user is not None and user.is_authenticated else None
-    cache: dict[tuple[str, str, Any], _BulkCacheEntry] = {}
-    # id(clean config) → (the config, its JSON): encoded once per distinct config; the
-    # config is kept referenced so its id cannot be reused by another item's.
-    encoded: dict[int, tuple[dict, str]] = {}
-    locks: dict[tuple[int, int | None], tuple[str | None, int]] = {}
+    build = BulkBuilder(user, now)
     errors: dict[int, dict[str, list[str]]] = {}
     new_jobs: list[engine.NewJob] = []
     # index → a job with a unique key, its task names and tags (inserted on its own)
     keyed: dict[int, tuple[Job, list[str], list[str]]] = {}
     tagged: dict[tuple[str, ...], list[int]] = {}  # tag set → indexes of its items
+    parent_ids: dict[int, list[int]] = {}  # index → the existing jobs it waits for
+    items: dict[int, BulkItem] = {}
     for index, spec in enumerate(specs):
         try:
-            if spec.get("draft"):
-                raise ValidationError({"draft": ["Bulk creation makes pending jobs only."]})
-            release = spec.get("release")
-            jt, clean, names = _bulk_validated_config(
-                spec.get("job_type"), spec.get("config"), release, user, cache
-            )
-            priority = spec.get("priority", 0)
-            max_attempts = spec.get("max_attempts")
-            run_after = spec.get("run_after")
-            timeout_seconds = spec.get("timeout_seconds")
-            _validate_scheduling(
-                priority=priority,
-                run_after=run_after,
-                max_attempts=max_attempts,
-                timeout_seconds=timeout_seconds,
-            )
-            item_tags = clean_tags(spec.get("tags"))
-            unique_key = _valid_unique_key(spec.get("unique_key"))
-            if unique_key is not None:
-                job, names = _keyed_bulk_job(jt, clean, names, spec, owner, unique_key, now)
-                keyed[index] = (job, names, item_tags)
-                continue
+            item = items[index] = build(spec)
+            parent_ids[index] = valid_depends_on(spec.get("depends_on"), user)
         except ValidationError as exc:
             errors[index] = validation_errors(exc)
             continue
-        if id(clean) not in encoded:
-            encoded[id(clean)] = (clean, json.dumps(clean))
-        # The lock key depends on the type, the config and the release: worked out once
-        # per distinct triple (a Job per item would cost more than its INSERT).
-        lock_id = (id(clean), release.pk if release is not None else None)
-        if lock_id not in locks:
-            job = Job(job_type=jt.name, config=clean, release=release, queue=DEFAULT_QUEUE)
-            try:
-                locks[lock_id] = lock_of(jt, job)
-            except ValidationError as exc:
-                errors[index] = validation_errors(exc)
-                continue
-        new_jobs.append(
-            engine.NewJob(
-                job_type=jt.name,
-                config=encoded[id(clean)][1],
-                release_id=release.pk if release is not None else None,
-                queue=DEFAULT_QUEUE,
-                lock=locks[lock_id][0],
-                lock_limit=locks[lock_id][1],
-                priority=priority,
-                run_after=run_after,
-                max_attempts=max_attempts or jt.max_attempts,
-                task_names=names,
-                timeout_seconds=resolved_timeout(jt, timeout_seconds),
-            )
-        )
-        if item_tags:
-            tagged.setdefault(tuple(item_tags), []).append(index)
+        if isinstance(item.job, Job):
+            keyed[index] = (item.job, item.task_names, item.tags)
+            continue
+        new_jobs.append(item.job)
+        if item.tags:
+            tagged.setdefault(tuple(item.tags), []).append(index)
     if errors:
         raise BulkValidationError(errors)
     with transaction.atomic():
+        parents = lock_parents(p for ids in parent_ids.values() for p in ids)
+        plans = {
+            index: parents.plan(ids, items[index].job.on_parent_failure)
+            for index, ids in parent_ids.items()
+            if ids
+        }
+        unkeyed_indexes = [i for i in range(len(specs)) if i not in keyed]
+        new_jobs = [
+            dataclasses.replace(job, waiting_on=plans[i][0]) if i in plans else job
+            for i, job in zip(unkeyed_indexes, new_jobs, strict=True)
+        ]
         plain = (
             engine.insert_many(
                 new_jobs, created_by_id=owner.pk if owner is not None else None, now=now
@@ -898,14 +949,19 @@ def job_bulk_create(
                 ids.append(next(unkeyed))
                 continue
             job, names, job_tags = keyed[index]
+            if index in plans:
+                job.waiting_on = plans[index][0]
             if engine.insert(job, names) is None:
                 job = existing_job(job)
                 ids.existing.add(index)
+                plans.pop(index, None)
             else:
-                _write_tags([job.pk], job_tags)
+                write_tags([job.pk], job_tags)
             ids.append(job.pk)
+        for index, (_, edges, blocking) in plans.items():
+            _link_new(ids[index], edges, blocking, parents.states, now)
         for tag_set, indexes in tagged.items():  # one UPDATE and one INSERT per tag set
-            _write_tags([ids[i] for i in indexes], list(tag_set))
+            write_tags([ids[i] for i in indexes], list(tag_set))
         audit(
             job=None,
             user=user,
@@ -913,6 +969,10 @@ def job_bulk_create(
             action=AuditAction.CREATED,
             detail={"bulk": len(ids), "first": ids[0], "last": ids[-1]},
         )
-        wakeups = min(len(ids), broker.workers_per_cluster())
-        transaction.on_commit(lambda: broker.wake_workers(wakeups), robust=True)
+        runnable = [
+            (ids[i], items[i].job.queue)
+            for i in range(len(specs))
+            if i not in ids.existing and (i not in plans or _runs_at_once(plans[i]))
+        ]
+        transaction.on_commit(lambda: broker.wake_released(runnable), robust=True)
     return ids
