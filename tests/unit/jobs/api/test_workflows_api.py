@@ -174,7 +174,7 @@ def test_depends_on_over_the_api_and_its_errors(api_client, other_user):
     assert missing.json() == {"depends_on": ["There is no job #999999 that you may see."]}
     bulk = api_client.post(
         "/api/jobs/bulk/",
-        {"jobs": [{"job_type": "demo.steps", "depends_on": [parent["id"]]}]},
+        {"jobs": [{**node(), "depends_on": [parent["id"]]}]},
         format="json",
     )
     assert bulk.status_code == 201, bulk.json()
