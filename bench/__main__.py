@@ -42,8 +42,9 @@ BENCHES = {
     "metrics": "bench.metrics:bench_metrics",
     "flow_claim": "bench.flow:bench_flow_claim",
     "search": "bench.search:bench_search",
+    "fanout": "bench.workflow:bench_fanout",
 }
-ONCE = {"memory", "bigdata", "metrics", "flow_claim", "search"}
+ONCE = {"memory", "bigdata", "metrics", "flow_claim", "search", "fanout"}
 # group → (label, database, broker, benchmarks in order)
 GROUPS: dict[str, tuple[str, str, str, list[str]]] = {
     "pg": (
@@ -63,6 +64,13 @@ GROUPS: dict[str, tuple[str, str, str, list[str]]] = {
     "flow": ("PostgreSQL, flow control, 1,000,000 pending", "postgres", "orm", ["flow_claim"]),
     "scrape": ("PostgreSQL, 1,000,000 jobs: a /metrics scrape", "postgres", "orm", ["metrics"]),
     "find": ("PostgreSQL, 1,000,000 jobs: search, statistics", "postgres", "orm", ["search"]),
+    "workflow": ("PostgreSQL, a 10,002-job fan-out/fan-in workflow", "postgres", "orm", ["fanout"]),
+    "workflow_sqlite": (
+        "SQLite, a 10,002-job fan-out/fan-in workflow",
+        "sqlite",
+        "orm",
+        ["fanout"],
+    ),
 }
 
 
