@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import threading
 import time
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.db import close_old_connections
+from django.utils import timezone
 from rest_framework.test import APIClient
 
-from jobs import registry, services, workflows
+from jobs import broker, registry, services, workflows
 from jobs.models import Job, JobDependency, JobStatus
 from tests.support import workflow_jobtypes
 from tests.support.cluster import wait_until
@@ -164,13 +166,13 @@ def test_retrying_a_parent_while_another_fails_leaves_the_child_consistently_can
     """d waits for b and c; b failed (so d is cancelled in its name); at one instant b is
     retried by a person and c fails on a worker. Whichever wins, d ends cancelled in
     c's name (never pending under a failed parent), and retrying c then runs d once."""
-    when = time.time() + 4
+    later = timezone.now() + timedelta(hours=1)  # c waits until the b's have failed
     created = [
         workflows.workflow_create(
             spec={
                 "jobs": {
                     "b": step(fail=True),
-                    "c": at(when, fail_attempts=1),
+                    "c": {**at(0, fail_attempts=1), "run_after": later},
                     "d": step(["b", "c"]),
                 }
             }
@@ -180,9 +182,13 @@ def test_retrying_a_parent_while_another_fails_leaves_the_child_consistently_can
     for ids in created:
         wait_until(lambda ids=ids: statuses(ids)["b"] == S.FAILED, 30, 0.1, "b to fail")
         assert Job.objects.get(pk=ids["d"]).cancelled_by_parent_id == ids["b"]
+    when = time.time() + 2
+    c_ids = [ids["c"] for ids in created]
+    due = datetime.fromtimestamp(when - 0.5, tz=UTC)
+    Job.objects.filter(pk__in=c_ids).update(config={"at": when, "fail_attempts": 1}, run_after=due)
+    broker.wake_workers(4)  # each waits in its drain for the c's to fall due
 
     def retry_b_at_the_instant() -> None:
-        close_old_connections()
         time.sleep(max(0.0, when - time.time()))
         for ids in created:
             services.job_retry(job=Job.objects.get(pk=ids["b"]))
