@@ -10,6 +10,7 @@ a workflow's status is its jobs'. Every front door (API, admin, schedules) comes
 
 from __future__ import annotations
 
+import heapq
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
@@ -48,7 +49,8 @@ class WorkflowStatus:
 
 
 def _order(jobs: Mapping[str, Mapping[str, Any]]) -> list[str]:
-    """The node names, parents before children (Kahn's algorithm, ties by name), or
+    """The node names, parents before children (Kahn's algorithm, ties by name: the
+    jobs' ids follow the graph and a node's name orders it among its peers), or
     ValidationError naming unknown parents or the nodes of a cycle."""
     errors: dict[str, dict[str, list[str]]] = {}
     after: dict[str, list[str]] = {}
@@ -70,16 +72,15 @@ def _order(jobs: Mapping[str, Mapping[str, Any]]) -> list[str]:
     for name, parents in after.items():
         for parent in parents:
             children[parent].append(name)
-    ready = sorted(name for name, n in waiting.items() if n == 0)
+    ready = sorted(name for name, n in waiting.items() if n == 0)  # a sorted list is a heap
     order: list[str] = []
     while ready:
-        name = ready.pop(0)
+        name = heapq.heappop(ready)
         order.append(name)
         for child in children[name]:
             waiting[child] -= 1
             if waiting[child] == 0:
-                ready.append(child)
-        ready.sort()
+                heapq.heappush(ready, child)
     if len(order) < len(after):
         cycle = sorted(name for name, n in waiting.items() if n > 0)
         shown = ", ".join(cycle[:10]) + (", …" if len(cycle) > 10 else "")
