@@ -372,6 +372,7 @@ class WorkflowAdmin(admin.ModelAdmin):
             "draw_max": DRAW_MAX,
             "poll_ms": POLL_SECONDS * 1000,
             "has_view_permission": True,
+            "is_nav_sidebar_enabled": False,  # the graph gets the page's width
         }
         request.current_app = self.admin_site.name
         return TemplateResponse(request, "admin/jobs/workflow/change_form.html", context)
