@@ -27,10 +27,11 @@ from __future__ import annotations
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from datetime import datetime
 
+from django.db import connection
 from django.db.models import F
 
 from ..models import Job, JobDependency, JobStatus, Task, TaskStatus
-from .queries import execute
+from .queries import db_json, execute
 
 S = JobStatus
 RUN_ANYWAY = "run"
@@ -54,11 +55,16 @@ def settles(parent_status: str, on_parent_failure: str) -> bool:
 
 
 def link(edges: Iterable[tuple[int, int, bool]]) -> None:
-    """The edges (child id, parent id, settled) of new jobs, in one statement."""
-    JobDependency.objects.bulk_create(
-        [JobDependency(child_id=c, parent_id=p, settled=s) for c, p, s in edges],
-        batch_size=5000,
-    )
+    """The edges (child id, parent id, settled) of new jobs, in one statement
+    (sql: insert_edges)."""
+    rows = list(edges)
+    if not rows:
+        return
+    if connection.vendor == "postgresql":
+        children, parents, settled = (list(column) for column in zip(*rows, strict=True))
+        execute("insert_edges", {"child_ids": children, "parent_ids": parents, "settled": settled})
+    else:
+        execute("insert_edges", {"edges": db_json([[c, p, int(s)] for c, p, s in rows])})
 
 
 def release_children_sqlite(job_id: int) -> list[tuple[int, str]]:

@@ -287,6 +287,13 @@ UPDATE jobs_jobdependency SET settled = 1
 WHERE parent_id = %(job_id)s AND NOT settled;
 
 
+-- name: insert_edges
+-- The edges of new jobs: :edges is a JSON list of [child_id, parent_id, settled (0/1)].
+INSERT INTO jobs_jobdependency (child_id, parent_id, settled)
+SELECT e.value ->> 0, e.value ->> 1, e.value ->> 2
+FROM json_each(%(edges)s) AS e;
+
+
 -- name: insert_job
 -- A new job (status :status: pending, or a draft); its tasks follow (insert_tasks_of).
 -- Nothing when a job with its unique key is pending or running (see postgresql.sql).
