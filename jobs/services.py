@@ -272,10 +272,13 @@ def valid_depends_on(value: Any, user: Any) -> list[int]:
     jobs = Job.objects.filter(pk__in=ids)
     if user is not None:
         jobs = permissions.visible_jobs(jobs, user)
-    found = set(jobs.values_list("pk", flat=True))
+    found = dict(jobs.values_list("pk", "status"))
     missing = [i for i in ids if i not in found]
     if missing:
         raise ValidationError({"depends_on": [f"There is no job #{missing[0]} that you may see."]})
+    drafts = [i for i in ids if found[i] == JobStatus.DRAFT]
+    if drafts:  # a draft may never run, and may be discarded
+        raise ValidationError({"depends_on": [f"Job #{drafts[0]} is a draft: submit it first."]})
     return ids
 
 
@@ -468,6 +471,11 @@ def job_retry(*, job: Job, user: Any = None, via: str = "system", config: Any = 
             }
             names = jt.tasks(clean)
     _require_create_again(job, user, fields.get("config"))
+    if (held := dependencies.blocking_parent(job.pk)) is not None:
+        # It would wait for that parent forever: the parent's retry brings it back.
+        raise IllegalTransition(
+            job.pk, "retry", f"held by parent #{held[0]}, which {held[1]}; retry that one"
+        )
     with _unique_key_held(job):
         engine.retry(job.pk, fields=fields, task_names=names)
     audit(job=job, user=user, via=via, action=AuditAction.RETRIED, detail=detail)

@@ -28,7 +28,8 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from datetime import datetime
 
 from django.db import connection
-from django.db.models import F
+from django.db.models import Count, F, OuterRef, Subquery, Value
+from django.db.models.functions import Coalesce
 
 from ..models import Job, JobDependency, JobStatus, Task, TaskStatus
 from .queries import db_json, execute
@@ -184,9 +185,26 @@ def parent_retried(job_id: int, now: datetime) -> list[int]:
         Task.objects.filter(job_id__in=level).exclude(status=TaskStatus.SUCCEEDED).update(
             status=TaskStatus.PENDING, error="", started_at=None, finished_at=None
         )
+        recount(level)
         restored += level
         frontier = level
     return restored
+
+
+def recount(job_ids: Sequence[int]) -> None:
+    """Set the waiting_on of jobs `job_ids` (being put back to pending) from their
+    unsettled edges: a parent deleted meanwhile (cleanup of old failed jobs) no longer
+    counts."""
+    unsettled = (
+        JobDependency.objects.filter(child_id=OuterRef("pk"), settled=False)
+        .order_by()
+        .values("child_id")
+        .annotate(n=Count("pk"))
+        .values("n")
+    )
+    Job.objects.filter(pk__in=list(job_ids)).update(
+        waiting_on=Coalesce(Subquery(unsettled), Value(0))
+    )
 
 
 def blocking_parent(job_id: int) -> tuple[int, str] | None:

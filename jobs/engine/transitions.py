@@ -681,6 +681,7 @@ def retry(job_id: int, *, fields: dict[str, Any], task_names: list[str] | None) 
         progress_done=0,
         progress_total=0,
     )
+    dependencies.recount([job_id])
     dependencies.parent_retried(job_id, timezone.now())
 
 

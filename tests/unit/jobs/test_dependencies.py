@@ -3,10 +3,14 @@ completion, failure, cancel and retry do to its children (jobs.engine.dependenci
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 from django.core.exceptions import ValidationError
+from django.utils import timezone
 
 from jobs import engine, runner, selectors, services
+from jobs.exceptions import IllegalTransition
 from jobs.models import Job, JobDependency, JobStatus, TaskStatus
 
 pytestmark = pytest.mark.django_db
@@ -145,3 +149,34 @@ def test_depends_on_a_job_the_user_may_not_see_is_refused_like_a_missing_one(use
         f"There is no job #{theirs.pk} that you may see."
     ]
     assert Job.objects.count() == 1
+
+
+def test_retrying_a_child_held_by_a_failed_parent_is_refused_naming_the_parent():
+    a = step(fail=True)
+    b = step(depends_on=[a.pk])
+    runner.run_job(a.pk)
+    with pytest.raises(IllegalTransition) as exc:
+        services.job_retry(job=Job.objects.get(pk=b.pk))
+    assert f"held by parent #{a.pk}, which failed; retry that one" in str(exc.value)
+    assert status(b) == [S.CANCELLED]
+
+
+def test_a_draft_cannot_be_a_parent():
+    draft = services.job_create(job_type="demo.steps", config={"steps": 1}, draft=True)
+    with pytest.raises(ValidationError) as exc:
+        step(depends_on=[draft.pk])
+    assert exc.value.message_dict["depends_on"] == [f"Job #{draft.pk} is a draft: submit it first."]
+
+
+def test_a_retried_child_no_longer_waits_for_a_parent_deleted_meanwhile():
+    a = step(run_after=timezone.now() + timedelta(hours=1))  # not drained with b
+    b = step(fail=True)
+    c = step(depends_on=[a.pk, b.pk])
+    services.job_cancel(job=Job.objects.get(pk=c.pk))  # a person cancels it
+    runner.run_job(b.pk)
+    Job.objects.filter(pk=b.pk).delete()  # cleanup of old failed jobs
+    services.job_retry(job=Job.objects.get(pk=c.pk))
+    assert Job.objects.get(pk=c.pk).waiting_on == 1  # a only
+    Job.objects.filter(pk=a.pk).update(run_after=None)
+    runner.run_job(a.pk)
+    assert status(a, c) == [S.COMPLETED, S.COMPLETED]
