@@ -108,6 +108,51 @@ def _shape(spec: Any) -> tuple[str, dict[str, dict[str, Any]]]:
     return name, {n: dict(node) for n, node in jobs.items()}
 
 
+def _release(ref: Any) -> Any:
+    """A node's release: as given if already one (or None), else by id or slug (a spec
+    is JSON); ValidationError when there is none."""
+    releases = Job._meta.get_field("release").related_model
+    if ref is None or isinstance(ref, releases):
+        return ref
+    found = None
+    if isinstance(ref, int) and not isinstance(ref, bool):
+        found = releases._default_manager.filter(pk=ref).first()
+    elif isinstance(ref, str) and ref:
+        found = releases._default_manager.filter(slug=ref).first()
+    if found is None:
+        raise ValidationError({"release": [f"There is no release {ref!r} (give its id or slug)."]})
+    return found
+
+
+def _items(
+    jobs: Mapping[str, Mapping[str, Any]], order: list[str], build: services.BulkBuilder
+) -> dict[str, services.BulkItem]:
+    """Each node's job validated (in `order`), or BulkValidationError naming each bad one."""
+    errors: dict[str, dict[str, list[str]]] = {}
+    items: dict[str, services.BulkItem] = {}
+    for node in order:
+        node_spec = {k: v for k, v in jobs[node].items() if k != "after"}
+        if node_spec.get("unique_key") or node_spec.get("depends_on"):
+            errors[node] = {"unique_key": ["A workflow's jobs take no unique_key or depends_on."]}
+            continue
+        try:
+            node_spec["release"] = _release(node_spec.get("release"))
+            items[node] = build(node_spec)
+        except ValidationError as exc:
+            errors[node] = validation_errors(exc)
+    if errors:
+        raise services.BulkValidationError(errors)
+    return items
+
+
+def validate_spec(spec: Any, user: Any = None) -> None:
+    """Check `spec` as workflow_create would, writing nothing (a schedule that fires it
+    validates it when saved): the same ValidationError, BulkValidationError or
+    JobTypeDenied (`user` None: Jobdeck itself, no right checked)."""
+    _, jobs = _shape(spec)
+    _items(jobs, _order(jobs), services.BulkBuilder(user, timezone.now()))
+
+
 def workflow_create(
     *,
     spec: Any,
@@ -122,20 +167,7 @@ def workflow_create(
     name, jobs = _shape(spec)
     order = _order(jobs)
     now = now or timezone.now()
-    build = services.BulkBuilder(user, now)
-    errors: dict[str, dict[str, list[str]]] = {}
-    items: dict[str, services.BulkItem] = {}
-    for node in order:
-        node_spec = {k: v for k, v in jobs[node].items() if k != "after"}
-        if node_spec.get("unique_key") or node_spec.get("depends_on"):
-            errors[node] = {"unique_key": ["A workflow's jobs take no unique_key or depends_on."]}
-            continue
-        try:
-            items[node] = build(node_spec)
-        except ValidationError as exc:
-            errors[node] = validation_errors(exc)
-    if errors:
-        raise services.BulkValidationError(errors)
+    items = _items(jobs, order, services.BulkBuilder(user, now))
     owner = user if user is not None and user.is_authenticated else None
     after = {node: sorted(set(jobs[node].get("after", []))) for node in order}
     new_jobs = []
