@@ -277,9 +277,13 @@ def workflow_retry(*, workflow: Workflow, user: Any = None, via: str = "system")
         workflow=workflow, status__in=(S.FAILED, S.CANCELLED), cancelled_by_parent__isnull=True
     ).order_by("pk")
     retried: list[int] = []
-    for job in heads:
-        services.job_retry(job=job, user=user, via=via)
-        retried.append(job.pk)
+    with transaction.atomic():
+        for job in heads:
+            try:
+                services.job_retry(job=job, user=user, via=via)
+            except IllegalTransition:
+                continue  # an earlier retry put it back already, or a parent still holds it
+            retried.append(job.pk)
     if not retried:
         raise IllegalTransition(None, f"retry workflow #{workflow.pk}", "not failed or cancelled")
     return retried
