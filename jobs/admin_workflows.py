@@ -199,6 +199,26 @@ def _statuses_and_edges(workflow: Workflow) -> tuple[dict[int, str], list[tuple[
     return statuses, edges
 
 
+def read(workflow: Workflow) -> tuple[workflows.WorkflowStatus, list[dict[str, int]] | None]:
+    """The workflow's state, and for one too big to draw (its annotated total past
+    DRAW_MAX) its counts per layer, from one read of its jobs' statuses and edges
+    (the state's `nodes` left empty: nobody draws them)."""
+    if workflow.total <= DRAW_MAX:  # type: ignore[attr-defined]
+        return workflows.workflow_status(workflow), None
+    statuses, edges = _statuses_and_edges(workflow)
+    counts: dict[str, int] = {}
+    for status in statuses.values():
+        counts[status] = counts.get(status, 0) + 1
+    state = workflows.WorkflowStatus(
+        workflows.aggregate(counts),
+        counts.get(S.COMPLETED, 0),
+        len(statuses),
+        dict(sorted(counts.items())),
+        {},
+    )
+    return state, layer_counts(statuses, edges)
+
+
 # --- the admin ------------------------------------------------------------------------
 
 
@@ -345,17 +365,16 @@ class WorkflowAdmin(admin.ModelAdmin):
             return self._get_obj_does_not_exist_redirect(  # type: ignore[attr-defined]
                 request, self.opts, object_id
             )
-        state = workflows.workflow_status(workflow)
+        state, by_layer = read(workflow)
         drawing = None
         summary: list[dict[str, Any]] = []
-        if state.total <= DRAW_MAX:
+        if by_layer is None:
             jobs, edges = workflows.graph(workflow)
             drawing = draw(jobs, edges, self.admin_site.name)
         else:
-            statuses, edges = _statuses_and_edges(workflow)
             summary = [
                 {"layer": n + 1, "total": sum(c.values()), "counts": c}
-                for n, c in enumerate(layer_counts(statuses, edges))
+                for n, c in enumerate(by_layer)
             ]
         context = {
             **self.admin_site.each_context(request),
@@ -391,7 +410,7 @@ class WorkflowAdmin(admin.ModelAdmin):
         and each job's status ({id: status}) or, past DRAW_MAX jobs, the counts per
         layer."""
         workflow = self._visible(request, object_id)
-        state = workflows.workflow_status(workflow)
+        state, by_layer = read(workflow)
         data: dict[str, Any] = {
             "id": workflow.pk,
             "status": state.status,
@@ -401,11 +420,10 @@ class WorkflowAdmin(admin.ModelAdmin):
             "finished": state.status != "running",
             **self._flags(request, workflow, state),
         }
-        if state.total <= DRAW_MAX:
+        if by_layer is None:
             data["nodes"] = {str(pk): status for pk, status in state.nodes.values()}
         else:
-            statuses, edges = _statuses_and_edges(workflow)
-            data["layers"] = layer_counts(statuses, edges)
+            data["layers"] = by_layer
         return JsonResponse(data, encoder=SafeJSONEncoder)
 
     def _button(self, request: HttpRequest, object_id: str, verb: str) -> HttpResponseRedirect:
