@@ -41,6 +41,13 @@ HISTORY_ROWS = 20
 PREVIEW_ROWS = 10
 
 
+class OptionalJSONField(forms.JSONField):
+    """A JSON field whose empty value (None) shows as an empty box, not `null`."""
+
+    def prepare_value(self, value):
+        return "" if value is None else super().prepare_value(value)
+
+
 class ScheduleAdminForm(forms.ModelForm):
     # Not required: a schedule that fires a template takes the template's.
     job_type = forms.ChoiceField(choices=(), required=False)
@@ -56,6 +63,14 @@ class ScheduleAdminForm(forms.ModelForm):
         input_formats=["%H:%M"],
         widget=forms.TimeInput(format="%H:%M"),
         help_text="HH:MM in the schedule's timezone (daily and weekly).",
+    )
+    workflow = OptionalJSONField(
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 8, "class": "vLargeTextField"}),
+        help_text="Fire a workflow instead of one job (then leave the job type, config and "
+        'template empty): {"name": "nightly", "jobs": {"extract": {"job_type": …, "config": '
+        '{…}}, "load": {"job_type": …, "config": {…}, "after": ["extract"]}}}. Checked when '
+        "saved, as creating it would be (docs/scheduler.md).",
     )
     timezone = forms.CharField(
         max_length=64,
@@ -90,15 +105,8 @@ class ScheduleAdminForm(forms.ModelForm):
         if "config" in self.fields and self.instance.pk and not self.is_bound:
             # Secrets are shown masked; an unchanged mask keeps the stored value.
             self.initial["config"] = registry.redact(self.instance.job_type, self.instance.config)
-        if "workflow" in self.fields:
-            self.fields["workflow"].help_text = (
-                "Fire a workflow instead of one job (then leave the job type, config and "
-                'template empty): {"name": "nightly", "jobs": {"extract": {"job_type": …, '
-                '"config": {…}}, "load": {"job_type": …, "config": {…}, "after": '
-                '["extract"]}}}. Checked when saved, as creating it would be.'
-            )
-            if self.instance.pk and not self.is_bound:
-                self.initial["workflow"] = services.redacted_workflow(self.instance.workflow)
+        if "workflow" in self.fields and self.instance.pk and not self.is_bound:
+            self.initial["workflow"] = services.redacted_workflow(self.instance.workflow)
         self._add_config_fields()
 
     def _add_config_fields(self) -> None:

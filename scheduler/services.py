@@ -276,6 +276,13 @@ def _clean_workflow(
     return None
 
 
+def _audited(name: str, values: dict[str, Any]) -> Any:
+    """A changed field as the audit trail records it (a workflow's secrets masked too)."""
+    if name == "workflow":
+        return redacted_workflow(values[name])
+    return job_services.audited_value(name, values)
+
+
 def redacted_workflow(spec: Any) -> Any:
     """A workflow spec with each node's secret config fields masked (for display)."""
     if not isinstance(spec, dict) or not isinstance(spec.get("jobs"), dict):
@@ -436,10 +443,7 @@ def _audit_change(
         target=schedule,
         detail={
             "changes": {
-                name: {
-                    "old": job_services.audited_value(name, before),
-                    "new": job_services.audited_value(name, after),
-                }
+                name: {"old": _audited(name, before), "new": _audited(name, after)}
                 for name in changed
             }
         },

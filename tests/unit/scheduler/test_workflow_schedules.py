@@ -3,6 +3,7 @@ as one graph, overlap while one of its workflows runs, last_workflow, run now, s
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 
 import pytest
@@ -282,7 +283,6 @@ def form_data(workflow: str) -> dict:
 
 
 def test_the_admin_form_saves_a_workflow_through_the_service(admin_client_):
-    import json
 
     response = admin_client_.post(
         reverse("admin:scheduler_schedule_add"), form_data(json.dumps(chain()))
@@ -292,6 +292,7 @@ def test_the_admin_form_saves_a_workflow_through_the_service(admin_client_):
     assert schedule.workflow == chain()
     page = admin_client_.get(reverse("admin:scheduler_schedule_change", args=[schedule.pk]))
     assert page.status_code == 200 and "nightly" in page.content.decode()
+    assert json.loads(page.context["adminform"].form["workflow"].value()) == chain()
 
     ran = admin_client_.post(
         reverse("admin:scheduler_schedule_run_now", args=[schedule.pk]), follow=True
@@ -303,8 +304,27 @@ def test_the_admin_form_saves_a_workflow_through_the_service(admin_client_):
     assert "jd-running" in listing
 
 
+def test_a_job_schedules_workflow_box_is_empty_not_null(admin_client_, make_schedule):
+    schedule = make_schedule()
+    page = admin_client_.get(reverse("admin:scheduler_schedule_change", args=[schedule.pk]))
+    html = page.content.decode()
+    assert 'name="workflow"' in html and ">null</textarea>" not in html
+
+
+def test_a_workflow_change_is_audited_with_its_secrets_masked(make_schedule):
+    from jobs.models import AuditEvent
+
+    with account_type():
+        spec = {"jobs": {"acct": {"job_type": ACCOUNT, "config": {"token": "s3cret"}}}}
+        schedule = workflow_schedule(make_schedule, spec)
+        new = {"jobs": {"acct": {"job_type": ACCOUNT, "config": {"token": "n3w"}}}}
+        services.schedule_update(schedule=schedule, workflow=new)
+    event = AuditEvent.objects.filter(action="changed").get()
+    assert "s3cret" not in str(event.detail) and "n3w" not in str(event.detail)
+    assert event.detail["changes"]["workflow"]["new"]["jobs"]["acct"]["config"]["token"] == MASK
+
+
 def test_the_admin_form_shows_a_bad_spec_on_the_workflow_field(admin_client_):
-    import json
 
     spec = {"jobs": {"a": node(["b"]), "b": node(["a"])}}
     response = admin_client_.post(
@@ -335,7 +355,6 @@ def test_an_exported_workflow_schedule_imports_again_but_never_with_a_masked_sec
 
 
 def test_schedules_run_creates_the_workflow_and_list_shows_its_status(make_schedule):
-    import json
     from io import StringIO
 
     from django.core.management import call_command
