@@ -395,3 +395,30 @@ def test_depends_on_another_users_job_is_refused(viewer, boss, make_job):
 
     assert f"There is no job #{theirs.pk} that you may see." in response.content.decode()
     assert Job.objects.count() == 1
+
+
+@pytest.mark.parametrize("term", ["nightly", "abc", "#1", "²", "99999999999999999999"])
+def test_the_workflow_search_takes_a_name_or_an_id(viewer, term):
+    workflow, _ = diamond(viewer, name="nightly")
+
+    response = client_for(viewer).get("/admin/jobs/workflow/", {"q": term})
+
+    assert response.status_code == 200
+    found = f'href="/admin/jobs/workflow/{workflow.pk}/change/' in response.content.decode()
+    assert found == (term == "nightly")
+
+
+def test_every_workflow_url_answers(superuser):
+    workflow, _ = diamond(superuser)
+    client = client_for(superuser)
+
+    for url in ("/admin/jobs/workflow/", f"/admin/jobs/workflow/{workflow.pk}/change/"):
+        assert client.get(url).status_code == 200
+    assert client.get(f"/admin/jobs/workflow/{workflow.pk}/status/").status_code == 200
+    assert client.get(f"/admin/jobs/workflow/{workflow.pk}/history/").status_code == 200
+    assert client.get("/admin/jobs/workflow/abc/status/").status_code == 404
+    assert client.get("/admin/jobs/workflow/add/", follow=True).status_code in (200, 403)
+    for button in ("cancel", "retry"):
+        assert client.post(f"/admin/jobs/workflow/999999/{button}/").status_code == 404
+        response = client.post(f"/admin/jobs/workflow/{workflow.pk}/{button}/", follow=True)
+        assert response.status_code == 200
