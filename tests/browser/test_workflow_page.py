@@ -108,3 +108,4 @@ def test_the_workflow_page_recolours_a_node_when_its_job_completes(page, live_se
     expect(page.locator("#jd-deps")).to_contain_text(f"workflow #{wf}")
     expect(page.locator("#jd-parents")).to_contain_text("extract")
     expect(page.locator("#jd-children")).to_contain_text("publish")
+    screenshot(page.locator("#jd-deps"), "job-dependencies")
