@@ -81,11 +81,15 @@ class WorkflowDetailSerializer(WorkflowSerializer):
         fields = [*WorkflowSerializer.Meta.fields, "counts", "jobs"]
         read_only_fields = fields
 
+    _states: dict[int, workflows.WorkflowStatus] | None = None
+
     def _state(self, workflow: Workflow) -> workflows.WorkflowStatus:
-        cached = self.context.setdefault("states", {})
-        if workflow.pk not in cached:
-            cached[workflow.pk] = workflows.workflow_status(workflow)
-        return cached[workflow.pk]
+        """The workflow's status, read once per serializer (three fields show it)."""
+        if self._states is None:
+            self._states = {}
+        if workflow.pk not in self._states:
+            self._states[workflow.pk] = workflows.workflow_status(workflow)
+        return self._states[workflow.pk]
 
     def get_status(self, workflow: Workflow) -> str:
         return self._state(workflow).status
