@@ -845,6 +845,8 @@ class JobAdmin(admin.ModelAdmin):
         job = self._visible_job(request, object_id)
         data = self._live(request, job)
         data.pop("flags")
+        if request.GET.get("deps"):  # sent by a page that lists parents or children
+            data["deps"] = admin_workflows.link_statuses(job)
         return JsonResponse(data, encoder=SafeJSONEncoder)
 
     def _button(

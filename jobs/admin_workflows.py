@@ -458,6 +458,18 @@ def _jobs(n: int) -> str:
 # --- the job page: its workflow, parents and children ------------------------------------
 
 
+def link_statuses(job: Job) -> dict[str, str]:
+    """{id: status} of the parents and children a job page lists (job_links), for its
+    poll: two queries, asked for only by a page that lists some."""
+    parents = JobDependency.objects.filter(child_id=job.pk).order_by("parent_id")
+    children = JobDependency.objects.filter(parent_id=job.pk).order_by("child_id")
+    rows = [
+        *parents.values_list("parent_id", "parent__status"),
+        *children.values_list("child_id", "child__status")[:LINKS_SHOWN],
+    ]
+    return {str(pk): status for pk, status in rows}
+
+
 def job_links(job: Job, user: Any, site_name: str) -> dict[str, Any]:
     """The job page's "Workflow" section: its workflow, its parents and (the first
     LINKS_SHOWN of) its children, each with its status; a job the user may not see is

@@ -109,3 +109,8 @@ def test_the_workflow_page_recolours_a_node_when_its_job_completes(page, live_se
     expect(page.locator("#jd-parents")).to_contain_text("extract")
     expect(page.locator("#jd-children")).to_contain_text("publish")
     screenshot(page.locator("#jd-deps"), "job-dependencies")
+    # The job page's poll keeps the listed statuses true (every 10 s: this job ended).
+    Job.objects.filter(pk=ids["publish"]).update(status=S.CANCELLED)
+    expect(page.locator(f'#jd-children [data-dep="{ids["publish"]}"]')).to_have_text(
+        "cancelled", timeout=15_000
+    )

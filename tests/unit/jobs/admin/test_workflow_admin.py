@@ -422,3 +422,17 @@ def test_every_workflow_url_answers(superuser):
         assert client.post(f"/admin/jobs/workflow/999999/{button}/").status_code == 404
         response = client.post(f"/admin/jobs/workflow/{workflow.pk}/{button}/", follow=True)
         assert response.status_code == 200
+
+
+def test_the_job_pages_poll_carries_its_parents_and_childrens_statuses_when_asked(viewer):
+    _, ids = diamond(viewer)
+    client = client_for(viewer)
+    Job.objects.filter(pk=ids["a"]).update(status=S.RUNNING)
+
+    page = client.get(f"/admin/jobs/job/{ids['b']}/change/").content.decode()
+    asked = client.get(f"/admin/jobs/job/{ids['b']}/status/?deps=1").json()
+    plain = client.get(f"/admin/jobs/job/{ids['b']}/status/").json()
+
+    assert f'data-dep="{ids["a"]}">running<' in page and f'data-dep="{ids["d"]}">pending<' in page
+    assert asked["deps"] == {str(ids["a"]): S.RUNNING, str(ids["d"]): S.PENDING}
+    assert "deps" not in plain
