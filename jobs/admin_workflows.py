@@ -16,7 +16,7 @@ from typing import Any
 from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db.models import Count, Q, QuerySet
+from django.db.models import QuerySet
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
@@ -222,28 +222,6 @@ def read(workflow: Workflow) -> tuple[workflows.WorkflowStatus, list[dict[str, i
 # --- the admin ------------------------------------------------------------------------
 
 
-def annotated(workflows_qs: QuerySet[Workflow]) -> QuerySet[Workflow]:
-    """Workflows with their jobs' counts: one query for a page of them (as the API's)."""
-    return workflows_qs.select_related("created_by").annotate(
-        total=Count("jobs"),
-        done=Count("jobs", filter=Q(jobs__status=S.COMPLETED)),
-        active=Count("jobs", filter=Q(jobs__status__in=ACTIVE_STATUSES)),
-        failed=Count("jobs", filter=Q(jobs__status=S.FAILED)),
-        cancelled=Count("jobs", filter=Q(jobs__status=S.CANCELLED)),
-    )
-
-
-def status_of(workflow: Workflow) -> str:
-    """The status of an annotated workflow."""
-    counts = {
-        S.PENDING: workflow.active,  # type: ignore[attr-defined]
-        S.COMPLETED: workflow.done,  # type: ignore[attr-defined]
-        S.FAILED: workflow.failed,  # type: ignore[attr-defined]
-        S.CANCELLED: workflow.cancelled,  # type: ignore[attr-defined]
-    }
-    return workflows.aggregate({k: v for k, v in counts.items() if v})
-
-
 def progress_html(done: int, total: int) -> str:
     percent = done * 100 // total if total else 0
     return format_html(
@@ -276,7 +254,7 @@ class WorkflowAdmin(admin.ModelAdmin):
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Workflow]:
         visible = workflows.visible_workflows(super().get_queryset(request), request.user)
-        return annotated(visible)
+        return workflows.with_counts(visible)
 
     def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         # Whoever may open the jobs admin sees the workflows (their own, or all).
@@ -296,7 +274,7 @@ class WorkflowAdmin(admin.ModelAdmin):
 
     @admin.display(description="status")
     def status_badge(self, obj: Workflow) -> str:
-        status = status_of(obj)
+        status = workflows.status_of(obj)
         return format_html('<span class="jd-badge jd-{}">{}</span>', status, status)
 
     @admin.display(description="done / total")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db.models import Count, Q, QuerySet
+from django.db.models import QuerySet
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
@@ -19,7 +19,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from jobs import workflows
-from jobs.models import ACTIVE_STATUSES, JobStatus, Workflow
+from jobs.models import Workflow
 
 from .pagination import reject_unknown_query_params
 from .parsers import JSONParser
@@ -62,13 +62,7 @@ class WorkflowSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
     def get_status(self, workflow: Workflow) -> str:
-        counts = {
-            JobStatus.PENDING: workflow.active,  # type: ignore[attr-defined]
-            JobStatus.COMPLETED: workflow.done,  # type: ignore[attr-defined]
-            JobStatus.FAILED: workflow.failed,  # type: ignore[attr-defined]
-            JobStatus.CANCELLED: workflow.cancelled,  # type: ignore[attr-defined]
-        }
-        return workflows.aggregate({k: v for k, v in counts.items() if v})
+        return workflows.status_of(workflow)
 
 
 class WorkflowDetailSerializer(WorkflowSerializer):
@@ -104,17 +98,6 @@ class WorkflowDetailSerializer(WorkflowSerializer):
         }
 
 
-def annotated(workflows_qs: QuerySet[Workflow]) -> QuerySet[Workflow]:
-    """Workflows with their jobs' counts (one query for a page of them)."""
-    return workflows_qs.select_related("created_by").annotate(
-        total=Count("jobs"),
-        done=Count("jobs", filter=Q(jobs__status=JobStatus.COMPLETED)),
-        active=Count("jobs", filter=Q(jobs__status__in=ACTIVE_STATUSES)),
-        failed=Count("jobs", filter=Q(jobs__status=JobStatus.FAILED)),
-        cancelled=Count("jobs", filter=Q(jobs__status=JobStatus.CANCELLED)),
-    )
-
-
 class WorkflowViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     """Workflows: create one (the whole graph, atomically), list, read, cancel, retry."""
 
@@ -124,7 +107,7 @@ class WorkflowViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
 
     def get_queryset(self) -> QuerySet[Workflow]:
         visible = workflows.visible_workflows(Workflow.objects.all(), self.request.user)
-        return annotated(visible).order_by("-id")
+        return workflows.with_counts(visible).order_by("-id")
 
     def get_serializer_class(self) -> type:
         return WorkflowSerializer if self.action == "list" else WorkflowDetailSerializer

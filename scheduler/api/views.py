@@ -9,9 +9,10 @@ from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from jobs import workflows
 from jobs.api.permissions import ReadAnyWriteByModelPerms
 from jobs.api.serializers import JobDetailSerializer, JobListSerializer
-from jobs.api.workflows import WorkflowDetailSerializer, annotated
+from jobs.api.workflows import WorkflowDetailSerializer
 from jobs.models import Workflow
 
 from .. import selectors, services
@@ -106,7 +107,7 @@ class ScheduleViewSet(viewsets.ModelViewSet):
         GET /api/workflows/<id>/ shows it); next_run_at does not move."""
         made = services.schedule_run_now(schedule=self.get_object(), user=request.user, via="api")
         if isinstance(made, Workflow):
-            workflow = annotated(Workflow.objects.filter(pk=made.pk)).get()
+            workflow = workflows.with_counts(Workflow.objects.filter(pk=made.pk)).get()
             return Response(WorkflowDetailSerializer(workflow).data, status=status.HTTP_201_CREATED)
         return Response(
             JobDetailSerializer(made, context=self.get_serializer_context()).data,
