@@ -26,8 +26,13 @@
 -- uncommitted start) both give it the same slot: the partial unique index
 -- running_lock_slot_unique refuses the second, which the engine reads as "nothing
 -- to claim now". The lowest free slot is 0 or one past a taken one, the lowest such
--- that is free; fewer than lock_limit running means it is below lock_limit. started_at is statement_timestamp(): the snapshot that saw the
--- key's previous job finished is this statement's, so the start is never earlier.
+-- that is free; fewer than lock_limit running means it is below lock_limit.
+--
+-- started_at is read from the clock once (`moment`) while the statement runs, after its
+-- snapshot was taken: the snapshot that saw the key's previous job (or a parent) finished
+-- is this statement's, so the start is never earlier than that finish. Not
+-- statement_timestamp(): in a message of several statements (complete_and_claim) that is
+-- when the message arrived, which may be before a job this claim waited for finished.
 --
 -- SET LOCAL lasts for this statement's implicit transaction (inside an explicit
 -- transaction, until it ends: plans change, never results). The one good plan walks
@@ -36,16 +41,16 @@
 -- every pending row instead, on every claim. JIT is off because the disabled sort's
 -- huge cost estimate would make PostgreSQL JIT-compile this millisecond statement.
 SET LOCAL enable_sort = off; SET LOCAL jit = off;
-WITH claimed AS (
+WITH moment AS MATERIALIZED (SELECT clock_timestamp() AS at), claimed AS (
     UPDATE jobs_job
     SET status = 'running',
         attempts = attempts + 1,
         worker = %(worker)s,
-        started_at = statement_timestamp(),
-        heartbeat_at = statement_timestamp(),
+        started_at = (SELECT at FROM moment),
+        heartbeat_at = (SELECT at FROM moment),
         finished_at = NULL,
         attempted_by = attempted_by
-            || jsonb_build_array(jsonb_build_array(%(worker)s, statement_timestamp())),
+            || jsonb_build_array(jsonb_build_array(%(worker)s, (SELECT at FROM moment))),
         lock_slot = CASE WHEN lock IS NULL THEN NULL ELSE (
             SELECT min(f.n) FROM (
                 SELECT 0 AS n
@@ -77,7 +82,7 @@ WITH claimed AS (
     RETURNING *
 ), started AS (
     UPDATE jobs_task
-    SET status = 'running', started_at = statement_timestamp(), finished_at = NULL,
+    SET status = 'running', started_at = (SELECT at FROM moment), finished_at = NULL,
         error = '', attempts = attempts + 1
     WHERE id = (
         SELECT t.id FROM jobs_task t
@@ -97,16 +102,16 @@ FROM claimed;
 -- name: claim_job
 -- Claim job %(job_id)s (the one a wake-up names) for %(worker)s if it is runnable
 -- and one of %(queues)s: the rules, races and returned row of claim_next.
-WITH claimed AS (
+WITH moment AS MATERIALIZED (SELECT clock_timestamp() AS at), claimed AS (
     UPDATE jobs_job
     SET status = 'running',
         attempts = attempts + 1,
         worker = %(worker)s,
-        started_at = statement_timestamp(),
-        heartbeat_at = statement_timestamp(),
+        started_at = (SELECT at FROM moment),
+        heartbeat_at = (SELECT at FROM moment),
         finished_at = NULL,
         attempted_by = attempted_by
-            || jsonb_build_array(jsonb_build_array(%(worker)s, statement_timestamp())),
+            || jsonb_build_array(jsonb_build_array(%(worker)s, (SELECT at FROM moment))),
         lock_slot = CASE WHEN lock IS NULL THEN NULL ELSE (
             SELECT min(f.n) FROM (
                 SELECT 0 AS n
@@ -137,7 +142,7 @@ WITH claimed AS (
     RETURNING *
 ), started AS (
     UPDATE jobs_task
-    SET status = 'running', started_at = statement_timestamp(), finished_at = NULL,
+    SET status = 'running', started_at = (SELECT at FROM moment), finished_at = NULL,
         error = '', attempts = attempts + 1
     WHERE id = (
         SELECT t.id FROM jobs_task t
@@ -174,7 +179,7 @@ FROM claimed;
 -- retries with a fresh snapshot. Rate slots are taken after this statement, in its
 -- transaction (take_rate_slot).
 SET LOCAL jit = off;
-WITH lane AS (
+WITH moment AS MATERIALIZED (SELECT clock_timestamp() AS at), lane AS (
     SELECT * FROM UNNEST(%(lane_queues)s::varchar[], %(lane_types)s::varchar[],
                          %(lane_type_limits)s::integer[], %(lane_queue_limits)s::integer[])
          AS l(queue, job_type, type_limit, queue_limit)
@@ -211,11 +216,11 @@ WITH lane AS (
     SET status = 'running',
         attempts = attempts + 1,
         worker = %(worker)s,
-        started_at = statement_timestamp(),
-        heartbeat_at = statement_timestamp(),
+        started_at = (SELECT at FROM moment),
+        heartbeat_at = (SELECT at FROM moment),
         finished_at = NULL,
         attempted_by = attempted_by
-            || jsonb_build_array(jsonb_build_array(%(worker)s, statement_timestamp())),
+            || jsonb_build_array(jsonb_build_array(%(worker)s, (SELECT at FROM moment))),
         lock_slot = CASE WHEN jobs_job.lock IS NULL THEN NULL ELSE (
             SELECT min(f.n) FROM (
                 SELECT 0 AS n
@@ -255,7 +260,7 @@ WITH lane AS (
     RETURNING jobs_job.*
 ), started AS (
     UPDATE jobs_task
-    SET status = 'running', started_at = statement_timestamp(), finished_at = NULL,
+    SET status = 'running', started_at = (SELECT at FROM moment), finished_at = NULL,
         error = '', attempts = attempts + 1
     WHERE id = (
         SELECT t.id FROM jobs_task t
