@@ -300,6 +300,15 @@ JOBDECK_HEALTH_QUEUE_SECONDS = env_int("JOBDECK_HEALTH_QUEUE_SECONDS", 300)
 JOBDECK_QUEUE_CLUSTERS = dict(
     item.split("=", 1) for item in env_list("JOBDECK_QUEUE_CLUSTERS", "") if "=" in item
 )
+# How many jobs one worker process runs at once, each in its own thread with its own
+# database connection (jobs/worker/threads.py). 1 runs them one by one in the process's
+# main thread, as always; raise it for jobs that mostly wait on I/O.
+JOBDECK_WORKER_THREADS = env_int("JOBDECK_WORKER_THREADS", 1)
+# Per queue, overriding JOBDECK_WORKER_THREADS: "reports=10,mail=4" (checked at start,
+# jobdeck.E020/E021/W020; see jobs/queues.py worker_threads).
+JOBDECK_QUEUE_THREADS = dict(
+    item.split("=", 1) for item in env_list("JOBDECK_QUEUE_THREADS", "") if "=" in item
+)
 # Extra modules registering job types, comma-separated (beyond each app's jobtypes.py).
 JOBDECK_JOBTYPE_MODULES = env_list("JOBDECK_JOBTYPE_MODULES", "")
 # Search on SQLite (no GIN or trigram indexes there): `?config.<key>=` looks at the
