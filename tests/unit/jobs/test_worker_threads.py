@@ -28,8 +28,11 @@ def test_one_thread_per_worker_is_the_default_and_a_queue_can_have_its_own(setti
 
 @pytest.mark.parametrize(
     ("value", "threads"),
-    [(1, 1), (12, 12), ("3", 3), (" 5 ", 5), (0, None), (-2, None), ("x", None), ("2.5", None)]
-    + [(2.0, None), (True, None), (None, None)],
+    [
+        *[(1, 1), (12, 12), ("3", 3), (" 5 ", 5)],
+        *[(0, None), (-2, None), ("x", None), ("2.5", None), (2.0, None), (True, None)],
+        (None, None),
+    ],
 )
 def test_a_thread_count_is_a_whole_number_of_one_or_more(value, threads):
     assert queues.parse_threads(value) == threads
