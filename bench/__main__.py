@@ -42,6 +42,7 @@ BENCHES = {
     "metrics": "bench.metrics:bench_metrics",
     "flow_claim": "bench.flow:bench_flow_claim",
     "search": "bench.search:bench_search",
+    "threads": "bench.threads:bench_threads",
 }
 ONCE = {"memory", "bigdata", "metrics", "flow_claim", "search"}
 # group → (label, database, broker, benchmarks in order)
@@ -63,6 +64,7 @@ GROUPS: dict[str, tuple[str, str, str, list[str]]] = {
     "flow": ("PostgreSQL, flow control, 1,000,000 pending", "postgres", "orm", ["flow_claim"]),
     "scrape": ("PostgreSQL, 1,000,000 jobs: a /metrics scrape", "postgres", "orm", ["metrics"]),
     "find": ("PostgreSQL, 1,000,000 jobs: search, statistics", "postgres", "orm", ["search"]),
+    "threads": ("PostgreSQL, sleeping jobs: threads per worker", "postgres", "orm", ["threads"]),
 }
 
 

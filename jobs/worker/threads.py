@@ -35,7 +35,7 @@ from django_q.exceptions import TimeoutException
 from .. import engine
 from ..models import Job
 from .drain import Slots, drain
-from .timeouts import raise_in_thread
+from .timeouts import carrying, raise_in_thread
 
 logger = logging.getLogger(__name__)
 
@@ -76,10 +76,10 @@ class Pool(Slots):
                     with self._state:
                         if self._room():
                             self._spawn(None)
-        except TimeoutException:
+        except TimeoutException as exc:
             # django-q2's timeout (a SIGALRM in this thread): the worker is about to be
             # replaced. Each thread records its task's failure first, as one loop does.
-            self._interrupt(TimeoutException)
+            self._interrupt(carrying(exc))
             raise
         if self.errors:
             raise self.errors[0]

@@ -240,6 +240,20 @@ class Watchdog:
             return len(self._watched)
 
 
+def carrying(exception: BaseException) -> type[BaseException]:
+    """A subclass of `exception`'s class that, raised without arguments (as asynchronous
+    exceptions are), carries `exception`'s arguments: its message."""
+    base, args = type(exception), exception.args
+
+    class Carried(base):  # type: ignore[valid-type, misc]
+        def __init__(self) -> None:
+            super().__init__(*args)
+
+    Carried.__name__, Carried.__qualname__ = base.__name__, base.__qualname__
+    Carried.__module__ = base.__module__
+    return Carried
+
+
 def raise_in_thread(ident: int, exception: type[BaseException] | None) -> None:
     """Raise `exception` in thread `ident` at its next bytecode (None: withdraw one)."""
     ctypes.pythonapi.PyThreadState_SetAsyncExc(
