@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
 
@@ -65,6 +66,13 @@ def test_a_malformed_thread_count_runs_one_thread_rather_than_none(settings):
 
 
 # --- the threaded drain, in this process --------------------------------------------------
+
+
+@pytest.fixture(autouse=True)
+def dismissed_after():
+    """The drain threads a test parked close their connections before the next test."""
+    yield
+    threads.crew.dismiss()
 
 
 @pytest.fixture
@@ -170,3 +178,30 @@ def test_an_error_in_a_drain_thread_reaches_the_caller_after_the_others_finish(
     statuses = dict(Job.objects.values_list("pk", "status"))
     assert statuses.pop(calls[0]) == JobStatus.RUNNING
     assert set(statuses.values()) == {JobStatus.COMPLETED}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_next_wakeup_reuses_the_parked_threads_and_their_connections(settings, recorded):
+    settings.JOBDECK_WORKER_THREADS = 3
+    first = sleepers(3, 0.3)
+    assert runner.run_job(first[0].pk) == {"ran": 3}
+    assert threads.crew.idle() == 3
+    names = {name for ran in recorded.values() if isinstance(ran, list) for name in ran}
+
+    second = sleepers(3, 0.3)
+    assert runner.run_job(second[0].pk) == {"ran": 3}
+    again = {name for pk in (j.pk for j in second) for name in recorded[pk]}
+    assert again <= names  # no new thread: the parked ones ran them
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_thread_parked_too_long_closes_its_connection_and_ends(settings, monkeypatch):
+    settings.JOBDECK_WORKER_THREADS = 2
+    monkeypatch.setattr(threads, "PARK_SECONDS", 0.2)
+    jobs = sleepers(2, 0.1)
+    assert runner.run_job(jobs[0].pk) == {"ran": 2}
+    assert threads.crew.idle() == 2
+
+    time.sleep(0.6)
+    assert threads.crew.idle() == 0
+    assert not [t for t in threading.enumerate() if t.name.startswith("jobdeck-drain-")]
