@@ -8,7 +8,7 @@ process's heartbeat thread beats for all of them; per-job timeouts come from the
 watchdog (jobs.worker.timeouts), as signals reach only the main thread.
 
 The pool grows with the work: the first thread takes the job the message names,
-and each successful claim starts one more thread while fewer than the limit run; a
+and each successful claim starts two more threads while fewer than the limit run; a
 thread that finds nothing ends its part of the wake-up. Its thread is then parked,
 keeping its database connection (CONN_MAX_AGE, as django-q2 keeps the main
 thread's), for the next wake-up of this process; a thread parked for PARK_SECONDS
@@ -47,6 +47,8 @@ logger = logging.getLogger(__name__)
 LOOK_SECONDS = 0.25
 # After django-q2's timeout, how long the threads get to record their tasks' failure.
 INTERRUPT_GRACE_SECONDS = 2.0
+# Drain loops a successful claim starts, while fewer than the limit run.
+SPAWN_PER_CLAIM = 2
 # How long a drain thread waits, parked, for the next wake-up before it closes its
 # database connection and exits.
 PARK_SECONDS = 60.0
@@ -190,9 +192,11 @@ class Pool(Slots):
             return
         with self._state:
             self._busy[claimed.job.queue] += 1
-            # Work was there: one more thread may find more.
-            if self._room():
-                self._spawn(None)
+            # Work was there: two more threads may find more (the pool doubles each
+            # round of claims, so a wake-up reaches ten threads after three rounds).
+            for _ in range(SPAWN_PER_CLAIM):
+                if self._room():
+                    self._spawn(None)
 
     def ended(self, claimed: engine.Claim) -> None:
         with self._state:
