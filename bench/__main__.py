@@ -42,9 +42,10 @@ BENCHES = {
     "metrics": "bench.metrics:bench_metrics",
     "flow_claim": "bench.flow:bench_flow_claim",
     "search": "bench.search:bench_search",
+    "fanout": "bench.workflow:bench_fanout",
     "threads": "bench.threads:bench_threads",
 }
-ONCE = {"memory", "bigdata", "metrics", "flow_claim", "search"}
+ONCE = {"memory", "bigdata", "metrics", "flow_claim", "search", "fanout"}
 # group → (label, database, broker, benchmarks in order)
 GROUPS: dict[str, tuple[str, str, str, list[str]]] = {
     "pg": (
@@ -64,6 +65,13 @@ GROUPS: dict[str, tuple[str, str, str, list[str]]] = {
     "flow": ("PostgreSQL, flow control, 1,000,000 pending", "postgres", "orm", ["flow_claim"]),
     "scrape": ("PostgreSQL, 1,000,000 jobs: a /metrics scrape", "postgres", "orm", ["metrics"]),
     "find": ("PostgreSQL, 1,000,000 jobs: search, statistics", "postgres", "orm", ["search"]),
+    "workflow": ("PostgreSQL, a 10,002-job fan-out/fan-in workflow", "postgres", "orm", ["fanout"]),
+    "workflow_sqlite": (
+        "SQLite, a 10,002-job fan-out/fan-in workflow",
+        "sqlite",
+        "orm",
+        ["fanout"],
+    ),
     "threads": ("PostgreSQL, sleeping jobs: threads per worker", "postgres", "orm", ["threads"]),
 }
 

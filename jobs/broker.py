@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextvars
 import functools
 import logging
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -56,6 +57,21 @@ def wake_workers(count: int, queue: str = DEFAULT_QUEUE) -> None:
     """`count` wake-ups for `queue` (each woken worker drains the queue's jobs)."""
     for _ in range(count):
         enqueue_wakeup(None, queue)
+
+
+def wake_released(jobs: Sequence[tuple[int, str]]) -> None:
+    """Waiting jobs `jobs` ((id, queue)) became runnable (their last parent completed):
+    a wake-up naming each while few, else enough for every worker of each queue's
+    cluster (each woken worker drains the queue). Called after the commit."""
+    by_queue: dict[str, list[int]] = {}
+    for job_id, queue in jobs:
+        by_queue.setdefault(queue, []).append(job_id)
+    for queue, ids in by_queue.items():
+        if len(ids) <= workers_per_cluster():
+            for job_id in ids:
+                enqueue_wakeup(job_id, queue)
+        else:
+            wake_workers(workers_per_cluster(), queue)
 
 
 def wake_on_commit(job_id: int, queue: str) -> None:
