@@ -43,6 +43,7 @@ BENCHES = {
     "flow_claim": "bench.flow:bench_flow_claim",
     "search": "bench.search:bench_search",
     "fanout": "bench.workflow:bench_fanout",
+    "threads": "bench.threads:bench_threads",
 }
 ONCE = {"memory", "bigdata", "metrics", "flow_claim", "search", "fanout"}
 # group → (label, database, broker, benchmarks in order)
@@ -71,6 +72,7 @@ GROUPS: dict[str, tuple[str, str, str, list[str]]] = {
         "orm",
         ["fanout"],
     ),
+    "threads": ("PostgreSQL, sleeping jobs: threads per worker", "postgres", "orm", ["threads"]),
 }
 
 

@@ -34,14 +34,22 @@ class Ctx:
             self.notes.append(text)
 
 
-def insert_noop_jobs(n: int, *, wakeups: int = 2, batch: int = 5000) -> list[int]:
-    """Bulk-create `n` pending no-op jobs (jobs + tasks, one transaction), then send
-    `wakeups` broker messages after commit; returns the job ids in order.
+def insert_noop_jobs(
+    n: int,
+    *,
+    wakeups: int = 2,
+    batch: int = 5000,
+    job_type: str = NOOP,
+    config: dict[str, Any] | None = None,
+) -> list[int]:
+    """Bulk-create `n` pending no-op jobs (or of `job_type` with `config`: jobs + tasks,
+    one transaction), then send `wakeups` broker messages after commit; returns the job
+    ids in order.
 
     The bench's own path (not services.job_bulk_create) so the number of wake-ups
     is the benchmark's choice, e.g. one per worker of every cluster.
     """
-    template, names = services.job_build(job_type=NOOP)
+    template, names = services.job_build(job_type=job_type, config=config)
     now = timezone.now()
     with transaction.atomic():
         jobs = Job.objects.bulk_create(
