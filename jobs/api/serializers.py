@@ -9,13 +9,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from django.db.models import Q
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 from rest_framework.utils import json
 
 from jobs import registry
-from jobs.models import AuditEvent, Job, JobLog, JobStatus, LogLevel, Task
+from jobs.models import AuditEvent, Job, JobDependency, JobLog, JobStatus, LogLevel, Task
 from jobs.selectors import waiting_reasons
 from jobs.services import (
     BULK_MAX_JOBS,
@@ -416,13 +417,30 @@ class JobDetailSerializer(JobListSerializer):
         ]
         read_only_fields = fields
 
+    _edges_of: int | None = None
+    _edges_read: tuple[list[int], list[int]] = ([], [])
+
+    def _edges(self, job: Job) -> tuple[list[int], list[int]]:
+        """(parent ids, child ids) of `job`, ascending: one query for both fields."""
+        if self._edges_of != job.pk:
+            edges = JobDependency.objects.filter(Q(child=job) | Q(parent=job)).order_by("pk")
+            rows = list(edges.values_list("parent_id", "child_id"))
+            self._edges_of, self._edges_read = (
+                job.pk,
+                (
+                    sorted(p for p, c in rows if c == job.pk),
+                    sorted(c for p, c in rows if p == job.pk),
+                ),
+            )
+        return self._edges_read
+
     def get_depends_on(self, job: Job) -> list[int]:
         """The ids of the jobs this one waits for (or waited for), ascending."""
-        return list(job.parent_links.order_by("parent_id").values_list("parent_id", flat=True))
+        return self._edges(job)[0]
 
     def get_dependents(self, job: Job) -> list[int]:
         """The ids of the jobs that wait for this one, ascending."""
-        return list(job.child_links.order_by("child_id").values_list("child_id", flat=True))
+        return self._edges(job)[1]
 
     def to_representation(self, job: Job) -> dict:
         return redact_secrets(job, super().to_representation(job))
