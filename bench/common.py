@@ -75,6 +75,16 @@ def insert_noop_jobs(
     return [job.pk for job in jobs]
 
 
+def bulk_noop_jobs(n: int, batch: int = 10_000) -> list[int]:
+    """`n` no-op jobs made by services.job_bulk_create, in calls of at most `batch` jobs
+    (BULK_MAX_JOBS), with the wake-ups it sends; the job ids in order."""
+    ids: list[int] = []
+    while len(ids) < n:
+        size = min(batch, n - len(ids))
+        ids.extend(services.job_bulk_create(specs=[{"job_type": NOOP}] * size))
+    return ids
+
+
 def active_in(first: int, last: int) -> bool:
     """Any of jobs first..last still pending or running (True while the database is away:
     the shared benchmark machine's PostgreSQL is sometimes restarted by other suites)."""

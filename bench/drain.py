@@ -11,7 +11,14 @@ from datetime import timedelta
 from django.db import transaction
 from django.utils import timezone
 
-from .common import Ctx, drain_figures, insert_noop_jobs, wait_drained
+from .common import (
+    Ctx,
+    bulk_noop_jobs,
+    check_ran_once,
+    drain_figures,
+    insert_noop_jobs,
+    wait_drained,
+)
 from .harness import ROOT, start_clusters, wait_until
 
 
@@ -97,23 +104,42 @@ def bench_drain_q2(ctx: Ctx) -> dict[str, float]:
             c.stop()
 
 
-def bench_scaleout(ctx: Ctx) -> dict[str, float]:
-    """Two clusters (2 workers each) on one database; every job must run exactly once."""
-    clusters = start_clusters(2)
+def _bulk_created_drain(ctx: Ctx, clusters: int) -> tuple[dict[str, float], int]:
+    """`clusters` clusters of 2 workers drain N jobs made by services.job_bulk_create
+    (its own wake-ups, whatever rule it follows); the figures and the workers used."""
+    started = start_clusters(clusters)
     try:
-        warm = insert_noop_jobs(20, wakeups=4)
+        warm = bulk_noop_jobs(20)
         wait_drained(warm, 60)
-        ids = insert_noop_jobs(ctx.n, wakeups=4)
+        ids = bulk_noop_jobs(ctx.n)
         wall = wait_drained(ids, max(120, ctx.n / 20))
-        figures = drain_figures(ids, wall, prefix="2 clusters ")
-        from .common import check_ran_once
-
-        figures["2 clusters: worker processes that ran jobs"] = check_ran_once(ids)["workers"]
-        figures["2 clusters: every job ran exactly once (1 = yes)"] = 1.0
-        return figures
+        figures = drain_figures(ids, wall, prefix=f"{clusters} cluster{'s' * (clusters > 1)} ")
+        return figures, check_ran_once(ids)["workers"]
     finally:
-        for c in clusters:
+        for c in started:
             c.stop()
+
+
+def bench_scaleout(ctx: Ctx) -> dict[str, float]:
+    """One cluster, then two (2 workers each) on one database, each draining N
+    bulk-created jobs: the workers that ran jobs, and the two-cluster drain's ratio to
+    the one-cluster drain of the same run. Every job must run exactly once."""
+    ctx.note(
+        "scaleout: N jobs made by services.job_bulk_create (the wake-ups it sends), "
+        "drained by 1 cluster, then by 2 clusters of 2 workers on the same database."
+    )
+    one, one_workers = _bulk_created_drain(ctx, 1)
+    two, two_workers = _bulk_created_drain(ctx, 2)
+    key = "drain jobs/s (DB first claim → last finish)"
+    return {
+        **one,
+        "1 cluster: worker processes that ran jobs": one_workers,
+        **two,
+        "2 clusters: worker processes that ran jobs": two_workers,
+        "2 clusters: every job ran exactly once (1 = yes)": 1.0,
+        "2 clusters / 1 cluster drain (DB first claim → last finish)": two[f"2 clusters {key}"]
+        / one[f"1 cluster {key}"],
+    }
 
 
 def bench_drain_celery(ctx: Ctx) -> dict[str, float]:
