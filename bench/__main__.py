@@ -164,6 +164,7 @@ def summarise(values: list[float]) -> dict[str, float]:
         "min": min(values),
         "max": max(values),
         "runs": len(values),
+        "values": values,  # each run's, in order
     }
 
 

@@ -116,6 +116,10 @@ def check_ran_once(ids: list[int]) -> dict[str, Any]:
         last_finish=Max("finished_at"),
         workers=Count("worker", distinct=True),
     )
+    # When each worker started its first job: how long the last one waited for work.
+    firsts = [
+        row["first"] for row in jobs.values("worker").annotate(first=Min("started_at")).order_by()
+    ]
     tasks_once = Task.objects.filter(job_id__gte=first, job_id__lte=last, attempts=1).count()
     logs = JobLog.objects.filter(job_id__gte=first, job_id__lte=last).count()
     span = (agg["last_finish"] - agg["first_start"]).total_seconds()
@@ -124,6 +128,7 @@ def check_ran_once(ids: list[int]) -> dict[str, Any]:
         "ran_once": agg["completed"] == agg["n"] == tasks_once == logs == len(ids),
         "db_seconds": span,
         "workers": agg["workers"],
+        "last_worker_joined_after": (max(firsts) - agg["first_start"]).total_seconds(),
     }
 
 

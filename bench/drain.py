@@ -104,17 +104,24 @@ def bench_drain_q2(ctx: Ctx) -> dict[str, float]:
             c.stop()
 
 
-def _bulk_created_drain(ctx: Ctx, clusters: int) -> tuple[dict[str, float], int]:
+def _bulk_created_drain(ctx: Ctx, clusters: int) -> dict[str, float]:
     """`clusters` clusters of 2 workers drain N jobs made by services.job_bulk_create
-    (its own wake-ups, whatever rule it follows); the figures and the workers used."""
+    (its own wake-ups, whatever rule it follows): rates, workers used, and how long the
+    last of them waited for its first job."""
     started = start_clusters(clusters)
     try:
         warm = bulk_noop_jobs(20)
         wait_drained(warm, 60)
         ids = bulk_noop_jobs(ctx.n)
         wall = wait_drained(ids, max(120, ctx.n / 20))
-        figures = drain_figures(ids, wall, prefix=f"{clusters} cluster{'s' * (clusters > 1)} ")
-        return figures, check_ran_once(ids)["workers"]
+        label = f"{clusters} cluster{'s' * (clusters > 1)}"
+        figures = drain_figures(ids, wall, prefix=f"{label} ")
+        check = check_ran_once(ids)
+        figures[f"{label}: worker processes that ran jobs"] = check["workers"]
+        figures[f"{label}: seconds until the last of them ran its first job"] = check[
+            "last_worker_joined_after"
+        ]
+        return figures
     finally:
         for c in started:
             c.stop()
@@ -128,14 +135,12 @@ def bench_scaleout(ctx: Ctx) -> dict[str, float]:
         "scaleout: N jobs made by services.job_bulk_create (the wake-ups it sends), "
         "drained by 1 cluster, then by 2 clusters of 2 workers on the same database."
     )
-    one, one_workers = _bulk_created_drain(ctx, 1)
-    two, two_workers = _bulk_created_drain(ctx, 2)
+    one = _bulk_created_drain(ctx, 1)
+    two = _bulk_created_drain(ctx, 2)
     key = "drain jobs/s (DB first claim → last finish)"
     return {
         **one,
-        "1 cluster: worker processes that ran jobs": one_workers,
         **two,
-        "2 clusters: worker processes that ran jobs": two_workers,
         "2 clusters: every job ran exactly once (1 = yes)": 1.0,
         "2 clusters / 1 cluster drain (DB first claim → last finish)": two[f"2 clusters {key}"]
         / one[f"1 cluster {key}"],
