@@ -26,6 +26,8 @@ from multiprocessing.synchronize import Barrier
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .cpu import cpu_seconds
+
 if TYPE_CHECKING:  # the spawned processes import this module without Django
     from .common import Ctx
 
@@ -48,7 +50,9 @@ def _pg_worker(dsn: str, barrier: Barrier, out: Any) -> None:
     import psycopg
 
     with psycopg.connect(dsn, autocommit=True) as conn:  # autocommit: a commit per statement
+        backend = conn.info.backend_pid
         barrier.wait()
+        cpu0, backend0 = time.process_time(), cpu_seconds(backend)
         first = last = 0.0
         done = 0
         while True:
@@ -59,7 +63,8 @@ def _pg_worker(dsn: str, barrier: Barrier, out: Any) -> None:
             conn.execute(PG_DONE, (row[0],))
             last = time.time()
             done += 1
-    out.put((first, last, done))
+        cpu = (time.process_time() - cpu0, cpu_seconds(backend) - backend0)
+    out.put((first, last, done, *cpu))
 
 
 def _sqlite_worker(path: str, barrier: Barrier, out: Any) -> None:
@@ -67,6 +72,7 @@ def _sqlite_worker(path: str, barrier: Barrier, out: Any) -> None:
     conn.execute("PRAGMA busy_timeout = 30000")
     conn.execute("PRAGMA synchronous = NORMAL")  # as Jobdeck's connections (config/settings.py)
     barrier.wait()
+    cpu0 = time.process_time()
     first = last = 0.0
     done = 0
     while True:
@@ -82,18 +88,19 @@ def _sqlite_worker(path: str, barrier: Barrier, out: Any) -> None:
         last = time.time()
         done += 1
     conn.close()
-    out.put((first, last, done))
+    out.put((first, last, done, time.process_time() - cpu0, 0.0))
 
 
-def _run(worker: Any, target: str, n: int) -> float:
-    """PROCESSES processes drain the n-row table at `target`; rows per second."""
+def _run(worker: Any, target: str, n: int) -> dict[str, float]:
+    """PROCESSES processes drain the n-row table at `target`: rows per second, and the
+    CPU milliseconds per row of those processes and of their PostgreSQL backends."""
     mp = multiprocessing.get_context("spawn")  # fresh processes, no Django, no inherited socket
     barrier = mp.Barrier(PROCESSES)
     out = mp.Queue()
     procs = [mp.Process(target=worker, args=(target, barrier, out)) for _ in range(PROCESSES)]
     for proc in procs:
         proc.start()
-    results: list[tuple[float, float, int]] = []
+    results: list[tuple[float, float, int, float, float]] = []
     deadline = time.monotonic() + max(120, n / 20)
     while len(results) < len(procs):
         try:
@@ -113,10 +120,17 @@ def _run(worker: Any, target: str, n: int) -> float:
         raise AssertionError(f"the bare queue completed {total} of {n} rows")
     first = min(r[0] for r in results if r[0])
     last = max(r[1] for r in results)
-    return n / (last - first)
+    figures = {
+        BARE_KEY: n / (last - first),
+        "bare queue: CPU ms per row, its 2 processes": sum(r[3] for r in results) * 1000 / n,
+    }
+    if worker is _pg_worker:
+        backends = sum(r[4] for r in results) * 1000 / n
+        figures["bare queue: CPU ms per row, PostgreSQL backends"] = backends
+    return figures
 
 
-def _pg_bare(ctx: Ctx) -> float:
+def _pg_bare(ctx: Ctx) -> dict[str, float]:
     import psycopg
     from django.db import connection
 
@@ -146,7 +160,7 @@ def _pg_bare(ctx: Ctx) -> float:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-def _sqlite_bare(ctx: Ctx) -> float:
+def _sqlite_bare(ctx: Ctx) -> dict[str, float]:
     from django.db import connection
 
     path = Path(f"{connection.settings_dict['NAME']}-bare")
@@ -175,5 +189,4 @@ def bench_bare(ctx: Ctx) -> dict[str, float]:
         "database; 2 processes, each loop one claim (UPDATE … SKIP LOCKED on PostgreSQL) and "
         "one completion UPDATE, a commit each; 'x bare' = a figure / this one, same run."
     )
-    rate = _pg_bare(ctx) if connection.vendor == "postgresql" else _sqlite_bare(ctx)
-    return {BARE_KEY: rate}
+    return _pg_bare(ctx) if connection.vendor == "postgresql" else _sqlite_bare(ctx)

@@ -11,6 +11,7 @@ from datetime import timedelta
 from django.db import transaction
 from django.utils import timezone
 
+from .bare import BARE_KEY, bench_bare
 from .common import (
     Ctx,
     bulk_noop_jobs,
@@ -19,7 +20,45 @@ from .common import (
     insert_noop_jobs,
     wait_drained,
 )
-from .harness import ROOT, start_clusters, wait_until
+from .cpu import Meter, backend_pids
+from .harness import ROOT, Cluster, start_clusters, wait_until
+
+
+def _meter(clusters: list[Cluster]) -> tuple[Meter, dict[str, list[int]]]:
+    """A CPU meter, started now, of the clusters' worker processes, their other
+    processes (qcluster, sentinel, pusher, monitor) and the database's backends; and
+    those two groups of pids."""
+    from jobs.models import WorkerProcess
+
+    pids = [pid for c in clusters for pid in (c.proc.pid, *c.worker_pids())]
+    workers = set(WorkerProcess.objects.filter(pid__in=pids).values_list("pid", flat=True))
+    groups = {
+        "workers": [p for p in pids if p in workers],
+        "others": [p for p in pids if p not in workers],
+    }
+    return Meter(**groups, postgres=backend_pids()).start(), groups
+
+
+def _cpu_figures(
+    metered: tuple[Meter, dict[str, list[int]]], n: int, prefix: str
+) -> dict[str, float]:
+    """CPU ms per job of each group, and of PostgreSQL's backends by whose they are:
+    the workers' (with their heartbeat threads) or the pushers', monitors' and
+    sentinels'."""
+    meter, groups = metered
+    cpu = meter.stop(
+        postgres=backend_pids(),
+        postgres_workers=backend_pids(groups["workers"]),
+        postgres_others=backend_pids(groups["others"]),
+    )
+    names = {
+        "workers": "worker processes",
+        "others": "the clusters' other processes",
+        "postgres": "PostgreSQL backends",
+        "postgres_workers": "… of them the workers' connections",
+        "postgres_others": "… of them the other processes' connections",
+    }
+    return {f"{prefix}CPU ms per job: {label}": cpu[k] * 1000 / n for k, label in names.items()}
 
 
 def _drain(ctx: Ctx, prefix: str, **env: str) -> dict[str, float]:
@@ -27,17 +66,24 @@ def _drain(ctx: Ctx, prefix: str, **env: str) -> dict[str, float]:
     try:
         warm = insert_noop_jobs(20)
         wait_drained(warm, 60)
+        meter = _meter(clusters)
         ids = insert_noop_jobs(ctx.n, wakeups=2)
         wall = wait_drained(ids, max(120, ctx.n / 20))
-        return drain_figures(ids, wall, prefix=prefix)
+        return {**drain_figures(ids, wall, prefix=prefix), **_cpu_figures(meter, ctx.n, prefix)}
     finally:
         for c in clusters:
             c.stop()
 
 
 def bench_drain(ctx: Ctx) -> dict[str, float]:
-    """One cluster, 2 workers: bulk-create N jobs, a few wake-ups, workers drain the table."""
-    return _drain(ctx, "jobdeck ")
+    """One cluster, 2 workers: bulk-create N jobs, a few wake-ups, workers drain the table;
+    and its ratio to a bare queue (bench.bare) drained just before it, so that load
+    from elsewhere on the machine moves both alike."""
+    bare = bench_bare(ctx)[BARE_KEY]
+    figures = _drain(ctx, "jobdeck ")
+    key = "jobdeck drain jobs/s (DB first claim → last finish)"
+    figures["jobdeck drain / bare queue just before (per run)"] = figures[key] / bare
+    return figures
 
 
 def bench_drain_nosync(ctx: Ctx) -> dict[str, float]:
@@ -112,10 +158,12 @@ def _bulk_created_drain(ctx: Ctx, clusters: int) -> dict[str, float]:
     try:
         warm = bulk_noop_jobs(20)
         wait_drained(warm, 60)
+        meter = _meter(started)
         ids = bulk_noop_jobs(ctx.n)
         wall = wait_drained(ids, max(120, ctx.n / 20))
         label = f"{clusters} cluster{'s' * (clusters > 1)}"
         figures = drain_figures(ids, wall, prefix=f"{label} ")
+        figures.update(_cpu_figures(meter, ctx.n, f"{label} "))
         check = check_ran_once(ids)
         figures[f"{label}: worker processes that ran jobs"] = check["workers"]
         figures[f"{label}: seconds until the last of them ran its first job"] = check[
