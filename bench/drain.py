@@ -159,11 +159,15 @@ def _bulk_created_drain(ctx: Ctx, clusters: int) -> dict[str, float]:
         warm = bulk_noop_jobs(20)
         wait_drained(warm, 60)
         meter = _meter(started)
+        sent = _orm_messages_sent()
         ids = bulk_noop_jobs(ctx.n)
         wall = wait_drained(ids, max(120, ctx.n / 20))
         label = f"{clusters} cluster{'s' * (clusters > 1)}"
         figures = drain_figures(ids, wall, prefix=f"{label} ")
         figures.update(_cpu_figures(meter, ctx.n, f"{label} "))
+        if sent is not None:
+            messages = (_orm_messages_sent() or 0) - sent
+            figures[f"{label}: broker messages sent meanwhile (wake-ups, schedules)"] = messages
         check = check_ran_once(ids)
         figures[f"{label}: worker processes that ran jobs"] = check["workers"]
         figures[f"{label}: seconds until the last of them ran its first job"] = check[
@@ -173,6 +177,19 @@ def _bulk_created_drain(ctx: Ctx, clusters: int) -> dict[str, float]:
     finally:
         for c in started:
             c.stop()
+
+
+def _orm_messages_sent() -> int | None:
+    """Messages ever written to the ORM broker's table (its id sequence; PostgreSQL
+    only): the difference counts every wake-up, even those acknowledged since."""
+    from django.conf import settings
+    from django.db import connection
+
+    if connection.vendor != "postgresql" or "orm" not in settings.Q_CLUSTER:
+        return None
+    with connection.cursor() as cur:
+        cur.execute("SELECT pg_sequence_last_value('django_q_ormq_id_seq'::regclass)")
+        return int(cur.fetchone()[0] or 0)
 
 
 def bench_scaleout(ctx: Ctx) -> dict[str, float]:
