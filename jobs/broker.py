@@ -12,6 +12,8 @@ from __future__ import annotations
 import contextvars
 import functools
 import logging
+import os
+import socket
 import time
 from collections.abc import Sequence
 from datetime import datetime, timedelta
@@ -137,19 +139,35 @@ def wakeup_in_transaction(using: str) -> bool:
 def idle_workers(cluster: str) -> int | None:
     """Worker processes of `cluster` (on every machine) alive by their heartbeat and
     running no job; None when none is alive (heartbeats off, or no worker started)."""
-    from django.db.models import Count, Exists, OuterRef
+    from django.db.models import Exists, OuterRef
 
     from .models import Job, JobStatus, WorkerProcess
 
     # Three missed beats: a worker beats every JOBDECK_HEARTBEAT_SECONDS, busy or idle
-    # (jobs.worker.heartbeat); a stopped cluster's rows stop counting soon after.
+    # (jobs.worker.heartbeat); a stopped cluster's rows stop counting soon after, and
+    # at once on this machine, where a gone pid says so.
     window = min(3 * settings.JOBDECK_HEARTBEAT_SECONDS, settings.JOBDECK_STALE_SECONDS)
-    alive = WorkerProcess.objects.filter(
-        cluster=cluster, seen_at__gte=timezone.now() - timedelta(seconds=window)
-    )
     running = Job.objects.filter(status=JobStatus.RUNNING, worker=OuterRef("name"))
-    counts = alive.aggregate(alive=Count("pk"), idle=Count("pk", filter=~Exists(running)))
-    return counts["idle"] if counts["alive"] else None
+    rows = (
+        WorkerProcess.objects.filter(
+            cluster=cluster, seen_at__gte=timezone.now() - timedelta(seconds=window)
+        )
+        .annotate(busy=Exists(running))
+        .values_list("host", "pid", "busy")
+    )
+    here = socket.gethostname()
+    alive = [busy for host, pid, busy in rows if host != here or _pid_exists(pid)]
+    return alive.count(False) if alive else None
+
+
+def _pid_exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)  # no signal sent: only whether the process exists
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # it exists, another user's
+    return True
 
 
 def waiting_wakeups(cluster: str) -> int:

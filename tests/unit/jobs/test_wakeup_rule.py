@@ -7,6 +7,10 @@ a draining worker's check count the idle workers of all of them (jobs.broker).
 
 from __future__ import annotations
 
+import os
+import socket
+import subprocess
+import sys
 from datetime import timedelta
 from typing import Any
 
@@ -74,6 +78,20 @@ def test_idle_workers_counts_every_live_cluster_of_the_name_but_not_busy_stale_o
     assert broker.idle_workers("jobdeck") == 3
     assert broker.idle_workers("jobdeck-reports") == 1
     assert broker.idle_workers("jobdeck-nobody") is None
+
+
+def test_a_stopped_workers_row_on_this_machine_stops_counting_at_once():
+    gone = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    here = socket.gethostname()
+    worker(gone.stdout.strip(), host=here)  # its process has exited: heartbeat still recent
+    worker(str(os.getpid()), host=here)  # alive
+    worker("21", host="b")  # another machine: only its heartbeat can tell
+    assert broker.idle_workers("jobdeck") == 2
 
 
 def test_bulk_creation_wakes_one_worker_per_idle_worker_of_every_cluster(
