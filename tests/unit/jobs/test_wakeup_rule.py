@@ -18,7 +18,7 @@ import pytest
 from django.utils import timezone
 from django_q.models import OrmQ
 
-from jobs import broker, flow_changes, services
+from jobs import broker, flow_changes, queues, services
 from jobs.models import FlowScope, Job, JobStatus, WorkerProcess
 from jobs.runner import tick
 from tests.support.job_factories import make_job
@@ -43,20 +43,20 @@ def woken(monkeypatch) -> list[tuple[Any, str]]:
 
 
 def worker(
-    name: str, *, host: str = "a", cluster: str = "jobdeck", seen_ago: float = 1.0
+    name: str, *, host: str = "a", cluster: str | None = None, seen_ago: float = 1.0
 ) -> WorkerProcess:
     return WorkerProcess.objects.create(
         name=f"{host}:{name}",
         host=host,
         pid=int(name),
-        cluster=cluster,
+        cluster=cluster or queues.default_cluster(),
         cluster_pid=1,
         seen_at=timezone.now() - timedelta(seconds=seen_ago),
     )
 
 
 def two_clusters_of_two() -> list[WorkerProcess]:
-    """Two machines' clusters named `jobdeck`, two workers each, all idle."""
+    """Two machines' clusters of the default name, two workers each, all idle."""
     return [worker("11"), worker("12"), worker("21", host="b"), worker("22", host="b")]
 
 
@@ -74,10 +74,10 @@ def test_idle_workers_counts_every_live_cluster_of_the_name_but_not_busy_stale_o
     rows = two_clusters_of_two()
     run_on(rows[0])
     worker("31", host="c", seen_ago=16)  # three heartbeats missed: gone
-    worker("41", host="d", cluster="jobdeck-reports")  # another cluster name, another list
-    assert broker.idle_workers("jobdeck") == 3
-    assert broker.idle_workers("jobdeck-reports") == 1
-    assert broker.idle_workers("jobdeck-nobody") is None
+    worker("41", host="d", cluster="elsewhere")  # another cluster name, another list
+    assert broker.idle_workers(queues.default_cluster()) == 3
+    assert broker.idle_workers("elsewhere") == 1
+    assert broker.idle_workers("nobody") is None
 
 
 def test_a_stopped_workers_row_on_this_machine_stops_counting_at_once():
@@ -91,7 +91,7 @@ def test_a_stopped_workers_row_on_this_machine_stops_counting_at_once():
     worker(gone.stdout.strip(), host=here)  # its process has exited: heartbeat still recent
     worker(str(os.getpid()), host=here)  # alive
     worker("21", host="b")  # another machine: only its heartbeat can tell
-    assert broker.idle_workers("jobdeck") == 2
+    assert broker.idle_workers(queues.default_cluster()) == 2
 
 
 def test_bulk_creation_wakes_one_worker_per_idle_worker_of_every_cluster(
@@ -113,9 +113,13 @@ def test_bulk_creation_sends_no_more_wakeups_than_jobs(woken, django_capture_on_
 def test_wakeups_still_waiting_in_the_list_count_as_sent(woken, django_capture_on_commit_callbacks):
     two_clusters_of_two()
     past = timezone.now() - timedelta(seconds=1)
-    OrmQ.objects.bulk_create([OrmQ(key="jobdeck", payload="x", lock=past) for _ in range(3)])
+    OrmQ.objects.bulk_create(
+        [OrmQ(key=queues.default_cluster(), payload="x", lock=past) for _ in range(3)]
+    )
     # Taken by a cluster (lock in the future): no longer waiting.
-    OrmQ.objects.create(key="jobdeck", payload="x", lock=timezone.now() + timedelta(minutes=5))
+    OrmQ.objects.create(
+        key=queues.default_cluster(), payload="x", lock=timezone.now() + timedelta(minutes=5)
+    )
     with django_capture_on_commit_callbacks(execute=True):
         services.job_bulk_create(specs=noop_specs(30))
     assert len(woken) == 1
