@@ -272,6 +272,9 @@ JOBDECK_HEARTBEAT_SECONDS = env_float("JOBDECK_HEARTBEAT_SECONDS", 5.0)
 JOBDECK_STALE_SECONDS = env_float("JOBDECK_STALE_SECONDS", 60.0)
 # How long one broker message may keep its worker claiming further jobs.
 JOBDECK_DRAIN_SECONDS = env_float("JOBDECK_DRAIN_SECONDS", 30.0)
+# A draining worker that still sees runnable jobs checks this often whether workers of
+# its clusters are idle and wakes them (jobs.broker.DrainFanOut); negative: never.
+JOBDECK_FANOUT_SECONDS = env_float("JOBDECK_FANOUT_SECONDS", 0.5)
 # How long a process keeps an operator's job-type timeouts before reading them again
 # (docs/flow-control.md); every other flow rule is read by each claim.
 JOBDECK_FLOW_REFRESH_SECONDS = env_float("JOBDECK_FLOW_REFRESH_SECONDS", 5.0)

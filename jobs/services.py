@@ -898,9 +898,10 @@ def job_bulk_create(
     Every item is validated before anything is written; BulkValidationError names each
     bad item by its index.
     Jobs and tasks go in with one statement each (engine.insert_many), and once the
-    transaction commits only min(n, workers) wake-up messages are sent, not one per
-    job: each woken worker keeps claiming runnable jobs from the table, so the broker
-    is never the limit. Returns the new jobs' ids in input order.
+    transaction commits only as many wake-up messages as there are idle workers in the
+    queue's live clusters (broker.wake_for_backlog), not one per job: each woken worker
+    keeps claiming runnable jobs from the table, so the broker is never the limit.
+    Returns the new jobs' ids in input order.
     """
     if not specs:
         raise ValidationError({"jobs": ["At least one job is required."]})

@@ -102,6 +102,12 @@ def drain(
     ran = 0
     finished: Finished | None = None
     claimed: engine.Claim | None = None
+    # Wakes idle workers of this cluster's queues while a backlog waits, on every
+    # machine (broker.DrainFanOut): at once when woken for any job (a bulk creation's
+    # or the tick's wake-up), later when woken for one job.
+    fan_out = broker.DrainFanOut(
+        queues.served_queues(), interval=settings.JOBDECK_FANOUT_SECONDS, at_once=job_id is None
+    )
     if job_id is not None:
         with slots.claiming() as served:
             claimed = claim(worker=worker, job_id=job_id, served=served)
@@ -115,6 +121,7 @@ def drain(
                     slots.ended(claimed)
                 finished = outcome if isinstance(outcome, Finished) else None
                 ran += 1
+                fan_out()
             if time.monotonic() >= deadline:
                 break
             settling, finished = finished, None
@@ -190,9 +197,9 @@ def tick() -> dict[str, Any]:
     """Periodic maintenance (a django-q2 schedule): recover stale jobs, wake workers for
     delayed jobs that fell due."""
     swept = services.sweep_stale_jobs()
-    workers = broker.workers_per_cluster()
     woken = 0
-    # Runnable jobs per queue, each queue's cluster woken (the tick runs on one cluster).
+    # Runnable jobs per queue, each queue's clusters woken (the tick runs on one cluster):
+    # the idle workers of all of them, less the wake-ups still waiting (broker.wakeups_for).
     due = (
         Job.objects.runnable(queues=sorted(queues.known_queues()))
         .values("queue")
@@ -200,7 +207,5 @@ def tick() -> dict[str, Any]:
         .order_by()
     )
     for row in due:
-        for _ in range(min(row["n"], workers)):
-            broker.enqueue_wakeup(None, row["queue"])
-            woken += 1
+        woken += broker.wake_for_backlog(row["queue"], row["n"])
     return {**swept, "woken": woken}
