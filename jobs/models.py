@@ -337,6 +337,13 @@ class Job(models.Model):
                 condition=Q(workflow__isnull=False),
                 name="job_workflow_id_idx",
             ),
+            # Deleting a job nulls the column in the jobs it cancelled (ON DELETE SET NULL):
+            # without an index each deleted job would scan jobs_job (cleanup at 10M).
+            models.Index(
+                fields=["cancelled_by_parent"],
+                condition=Q(cancelled_by_parent__isnull=False),
+                name="job_cancelled_by_parent_idx",
+            ),
             # Cleanup and throughput. Partial, so the planner never prefers it to the
             # claim index for pending jobs (it did, sorting every pending row per claim,
             # while the statistics of a freshly filled table were not yet analysed).
@@ -400,7 +407,11 @@ class Workflow(models.Model):
 
     class Meta:
         ordering = ["-id"]
-        indexes = [models.Index(fields=["created_by", "-id"], name="workflow_owner_id_idx")]
+        indexes = [
+            models.Index(fields=["created_by", "-id"], name="workflow_owner_id_idx"),
+            # A schedule's workflows; deleting a schedule nulls the column (SET NULL).
+            models.Index(fields=["schedule", "-id"], name="workflow_schedule_id_idx"),
+        ]
 
     def __str__(self) -> str:
         return f"workflow #{self.pk}" + (f" {self.name}" if self.name else "")
