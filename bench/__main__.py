@@ -31,6 +31,7 @@ RESULTS = Path(os.environ.get("JOBDECK_BENCH_RESULTS") or ROOT / "bench" / "resu
 
 # name → module:function
 BENCHES = {
+    "bare": "bench.bare:bench_bare",
     "drain": "bench.drain:bench_drain",
     "drain_q2": "bench.drain:bench_drain_q2",
     "drain_nosync": "bench.drain:bench_drain_nosync",
@@ -45,28 +46,38 @@ BENCHES = {
     "metrics": "bench.metrics:bench_metrics",
     "flow_claim": "bench.flow:bench_flow_claim",
     "search": "bench.search:bench_search",
+    "fanout": "bench.workflow:bench_fanout",
+    "threads": "bench.threads:bench_threads",
 }
-ONCE = {"memory", "bigdata", "bigdata_10m", "metrics", "flow_claim", "search"}
+ONCE = {"memory", "bigdata", "bigdata_10m", "metrics", "flow_claim", "search", "fanout"}
 # group → (label, database, broker, benchmarks in order)
 GROUPS: dict[str, tuple[str, str, str, list[str]]] = {
     "pg": (
         "PostgreSQL, ORM broker",
         "postgres",
         "orm",
-        ["drain", "drain_q2", "drain_nosync", "create", "pickup", "scaleout", "memory"],
+        ["bare", "drain", "drain_q2", "drain_nosync", "create", "pickup", "scaleout", "memory"],
     ),
-    "sqlite": ("SQLite (WAL), ORM broker", "sqlite", "orm", ["drain", "create", "pickup"]),
+    "sqlite": ("SQLite (WAL), ORM broker", "sqlite", "orm", ["bare", "drain", "create", "pickup"]),
     "redis": (
         "PostgreSQL, Redis broker",
         "postgres",
         "redis",
-        ["drain", "drain_celery", "pickup_redis", "scaleout"],
+        ["bare", "drain", "drain_celery", "pickup_redis", "scaleout"],
     ),
     "big": ("PostgreSQL, 1,000,000 jobs", "postgres", "orm", ["bigdata"]),
     "big10m": ("PostgreSQL, 10,000,000 jobs", "postgres", "orm", ["bigdata_10m"]),
     "flow": ("PostgreSQL, flow control, 1,000,000 pending", "postgres", "orm", ["flow_claim"]),
     "scrape": ("PostgreSQL, 1,000,000 jobs: a /metrics scrape", "postgres", "orm", ["metrics"]),
     "find": ("PostgreSQL, 1,000,000 jobs: search, statistics", "postgres", "orm", ["search"]),
+    "workflow": ("PostgreSQL, a 10,002-job fan-out/fan-in workflow", "postgres", "orm", ["fanout"]),
+    "workflow_sqlite": (
+        "SQLite, a 10,002-job fan-out/fan-in workflow",
+        "sqlite",
+        "orm",
+        ["fanout"],
+    ),
+    "threads": ("PostgreSQL, sleeping jobs: threads per worker", "postgres", "orm", ["threads"]),
 }
 
 
@@ -163,12 +174,29 @@ def summarise(values: list[float]) -> dict[str, float]:
         "min": min(values),
         "max": max(values),
         "runs": len(values),
+        "values": values,  # each run's, in order
+    }
+
+
+def bare_ratios(figures: dict[str, dict[str, float]]) -> dict[str, float]:
+    """Each drain rate's median over the bare-queue limit's median (bench.bare), both
+    measured in this run on the group's database server."""
+    from .bare import BARE_KEY
+
+    bare = figures.get(BARE_KEY, {}).get("median")
+    if not bare:
+        return {}
+    return {
+        key: s["median"] / bare
+        for key, s in figures.items()
+        if key != BARE_KEY and " drain " in f" {key} " and "/s" in key
     }
 
 
 def print_table(results: dict[str, Any]) -> None:
-    rows = [("group", "figure", "median", "min", "max", "runs")]
+    rows = [("group", "figure", "median", "min", "max", "runs", "x bare")]
     for group, data in results["groups"].items():
+        ratios = data.get("bare_ratios", {})
         for key, s in data["figures"].items():
             rows.append(
                 (
@@ -178,6 +206,7 @@ def print_table(results: dict[str, Any]) -> None:
                     f"{s['min']:,.1f}",
                     f"{s['max']:,.1f}",
                     str(s["runs"]),
+                    f"{ratios[key]:.2f}" if key in ratios else "",
                 )
             )
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
@@ -276,11 +305,13 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"kept database {db} (--reuse-db)", file=sys.stderr)
             else:
                 drop_database(kind, db)
+        figures = {k: summarise(v) for k, v in data["figures"].items()}
         results["groups"][group] = {
             "label": label,
             "database": data["database"],
             "broker": broker,
-            "figures": {k: summarise(v) for k, v in data["figures"].items()},
+            "figures": figures,
+            "bare_ratios": bare_ratios(figures),
             "notes": data["notes"],
             "errors": data["errors"],
         }

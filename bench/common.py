@@ -34,14 +34,22 @@ class Ctx:
             self.notes.append(text)
 
 
-def insert_noop_jobs(n: int, *, wakeups: int = 2, batch: int = 5000) -> list[int]:
-    """Bulk-create `n` pending no-op jobs (jobs + tasks, one transaction), then send
-    `wakeups` broker messages after commit; returns the job ids in order.
+def insert_noop_jobs(
+    n: int,
+    *,
+    wakeups: int = 2,
+    batch: int = 5000,
+    job_type: str = NOOP,
+    config: dict[str, Any] | None = None,
+) -> list[int]:
+    """Bulk-create `n` pending no-op jobs (or of `job_type` with `config`: jobs + tasks,
+    one transaction), then send `wakeups` broker messages after commit; returns the job
+    ids in order.
 
     The bench's own path (not services.job_bulk_create) so the number of wake-ups
     is the benchmark's choice, e.g. one per worker of every cluster.
     """
-    template, names = services.job_build(job_type=NOOP)
+    template, names = services.job_build(job_type=job_type, config=config)
     now = timezone.now()
     with transaction.atomic():
         jobs = Job.objects.bulk_create(
@@ -65,6 +73,16 @@ def insert_noop_jobs(n: int, *, wakeups: int = 2, batch: int = 5000) -> list[int
         for _ in range(wakeups):
             transaction.on_commit(lambda: broker.enqueue_wakeup(None))
     return [job.pk for job in jobs]
+
+
+def bulk_noop_jobs(n: int, batch: int = 10_000) -> list[int]:
+    """`n` no-op jobs made by services.job_bulk_create, in calls of at most `batch` jobs
+    (BULK_MAX_JOBS), with the wake-ups it sends; the job ids in order."""
+    ids: list[int] = []
+    while len(ids) < n:
+        size = min(batch, n - len(ids))
+        ids.extend(services.job_bulk_create(specs=[{"job_type": NOOP}] * size))
+    return ids
 
 
 def active_in(first: int, last: int) -> bool:
@@ -98,6 +116,10 @@ def check_ran_once(ids: list[int]) -> dict[str, Any]:
         last_finish=Max("finished_at"),
         workers=Count("worker", distinct=True),
     )
+    # When each worker started its first job: how long the last one waited for work.
+    firsts = [
+        row["first"] for row in jobs.values("worker").annotate(first=Min("started_at")).order_by()
+    ]
     tasks_once = Task.objects.filter(job_id__gte=first, job_id__lte=last, attempts=1).count()
     logs = JobLog.objects.filter(job_id__gte=first, job_id__lte=last).count()
     span = (agg["last_finish"] - agg["first_start"]).total_seconds()
@@ -106,6 +128,7 @@ def check_ran_once(ids: list[int]) -> dict[str, Any]:
         "ran_once": agg["completed"] == agg["n"] == tasks_once == logs == len(ids),
         "db_seconds": span,
         "workers": agg["workers"],
+        "last_worker_joined_after": (max(firsts) - agg["first_start"]).total_seconds(),
     }
 
 

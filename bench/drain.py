@@ -11,8 +11,54 @@ from datetime import timedelta
 from django.db import transaction
 from django.utils import timezone
 
-from .common import Ctx, drain_figures, insert_noop_jobs, wait_drained
-from .harness import ROOT, start_clusters, wait_until
+from .bare import BARE_KEY, bench_bare
+from .common import (
+    Ctx,
+    bulk_noop_jobs,
+    check_ran_once,
+    drain_figures,
+    insert_noop_jobs,
+    wait_drained,
+)
+from .cpu import Meter, backend_pids
+from .harness import ROOT, Cluster, start_clusters, wait_until
+
+
+def _meter(clusters: list[Cluster]) -> tuple[Meter, dict[str, list[int]]]:
+    """A CPU meter, started now, of the clusters' worker processes, their other
+    processes (qcluster, sentinel, pusher, monitor) and the database's backends; and
+    those two groups of pids."""
+    from jobs.models import WorkerProcess
+
+    pids = [pid for c in clusters for pid in (c.proc.pid, *c.worker_pids())]
+    workers = set(WorkerProcess.objects.filter(pid__in=pids).values_list("pid", flat=True))
+    groups = {
+        "workers": [p for p in pids if p in workers],
+        "others": [p for p in pids if p not in workers],
+    }
+    return Meter(**groups, postgres=backend_pids()).start(), groups
+
+
+def _cpu_figures(
+    metered: tuple[Meter, dict[str, list[int]]], n: int, prefix: str
+) -> dict[str, float]:
+    """CPU ms per job of each group, and of PostgreSQL's backends by whose they are:
+    the workers' (with their heartbeat threads) or the pushers', monitors' and
+    sentinels'."""
+    meter, groups = metered
+    cpu = meter.stop(
+        postgres=backend_pids(),
+        postgres_workers=backend_pids(groups["workers"]),
+        postgres_others=backend_pids(groups["others"]),
+    )
+    names = {
+        "workers": "worker processes",
+        "others": "the clusters' other processes",
+        "postgres": "PostgreSQL backends",
+        "postgres_workers": "… of them the workers' connections",
+        "postgres_others": "… of them the other processes' connections",
+    }
+    return {f"{prefix}CPU ms per job: {label}": cpu[k] * 1000 / n for k, label in names.items()}
 
 
 def _drain(ctx: Ctx, prefix: str, **env: str) -> dict[str, float]:
@@ -20,17 +66,24 @@ def _drain(ctx: Ctx, prefix: str, **env: str) -> dict[str, float]:
     try:
         warm = insert_noop_jobs(20)
         wait_drained(warm, 60)
+        meter = _meter(clusters)
         ids = insert_noop_jobs(ctx.n, wakeups=2)
         wall = wait_drained(ids, max(120, ctx.n / 20))
-        return drain_figures(ids, wall, prefix=prefix)
+        return {**drain_figures(ids, wall, prefix=prefix), **_cpu_figures(meter, ctx.n, prefix)}
     finally:
         for c in clusters:
             c.stop()
 
 
 def bench_drain(ctx: Ctx) -> dict[str, float]:
-    """One cluster, 2 workers: bulk-create N jobs, a few wake-ups, workers drain the table."""
-    return _drain(ctx, "jobdeck ")
+    """One cluster, 2 workers: bulk-create N jobs, a few wake-ups, workers drain the table;
+    and its ratio to a bare queue (bench.bare) drained just before it, so that load
+    from elsewhere on the machine moves both alike."""
+    bare = bench_bare(ctx)[BARE_KEY]
+    figures = _drain(ctx, "jobdeck ")
+    key = "jobdeck drain jobs/s (DB first claim → last finish)"
+    figures["jobdeck drain / bare queue just before (per run)"] = figures[key] / bare
+    return figures
 
 
 def bench_drain_nosync(ctx: Ctx) -> dict[str, float]:
@@ -97,23 +150,66 @@ def bench_drain_q2(ctx: Ctx) -> dict[str, float]:
             c.stop()
 
 
-def bench_scaleout(ctx: Ctx) -> dict[str, float]:
-    """Two clusters (2 workers each) on one database; every job must run exactly once."""
-    clusters = start_clusters(2)
+def _bulk_created_drain(ctx: Ctx, clusters: int) -> dict[str, float]:
+    """`clusters` clusters of 2 workers drain N jobs made by services.job_bulk_create
+    (its own wake-ups, whatever rule it follows): rates, workers used, and how long the
+    last of them waited for its first job."""
+    started = start_clusters(clusters)
     try:
-        warm = insert_noop_jobs(20, wakeups=4)
+        warm = bulk_noop_jobs(20)
         wait_drained(warm, 60)
-        ids = insert_noop_jobs(ctx.n, wakeups=4)
+        meter = _meter(started)
+        sent = _orm_messages_sent()
+        ids = bulk_noop_jobs(ctx.n)
         wall = wait_drained(ids, max(120, ctx.n / 20))
-        figures = drain_figures(ids, wall, prefix="2 clusters ")
-        from .common import check_ran_once
-
-        figures["2 clusters: worker processes that ran jobs"] = check_ran_once(ids)["workers"]
-        figures["2 clusters: every job ran exactly once (1 = yes)"] = 1.0
+        label = f"{clusters} cluster{'s' * (clusters > 1)}"
+        figures = drain_figures(ids, wall, prefix=f"{label} ")
+        figures.update(_cpu_figures(meter, ctx.n, f"{label} "))
+        if sent is not None:
+            messages = (_orm_messages_sent() or 0) - sent
+            figures[f"{label}: broker messages sent meanwhile (wake-ups, schedules)"] = messages
+        check = check_ran_once(ids)
+        figures[f"{label}: worker processes that ran jobs"] = check["workers"]
+        figures[f"{label}: seconds until the last of them ran its first job"] = check[
+            "last_worker_joined_after"
+        ]
         return figures
     finally:
-        for c in clusters:
+        for c in started:
             c.stop()
+
+
+def _orm_messages_sent() -> int | None:
+    """Messages ever written to the ORM broker's table (its id sequence; PostgreSQL
+    only): the difference counts every wake-up, even those acknowledged since."""
+    from django.conf import settings
+    from django.db import connection
+
+    if connection.vendor != "postgresql" or "orm" not in settings.Q_CLUSTER:
+        return None
+    with connection.cursor() as cur:
+        cur.execute("SELECT pg_sequence_last_value('django_q_ormq_id_seq'::regclass)")
+        return int(cur.fetchone()[0] or 0)
+
+
+def bench_scaleout(ctx: Ctx) -> dict[str, float]:
+    """One cluster, then two (2 workers each) on one database, each draining N
+    bulk-created jobs: the workers that ran jobs, and the two-cluster drain's ratio to
+    the one-cluster drain of the same run. Every job must run exactly once."""
+    ctx.note(
+        "scaleout: N jobs made by services.job_bulk_create (the wake-ups it sends), "
+        "drained by 1 cluster, then by 2 clusters of 2 workers on the same database."
+    )
+    one = _bulk_created_drain(ctx, 1)
+    two = _bulk_created_drain(ctx, 2)
+    key = "drain jobs/s (DB first claim → last finish)"
+    return {
+        **one,
+        **two,
+        "2 clusters: every job ran exactly once (1 = yes)": 1.0,
+        "2 clusters / 1 cluster drain (DB first claim → last finish)": two[f"2 clusters {key}"]
+        / one[f"1 cluster {key}"],
+    }
 
 
 def bench_drain_celery(ctx: Ctx) -> dict[str, float]:

@@ -3,12 +3,16 @@ starts through JOBDECK_JOBTYPE_MODULES=bench.jobtypes."""
 
 from __future__ import annotations
 
+import time
 from typing import Any
+
+from rest_framework import serializers
 
 from jobs.registry import JobType, register
 from jobs.worker.context import JobContext
 
 NOOP = "bench.noop"
+SLEEP = "bench.sleep"
 
 
 @register
@@ -20,6 +24,24 @@ class NoopJob(JobType):
 
     def run(self, ctx: JobContext) -> Any:
         ctx.log("noop")
+        return None
+
+
+class SleepConfig(serializers.Serializer):
+    seconds = serializers.FloatField(min_value=0, max_value=60, default=0.1)
+
+
+@register
+class SleepJob(JobType):
+    """One task that logs one line and sleeps: a job waiting on I/O (an HTTP call)."""
+
+    name = SLEEP
+    label = "Benchmark sleep"
+    config_serializer = SleepConfig
+
+    def run(self, ctx: JobContext) -> Any:
+        ctx.log("sleep")
+        time.sleep(ctx.config["seconds"])
         return None
 
 

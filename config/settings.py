@@ -272,6 +272,9 @@ JOBDECK_HEARTBEAT_SECONDS = env_float("JOBDECK_HEARTBEAT_SECONDS", 5.0)
 JOBDECK_STALE_SECONDS = env_float("JOBDECK_STALE_SECONDS", 60.0)
 # How long one broker message may keep its worker claiming further jobs.
 JOBDECK_DRAIN_SECONDS = env_float("JOBDECK_DRAIN_SECONDS", 30.0)
+# A draining worker that still sees runnable jobs checks this often whether workers of
+# its clusters are idle and wakes them (jobs.broker.DrainFanOut); negative: never.
+JOBDECK_FANOUT_SECONDS = env_float("JOBDECK_FANOUT_SECONDS", 0.5)
 # How long a process keeps an operator's job-type timeouts before reading them again
 # (docs/flow-control.md); every other flow rule is read by each claim.
 JOBDECK_FLOW_REFRESH_SECONDS = env_float("JOBDECK_FLOW_REFRESH_SECONDS", 5.0)
@@ -299,6 +302,19 @@ JOBDECK_HEALTH_QUEUE_SECONDS = env_int("JOBDECK_HEALTH_QUEUE_SECONDS", 300)
 # the default cluster serves `default` (see jobs/queues.py).
 JOBDECK_QUEUE_CLUSTERS = dict(
     item.split("=", 1) for item in env_list("JOBDECK_QUEUE_CLUSTERS", "") if "=" in item
+)
+# How many jobs one worker process runs at once, each in its own thread with its own
+# database connection (jobs/worker/threads.py). 1 runs them one by one in the process's
+# main thread, as always; raise it for jobs that mostly wait on I/O.
+# A malformed value is kept as given, for the start-up check to name (jobdeck.E020).
+_worker_threads = env_str("JOBDECK_WORKER_THREADS", "1").strip() or "1"
+JOBDECK_WORKER_THREADS: int | str = (
+    int(_worker_threads) if _worker_threads.isdigit() else _worker_threads
+)
+# Per queue, overriding JOBDECK_WORKER_THREADS: "reports=10,mail=4" (checked at start,
+# jobdeck.E020/E021/W020; see jobs/queues.py worker_threads).
+JOBDECK_QUEUE_THREADS = dict(
+    item.split("=", 1) for item in env_list("JOBDECK_QUEUE_THREADS", "") if "=" in item
 )
 # Extra modules registering job types, comma-separated (beyond each app's jobtypes.py).
 JOBDECK_JOBTYPE_MODULES = env_list("JOBDECK_JOBTYPE_MODULES", "")

@@ -27,10 +27,20 @@ from django.utils.text import smart_split, unescape_string_literal
 from django.utils.translation import ngettext
 from django.views.decorators.http import require_POST
 
-from . import admin_stats, permissions, queues, registry, search, selectors, services
+from . import (
+    admin_stats,
+    admin_workflows,
+    permissions,
+    queues,
+    registry,
+    search,
+    selectors,
+    services,
+)
 from .admin_pages import detail_html, plain_timestamp, timestamp
 from .admin_site import dashboard_context
 from .admin_views import (
+    RUN_FIELDS,
     STATE_PARAM,
     STATES,
     TAGS_FIELD,
@@ -700,6 +710,7 @@ class JobAdmin(admin.ModelAdmin):
                     "jd_tasks": live["tasks_page"],
                     "jd_tasks_rows": live["tasks"],
                     "log_levels": [(int(level), level.label) for level in LogLevel],
+                    "jd_links": admin_workflows.job_links(job, request.user, self.admin_site.name),
                 }
             )
         return super().change_view(request, object_id, form_url, extra)
@@ -834,6 +845,8 @@ class JobAdmin(admin.ModelAdmin):
         job = self._visible_job(request, object_id)
         data = self._live(request, job)
         data.pop("flags")
+        if request.GET.get("deps"):  # sent by a page that lists parents or children
+            data["deps"] = admin_workflows.link_statuses(job)
         return JsonResponse(data, encoder=SafeJSONEncoder)
 
     def _button(
@@ -1065,11 +1078,13 @@ class JobAdmin(admin.ModelAdmin):
                 unique_key=form.cleaned_data.get("run_unique_key") or None,
                 timeout_seconds=form.cleaned_data.get("timeout_seconds"),
                 tags=tags_from_form(form),
+                depends_on=form.cleaned_data.get("run_depends_on") or None,
+                on_parent_failure=form.cleaned_data.get("run_on_parent_failure") or None,
                 via="admin",
             )
         except ValidationError as exc:
             for field, errors in exc.message_dict.items():
-                field = {"queue": "run_queue", "unique_key": "run_unique_key"}.get(field, field)
+                field = RUN_FIELDS.get(field, field)
                 target = TAGS_FIELD if field == "tags" else field
                 form.add_error(target if target in form.fields else None, errors)
             return None
@@ -1140,5 +1155,6 @@ def _flatten_fields(fields) -> list[str]:
     return out
 
 
-# The audit page and the job templates' admin register themselves.
+# The audit page and the job templates' admin register themselves (the workflows'
+# too: admin_workflows, imported above).
 from . import admin_audit, admin_templates  # noqa: E402, F401

@@ -30,7 +30,7 @@ from django.utils.text import capfirst
 
 from . import permissions, registry
 from .engine import queries
-from .inputs import in_utc
+from .inputs import in_utc, parse_id
 from .models import Job, JobLog, JobStatus, LogLevel
 from .queues import known_queues
 from .selectors import waiting_reasons
@@ -490,10 +490,48 @@ def config_form_class(job_type: registry.JobType, *, config_only: bool = False) 
         max_length=1100,
         help_text="Separated by commas or spaces; find them with tag:NAME in the job search.",
     )
+    fields["run_depends_on"] = DependsOnField(
+        label="Depends on",
+        required=False,
+        help_text="Job ids (12, 13 or #12 #13): this job waits until each of them completed.",
+    )
+    fields["run_on_parent_failure"] = forms.ChoiceField(
+        label="On parent failure",
+        choices=[
+            ("cancel", "cancel: a parent that fails or is cancelled cancels this job"),
+            ("run", "run: this job runs once every parent ended, whatever happened"),
+        ],
+        initial="cancel",
+        required=False,
+    )
     return type(f"{job_type.name}ConfigForm", (forms.Form,), fields)
 
 
 TAGS_FIELD = "job_tags"
+# The Run form's own fields, named apart from any config field, by job_create's names.
+RUN_FIELDS = {
+    "queue": "run_queue",
+    "unique_key": "run_unique_key",
+    "depends_on": "run_depends_on",
+    "on_parent_failure": "run_on_parent_failure",
+}
+
+
+class DependsOnField(forms.CharField):
+    """Job ids separated by commas or spaces (a leading # allowed), as a list of ints."""
+
+    def to_python(self, value: Any) -> list[int]:  # type: ignore[override]
+        text = super().to_python(value) or ""
+        ids: list[int] = []
+        for token in re.split(r"[\s,]+", text):
+            if not token:
+                continue
+            job_id = parse_id(token.removeprefix("#"))
+            if job_id is None:
+                raise forms.ValidationError(f"{token!r} is not a job id.", code="invalid")
+            if job_id not in ids:
+                ids.append(job_id)
+        return ids
 
 
 def tags_from_form(form: forms.Form) -> list[str]:

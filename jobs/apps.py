@@ -16,6 +16,7 @@ class JobsConfig(AppConfig):
         from django_q.signals import post_spawn
 
         from . import (
+            broker,
             checks,  # noqa: F401  (registers the django-q2 safety checks)
             extensions,
         )
@@ -31,6 +32,8 @@ class JobsConfig(AppConfig):
         # changelist query string reaches the database unchecked.
         check_changelist_lookups(admin.site)
         extensions.register_dashboard_panel(stats_panel)  # a link to the statistics page
+        # Jobs whose last parent completed: wake workers for them once that commits.
+        extensions.register_jobs_runnable(broker.wake_released)
         register_kind(TemplateKind)  # export and import (scheduler adds schedules)
         # The statistics' duration percentiles on SQLite (PostgreSQL has percentile_cont).
         connection_created.connect(register_sqlite_aggregate, dispatch_uid="jobdeck-stats")

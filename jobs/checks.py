@@ -125,3 +125,45 @@ def check_job_type_timeouts(app_configs=None, **kwargs) -> list[checks.CheckMess
                 )
             )
     return messages
+
+
+@checks.register(checks.Tags.compatibility)
+def check_worker_threads(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
+    """JOBDECK_WORKER_THREADS and each JOBDECK_QUEUE_THREADS value is a whole number of 1
+    or more, and each queue named there is a Jobdeck queue."""
+    from . import queues
+
+    messages: list[checks.CheckMessage] = []
+    hint = "Set a whole number of 1 or more (1: one job at a time per worker process)."
+    default = getattr(settings, "JOBDECK_WORKER_THREADS", 1)
+    if queues.parse_threads(default) is None:
+        messages.append(
+            checks.Error(
+                f"JOBDECK_WORKER_THREADS = {default!r} is not a thread count.",
+                hint=hint,
+                id="jobdeck.E020",
+            )
+        )
+    per_queue = getattr(settings, "JOBDECK_QUEUE_THREADS", {})
+    known = queues.known_queues()
+    for queue, value in sorted(per_queue.items()):
+        if queues.parse_threads(value) is None:
+            messages.append(
+                checks.Error(
+                    f"JOBDECK_QUEUE_THREADS gives queue {queue!r} {value!r} threads.",
+                    hint=hint,
+                    id="jobdeck.E021",
+                )
+            )
+        elif queue not in known:
+            messages.append(
+                checks.Warning(
+                    f"JOBDECK_QUEUE_THREADS names queue {queue!r}, which no cluster serves.",
+                    hint=(
+                        "Queues are 'default' and those of JOBDECK_QUEUE_CLUSTERS; "
+                        f"known here: {', '.join(sorted(known))}."
+                    ),
+                    id="jobdeck.W020",
+                )
+            )
+    return messages

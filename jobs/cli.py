@@ -54,6 +54,16 @@ non_negative_int = int_at_least(0)
 positive_int = int_at_least(1)
 
 
+def job_id_list(value: str) -> list[int]:
+    """An argparse type: comma-separated job ids (`12,13`), at least one."""
+    parts = [part.strip() for part in value.split(",")]
+    if not value.strip() or any(not part.isdigit() or int(part) < 1 for part in parts):
+        raise argparse.ArgumentTypeError(
+            f"{value!r} is not a comma-separated list of job ids (e.g. 12,13)"
+        )
+    return list(dict.fromkeys(int(part) for part in parts))
+
+
 def json_object(value: str) -> dict:
     """An argparse type: a JSON object."""
     try:

@@ -17,6 +17,9 @@ AppConfig.ready():
   finished those jobs (completed, failed, cancelled) has committed, in the process
   that finished them (notifications: deliveries for the rules they match). It must
   not raise: an error is logged, never the finishing job's problem.
+- `register_jobs_runnable(fn)`: fn([(job id, queue), …]) is called once the
+  transaction that made waiting jobs runnable (their last parent completed) has
+  committed (jobs.broker: wake-ups for them). The same rule: it must not raise.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ LockKey = Callable[["Job"], str | None]
 LockLabel = Callable[["Job"], str]
 DashboardPanel = Callable[[Any, datetime], dict[str, Any] | None]
 JobFinished = Callable[[Sequence[int]], None]
+JobsRunnable = Callable[[Sequence[tuple[int, str]]], None]
 
 logger = logging.getLogger(__name__)
 
@@ -40,6 +44,7 @@ _lock_keys: list[LockKey] = []
 _lock_labels: dict[str, tuple[LockLabel, tuple[str, ...]]] = {}
 _dashboard_panels: list[DashboardPanel] = []
 _job_finished: list[JobFinished] = []
+_jobs_runnable: list[JobsRunnable] = []
 
 
 def register_lock_key(fn: LockKey) -> None:
@@ -97,3 +102,20 @@ def job_finished(job_ids: Sequence[int]) -> None:
             fn(job_ids)
         except Exception:  # a listener's bug never fails the job that finished
             logger.exception("job-finished listener %r failed for jobs %s", fn, list(job_ids))
+
+
+def register_jobs_runnable(fn: JobsRunnable) -> None:
+    if fn not in _jobs_runnable:
+        _jobs_runnable.append(fn)
+
+
+def jobs_runnable(jobs: Sequence[tuple[int, str]]) -> None:
+    """Tell the registered functions that `jobs` ((id, queue)) may run now (after the
+    commit that released them)."""
+    if not jobs:
+        return
+    for fn in _jobs_runnable:
+        try:
+            fn(jobs)
+        except Exception:
+            logger.exception("jobs-runnable listener %r failed for %d jobs", fn, len(jobs))

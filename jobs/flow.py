@@ -303,7 +303,9 @@ def next_opening(queues: Sequence[str], now: datetime | None = None) -> datetime
             rates[rate_scope("type", jt.name)] = rate
         if (krate := key_rate(jt)) is not None:
             waiting_keys = (
-                Job.objects.filter(status=JobStatus.PENDING, job_type=jt.name, queue__in=queues)
+                Job.objects.filter(
+                    status=JobStatus.PENDING, waiting_on=0, job_type=jt.name, queue__in=queues
+                )
                 .exclude(lock=None)
                 .values_list("lock", flat=True)
                 .distinct()[:100]
@@ -320,7 +322,7 @@ def next_opening(queues: Sequence[str], now: datetime | None = None) -> datetime
 
 
 def _scopes_with_pending(scopes: Iterable[str], queues: Sequence[str]) -> set[str]:
-    pending = Job.objects.filter(status=JobStatus.PENDING, queue__in=queues)
+    pending = Job.objects.filter(status=JobStatus.PENDING, waiting_on=0, queue__in=queues)
     found = set()
     for scope in scopes:
         kind, _, name = scope.partition(":")

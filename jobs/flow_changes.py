@@ -126,6 +126,8 @@ def _wake(scope: str, name: str) -> None:
         pending.filter(queue=name) if scope == FlowScope.QUEUE else pending.filter(job_type=name)
     )
     waiting = list(pending.values_list("queue", flat=True).distinct().order_by())
-    workers = broker.workers_per_cluster()
     for queue in waiting:
-        transaction.on_commit(functools.partial(broker.wake_workers, workers, queue), robust=True)
+        # After the commit, as many as the queue's runnable jobs and idle workers call for.
+        transaction.on_commit(
+            functools.partial(broker.wake_for_backlog, queue, None, at_least=1), robust=True
+        )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import timedelta
 
 from django.conf import settings
@@ -69,9 +70,11 @@ class JobQuerySet(models.QuerySet["Job"]):
         of "may this job run now?", which the engine's claim statements implement
         (jobs/engine/sql/, kept in agreement by a property test).
 
-        Due (`run_after` passed), in a queue this cluster serves (`queues`, by default
+        Due (`run_after` passed), not waiting for a parent (`waiting_on` 0: see
+        jobs.engine.dependencies), in a queue this cluster serves (`queues`, by default
         jobs.queues.served_queues()); for a job holding a lock key, FIFO per key: no
-        older job of the key still pending and fewer than its lock_limit running; and
+        older job of the key pending and not waiting, and fewer than its lock_limit
+        running; and
         the flow rules (jobs.flow): its queue and type neither paused nor at their
         concurrency or rate limit, its key not at its rate limit, and, while any rule
         is set, a registered type (the governed claim walks registered types' lanes).
@@ -81,7 +84,7 @@ class JobQuerySet(models.QuerySet["Job"]):
 
         now = now or timezone.now()
         older_pending = Job.objects.filter(
-            lock=OuterRef("lock"), status=JobStatus.PENDING, pk__lt=OuterRef("pk")
+            lock=OuterRef("lock"), status=JobStatus.PENDING, waiting_on=0, pk__lt=OuterRef("pk")
         )
         running_of_key = (
             Job.objects.filter(lock=OuterRef("lock"), status=JobStatus.RUNNING)
@@ -91,7 +94,7 @@ class JobQuerySet(models.QuerySet["Job"]):
             .values("n")
         )
         runnable = (
-            self.filter(status=JobStatus.PENDING, queue__in=queues or served_queues())
+            self.filter(status=JobStatus.PENDING, waiting_on=0, queue__in=queues or served_queues())
             .filter(Q(run_after__isnull=True) | Q(run_after__lte=now))
             .annotate(
                 key_running=models.functions.Coalesce(
@@ -199,12 +202,44 @@ class Job(models.Model):
     # beside them are what `?tag=` looks up through an index. The column's database
     # default lets the engine's INSERTs leave it out.
     tags = models.JSONField(default=list, blank=True, db_default=models.Value("[]"))
+    # Dependencies (jobs.dependencies): the parents of this job not yet settled (a
+    # parent settles its edge when it completes, or, for a child that runs whatever
+    # happened, when it ends at all). Runnable only at 0; the claim index holds only
+    # jobs at 0, so a waiting job costs the claim nothing.
+    waiting_on = models.PositiveIntegerField(default=0, db_default=0)
+    on_parent_failure = models.CharField(
+        max_length=6,
+        choices=[("cancel", "cancel"), ("run", "run")],
+        default="cancel",
+        db_default="cancel",
+    )
+    # The parent whose failure or cancellation cancelled this job: retrying that parent
+    # puts this job back to pending.
+    cancelled_by_parent = models.ForeignKey(
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.DB_SET_NULL,
+        related_name="+",
+        db_index=False,
+    )
+    workflow = models.ForeignKey(
+        "jobs.Workflow",
+        null=True,
+        blank=True,
+        on_delete=models.DB_SET_NULL,
+        related_name="jobs",
+        db_index=False,
+    )
+    workflow_node = models.CharField(max_length=100, blank=True, default="", db_default="")
 
     objects = JobQuerySet.as_manager()
 
     # Not a column: set by a create with a unique key, True when the job returned is
     # the one that already held the key (nothing new was created).
     existing: bool = False
+    # Not a column: the parents a new job waits for, as validated (services.job_build).
+    parent_ids: Sequence[int] = ()
 
     class Meta:
         ordering = ["-id"]
@@ -250,6 +285,10 @@ class Job(models.Model):
                 name="running_lock_holds_a_slot",
             ),
             models.CheckConstraint(condition=Q(lock_limit__gte=1), name="job_lock_limit_positive"),
+            models.CheckConstraint(
+                condition=Q(on_parent_failure__in=["cancel", "run"]),
+                name="job_on_parent_failure_valid",
+            ),
             models.UniqueConstraint(
                 fields=["unique_key"],
                 condition=Q(
@@ -264,7 +303,7 @@ class Job(models.Model):
                 "status",
                 models.F("priority").desc(),
                 "id",
-                condition=Q(status=JobStatus.PENDING),
+                condition=Q(status=JobStatus.PENDING, waiting_on=0),
                 name="job_pending_claim_idx",
             ),
             # The governed claim (flow rules set): one walk per open (queue, type) lane,
@@ -274,7 +313,7 @@ class Job(models.Model):
                 "job_type",
                 models.F("priority").desc(),
                 "id",
-                condition=Q(status=JobStatus.PENDING),
+                condition=Q(status=JobStatus.PENDING, waiting_on=0),
                 name="job_pending_lane_idx",
             ),
             models.Index(
@@ -293,6 +332,11 @@ class Job(models.Model):
             ),
             models.Index(fields=["schedule", "-id"], name="job_schedule_id_idx"),
             models.Index(fields=["job_type", "-id"], name="job_type_id_idx"),
+            models.Index(
+                fields=["workflow", "id"],
+                condition=Q(workflow__isnull=False),
+                name="job_workflow_id_idx",
+            ),
             # Cleanup and throughput. Partial, so the planner never prefers it to the
             # claim index for pending jobs (it did, sorting every pending row per claim,
             # while the statistics of a freshly filled table were not yet analysed).
@@ -329,6 +373,60 @@ class Job(models.Model):
     @property
     def is_finished(self) -> bool:
         return self.status in FINISHED_STATUSES
+
+
+class Workflow(models.Model):
+    """Jobs created together as one graph (POST /api/workflows/): each job names its
+    node, its edges are JobDependency rows. The status is the jobs' (jobs.workflows)."""
+
+    name = models.CharField(max_length=200, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.DB_SET_NULL,
+        related_name="workflows",
+        db_index=False,
+    )
+    schedule = models.ForeignKey(
+        "scheduler.Schedule",
+        null=True,
+        blank=True,
+        on_delete=models.DB_SET_NULL,
+        related_name="workflows",
+        db_index=False,
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-id"]
+        indexes = [models.Index(fields=["created_by", "-id"], name="workflow_owner_id_idx")]
+
+    def __str__(self) -> str:
+        return f"workflow #{self.pk}" + (f" {self.name}" if self.name else "")
+
+
+class JobDependency(models.Model):
+    """`child` waits for `parent`. `settled` once the parent completed (or, for a child
+    that runs whatever happened, ended at all): the child's waiting_on counts the
+    unsettled edges, and each edge is settled once (jobs.dependencies)."""
+
+    parent = models.ForeignKey(Job, on_delete=models.DB_CASCADE, related_name="child_links")
+    child = models.ForeignKey(
+        Job, on_delete=models.DB_CASCADE, related_name="parent_links", db_index=False
+    )
+    settled = models.BooleanField(default=False)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["child", "parent"], name="dependency_unique"),
+            models.CheckConstraint(
+                condition=~Q(child=models.F("parent")), name="dependency_not_self"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"#{self.child_id} after #{self.parent_id}"
 
 
 class Task(models.Model):

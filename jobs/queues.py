@@ -38,3 +38,27 @@ def served_queues(cluster: str | None = None) -> list[str]:
     """The queues whose jobs the workers of `cluster` (default: this one) may claim."""
     cluster = cluster or this_cluster()
     return sorted(q for q in known_queues() if cluster_for(q) == cluster)
+
+
+def threads_for(queue: str) -> int:
+    """How many jobs of `queue` one worker process runs at once (JOBDECK_QUEUE_THREADS,
+    else JOBDECK_WORKER_THREADS); a malformed value counts as 1 (jobs.checks reports it)."""
+    value = settings.JOBDECK_QUEUE_THREADS.get(queue, settings.JOBDECK_WORKER_THREADS)
+    threads = parse_threads(value)
+    return 1 if threads is None else threads
+
+
+def parse_threads(value: object) -> int | None:
+    """A thread count as settings give it (an int, or digits from the environment); None
+    if it is not a whole number of 1 or more."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value.strip())
+    return value if isinstance(value, int) and value >= 1 else None
+
+
+def worker_threads(cluster: str | None = None) -> dict[str, int]:
+    """Each queue the workers of `cluster` serve → how many of its jobs a worker process
+    runs at once."""
+    return {queue: threads_for(queue) for queue in served_queues(cluster)}

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import statistics
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -13,7 +13,7 @@ from django.db.models.functions import RowNumber
 from django.utils import timezone
 
 from . import extensions, flow
-from .models import WORKER_PRUNE_AFTER, Job, JobLog, JobStatus, WorkerProcess
+from .models import WORKER_PRUNE_AFTER, Job, JobDependency, JobLog, JobStatus, WorkerProcess
 
 
 def _log_lines(job_id: int, level: int | None, search: str | None) -> QuerySet[JobLog]:
@@ -111,7 +111,7 @@ def waiting_reasons(jobs: Iterable[Job], now: datetime | None = None) -> dict[in
     if not pending:
         return {}
     now = now or timezone.now()
-    reasons: dict[int, str] = {}
+    reasons: dict[int, str] = parent_reasons([j for j in pending if j.waiting_on])
     if flow.governed():
         shut = flow.closed({j.queue for j in pending}, now)
         keys = flow.full_keys({j.lock for j in pending if j.lock}, now)
@@ -132,6 +132,25 @@ def waiting_reasons(jobs: Iterable[Job], now: datetime | None = None) -> dict[in
     return reasons
 
 
+def parent_reasons(waiting: Sequence[Job]) -> dict[int, str]:
+    """`{job id: "waiting for parents #12 (running), #13 (pending)"}` for jobs that wait
+    for parents (waiting_on > 0): one query."""
+    if not waiting:
+        return {}
+    edges = (
+        JobDependency.objects.filter(child_id__in=[j.pk for j in waiting], settled=False)
+        .order_by("child_id", "parent_id")
+        .values_list("child_id", "parent_id", "parent__status")
+    )
+    parents: dict[int, list[str]] = {}
+    for child, parent, status in edges:
+        parents.setdefault(child, []).append(f"#{parent} ({status})")
+    return {
+        child: f"waiting for parent{'s' if len(names) > 1 else ''} {', '.join(names)}"
+        for child, names in parents.items()
+    }
+
+
 def _lock_reasons(pending: list[tuple[Job, str]], now: datetime) -> dict[int, str]:
     keys = {lock for _, lock in pending}
     active = list(
@@ -144,7 +163,9 @@ def _lock_reasons(pending: list[tuple[Job, str]], now: datetime) -> dict[int, st
     for job, lock in pending:
         line = [a for a in active if a.lock == lock]
         running = [a for a in line if a.status == JobStatus.RUNNING]
-        older = [a for a in line if a.status == JobStatus.PENDING and a.pk < job.pk]
+        older = [
+            a for a in line if a.status == JobStatus.PENDING and not a.waiting_on and a.pk < job.pk
+        ]
         if not older and len(running) < job.lock_limit:
             continue  # first in line: it starts as soon as a worker is free
         head = running[0] if running else older[0]

@@ -10,6 +10,7 @@ clicking cancel can never both win.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import logging
 import time
@@ -23,6 +24,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from . import broker, engine, extensions, flow, permissions, queues, registry
+from .engine import dependencies
 from .exceptions import IllegalTransition, validation_errors
 from .models import (
     ACTIVE_STATUSES,
@@ -159,6 +161,8 @@ def job_build(
     tags: Any = None,
     now: datetime | None = None,
     unique_key: str | None = None,
+    depends_on: Any = None,
+    on_parent_failure: Any = None,
 ) -> tuple[Job, list[str]]:
     """Validate everything and return an unsaved Job with its task names.
 
@@ -189,6 +193,10 @@ def job_build(
         known = ", ".join(sorted(queues.known_queues()))
         raise ValidationError({"queue": [f"Unknown queue {queue!r}; known: {known}."]})
     unique_key = _valid_unique_key(unique_key)
+    mode = valid_on_parent_failure(on_parent_failure)
+    if draft and depends_on:
+        raise ValidationError({"depends_on": ["A draft cannot wait for other jobs."]})
+    parent_ids = valid_depends_on(depends_on, user)
     names = jt.tasks(clean_config)
     now = now or timezone.now()
     job = Job(
@@ -209,8 +217,10 @@ def job_build(
         analysis={"state": "pending"} if draft else None,
         unique_key=unique_key,
         tags=clean_tag_list,
+        on_parent_failure=mode,
     )
     job.lock, job.lock_limit = lock_of(jt, job)
+    job.parent_ids = parent_ids
     return job, names
 
 
@@ -226,6 +236,94 @@ def _valid_unique_key(value: Any) -> str | None:
             {"unique_key": [f"unique_key must be a string of at most {UNIQUE_KEY_MAX} characters."]}
         )
     return value
+
+
+ON_PARENT_FAILURE = ("cancel", "run")
+DEPENDS_ON_MAX = 1000
+
+
+def valid_on_parent_failure(value: Any) -> str:
+    """ "cancel" (the default: a parent that fails or is cancelled cancels the job) or
+    "run" (the job runs once every parent ended, whatever happened); else ValidationError."""
+    if value is None:
+        return "cancel"
+    if value not in ON_PARENT_FAILURE:
+        raise ValidationError(
+            {"on_parent_failure": ['on_parent_failure must be "cancel" or "run".']}
+        )
+    return value
+
+
+def valid_depends_on(value: Any, user: Any) -> list[int]:
+    """The ids of the existing jobs a new job waits for (None or [] for none), each one
+    `user` may see (None: Jobdeck itself sees all); else ValidationError naming the
+    first that does not exist or that `user` may not see (the two look alike)."""
+    if value is None or value == []:
+        return []
+    if (
+        not isinstance(value, list | tuple)
+        or len(value) > DEPENDS_ON_MAX
+        or any(not isinstance(v, int) or isinstance(v, bool) or v < 1 for v in value)
+    ):
+        raise ValidationError(
+            {"depends_on": [f"depends_on must be a list of at most {DEPENDS_ON_MAX} job ids."]}
+        )
+    ids = sorted(set(value))
+    jobs = Job.objects.filter(pk__in=ids)
+    if user is not None:
+        jobs = permissions.visible_jobs(jobs, user)
+    found = dict(jobs.values_list("pk", "status"))
+    missing = [i for i in ids if i not in found]
+    if missing:
+        raise ValidationError({"depends_on": [f"There is no job #{missing[0]} that you may see."]})
+    drafts = [i for i in ids if found[i] == JobStatus.DRAFT]
+    if drafts:  # a draft may never run, and may be discarded
+        raise ValidationError({"depends_on": [f"Job #{drafts[0]} is a draft: submit it first."]})
+    return ids
+
+
+@dataclasses.dataclass
+class Parents:
+    """The parents of new jobs, locked (engine.dependencies.parent_states): for each
+    child, how many it waits for, its edges, and the parent that cancels it at once."""
+
+    states: dict[int, str]
+
+    def plan(
+        self, parent_ids: Sequence[int], mode: str
+    ) -> tuple[int, list[tuple[int, bool]], int | None]:
+        """(waiting_on, [(parent, settled)], the failed or cancelled parent that
+        cancels the child at birth, if any)."""
+        edges = [(p, dependencies.settles(self.states[p], mode)) for p in parent_ids]
+        blocking = [
+            p for p, settled in edges if not settled and self.states[p] in dependencies.ENDED
+        ]
+        return sum(not settled for _, settled in edges), edges, (blocking[0] if blocking else None)
+
+
+def lock_parents(parent_ids: Iterable[int]) -> Parents:
+    """Lock the existing parents of new jobs for the creating transaction."""
+    return Parents(dependencies.parent_states(set(parent_ids)))
+
+
+def _link_new(
+    child_id: int,
+    edges: list[tuple[int, bool]],
+    blocking: int | None,
+    states: dict[int, str],
+    now: datetime,
+) -> None:
+    """The edges of new job `child_id`; cancelled at once when a parent it needs
+    already failed or was cancelled (retrying that parent puts it back to pending)."""
+    dependencies.link((child_id, parent, settled) for parent, settled in edges)
+    if blocking is not None:
+        dependencies.cancel_at_birth({child_id: (blocking, states[blocking])}, now)
+
+
+def _runs_at_once(plan: tuple[int, list[tuple[int, bool]], int | None]) -> bool:
+    """Whether a new job with this Parents.plan is runnable as soon as it commits."""
+    waiting_on, _, blocking = plan
+    return waiting_on == 0 and blocking is None
 
 
 def lock_of(jt: registry.JobType, job: Job) -> tuple[str | None, int]:
@@ -244,7 +342,7 @@ def lock_of(jt: registry.JobType, job: Job) -> tuple[str | None, int]:
     return key[:200], jt.concurrency_key_limit
 
 
-def _write_tags(job_ids: Sequence[int], tags: list[str]) -> None:
+def write_tags(job_ids: Sequence[int], tags: list[str]) -> None:
     """Give jobs `job_ids` the tags `tags`: the column shown with them and the rows
     `?tag=` finds them by (two statements; none for jobs without tags)."""
     if not tags or not job_ids:
@@ -265,17 +363,23 @@ def job_create(*, draft: bool = False, via: str = "system", **kwargs: Any) -> Jo
     A job a person creates is recorded in the audit trail with the front door used.
     """
     job, names = job_build(draft=draft, **kwargs)
+    parents = lock_parents(job.parent_ids)
+    job.waiting_on, edges, blocking = parents.plan(job.parent_ids, job.on_parent_failure)
     if engine.insert(job, names) is None:
         return existing_job(job)
     job.existing = False
-    _write_tags([job.pk], job.tags)
+    _link_new(job.pk, edges, blocking, parents.states, job.created_at)
+    write_tags([job.pk], job.tags)
     if job.created_by_id is not None:
-        audit(job=job, user=job.created_by, via=via, action=AuditAction.CREATED)
+        detail = {"depends_on": job.parent_ids} if job.parent_ids else {}
+        audit(job=job, user=job.created_by, via=via, action=AuditAction.CREATED, detail=detail)
     if draft:
         job_id = job.pk
         transaction.on_commit(lambda: broker.enqueue_analysis(job_id), robust=True)
-    else:
+    elif job.waiting_on == 0 and blocking is None:
         broker.wake_with_commit(job.pk, job.queue)
+    if blocking is not None:
+        job.refresh_from_db()
     return job
 
 
@@ -367,6 +471,11 @@ def job_retry(*, job: Job, user: Any = None, via: str = "system", config: Any = 
             }
             names = jt.tasks(clean)
     _require_create_again(job, user, fields.get("config"))
+    if (held := dependencies.blocking_parent(job.pk)) is not None:
+        # It would wait for that parent forever: the parent's retry brings it back.
+        raise IllegalTransition(
+            job.pk, "retry", f"held by parent #{held[0]}, which {held[1]}; retry that one"
+        )
     with _unique_key_held(job):
         engine.retry(job.pk, fields=fields, task_names=names)
     audit(job=job, user=user, via=via, action=AuditAction.RETRIED, detail=detail)
@@ -595,9 +704,12 @@ BULK_MAX_JOBS = 10_000
 
 
 class BulkValidationError(ValidationError):
-    """Bulk creation refused; `errors` maps each bad item's index to its field errors."""
+    """Bulk creation refused; `errors` maps each bad item's index (a workflow's: each
+    bad node's name) to its field errors."""
 
-    def __init__(self, errors: dict[int, dict[str, list[str]]]):
+    def __init__(
+        self, errors: Mapping[int, dict[str, list[str]]] | Mapping[str, dict[str, list[str]]]
+    ):
         self.errors = errors
         # A readable summary for front doors that only print messages (commands).
         summary = [
@@ -696,6 +808,82 @@ def _keyed_bulk_job(
     return job, names
 
 
+@dataclasses.dataclass(frozen=True)
+class BulkItem:
+    """One validated item of a bulk creation or a workflow: a NewJob, or a Job when it
+    has a unique key (inserted on its own: its insert may find the key held)."""
+
+    job: engine.NewJob | Job
+    task_names: list[str]
+    tags: list[str]
+
+
+class BulkBuilder:
+    """Validates the items of one bulk creation (or workflow) for `user`, each distinct
+    (type, config, release) once, each config encoded once, each lock key worked out
+    once per distinct (config, release): a Job per item would cost more than its INSERT."""
+
+    def __init__(self, user: Any, now: datetime) -> None:
+        self.user = user
+        self.owner = user if user is not None and user.is_authenticated else None
+        self.now = now
+        self.cache: dict[tuple[str, str, Any], _BulkCacheEntry] = {}
+        # id(clean config) → (the config, its JSON): the config is kept referenced so
+        # its id cannot be reused by another item's.
+        self.encoded: dict[int, tuple[dict, str]] = {}
+        self.locks: dict[tuple[int, int | None], tuple[str | None, int]] = {}
+
+    def __call__(self, spec: Mapping[str, Any]) -> BulkItem:
+        """The item `spec` validated; ValidationError naming the field otherwise."""
+        if spec.get("draft"):
+            raise ValidationError({"draft": ["Bulk creation makes pending jobs only."]})
+        release = spec.get("release")
+        jt, clean, names = _bulk_validated_config(
+            spec.get("job_type"), spec.get("config"), release, self.user, self.cache
+        )
+        priority = spec.get("priority", 0)
+        max_attempts = spec.get("max_attempts")
+        timeout_seconds = spec.get("timeout_seconds")
+        _validate_scheduling(
+            priority=priority,
+            run_after=spec.get("run_after"),
+            max_attempts=max_attempts,
+            timeout_seconds=timeout_seconds,
+        )
+        queue = spec.get("queue") or DEFAULT_QUEUE
+        if queue not in queues.known_queues():
+            known = ", ".join(sorted(queues.known_queues()))
+            raise ValidationError({"queue": [f"Unknown queue {queue!r}; known: {known}."]})
+        item_tags = clean_tags(spec.get("tags"))
+        mode = valid_on_parent_failure(spec.get("on_parent_failure"))
+        unique_key = _valid_unique_key(spec.get("unique_key"))
+        if unique_key is not None:
+            job, names = _keyed_bulk_job(jt, clean, names, spec, self.owner, unique_key, self.now)
+            job.queue, job.on_parent_failure = queue, mode
+            return BulkItem(job, names, item_tags)
+        if id(clean) not in self.encoded:
+            self.encoded[id(clean)] = (clean, json.dumps(clean))
+        lock_id = (id(clean), release.pk if release is not None else None)
+        if lock_id not in self.locks:
+            job = Job(job_type=jt.name, config=clean, release=release, queue=queue)
+            self.locks[lock_id] = lock_of(jt, job)
+        new = engine.NewJob(
+            job_type=jt.name,
+            config=self.encoded[id(clean)][1],
+            release_id=release.pk if release is not None else None,
+            queue=queue,
+            lock=self.locks[lock_id][0],
+            lock_limit=self.locks[lock_id][1],
+            priority=priority,
+            run_after=spec.get("run_after"),
+            max_attempts=max_attempts or jt.max_attempts,
+            task_names=names,
+            timeout_seconds=resolved_timeout(jt, timeout_seconds),
+            on_parent_failure=mode,
+        )
+        return BulkItem(new, names, item_tags)
+
+
 def job_bulk_create(
     *,
     specs: Sequence[Mapping[str, Any]],
@@ -710,9 +898,10 @@ def job_bulk_create(
     Every item is validated before anything is written; BulkValidationError names each
     bad item by its index.
     Jobs and tasks go in with one statement each (engine.insert_many), and once the
-    transaction commits only min(n, workers) wake-up messages are sent, not one per
-    job: each woken worker keeps claiming runnable jobs from the table, so the broker
-    is never the limit. Returns the new jobs' ids in input order.
+    transaction commits only as many wake-up messages as there are idle workers in the
+    queue's live clusters (broker.wake_for_backlog), not one per job: each woken worker
+    keeps claiming runnable jobs from the table, so the broker is never the limit.
+    Returns the new jobs' ids in input order.
     """
     if not specs:
         raise ValidationError({"jobs": ["At least one job is required."]})
@@ -720,75 +909,41 @@ def job_bulk_create(
         raise ValidationError({"jobs": [f"At most {BULK_MAX_JOBS} jobs per call."]})
     now = now or timezone.now()
     owner = user if user is not None and user.is_authenticated else None
-    cache: dict[tuple[str, str, Any], _BulkCacheEntry] = {}
-    # id(clean config) → (the config, its JSON): encoded once per distinct config; the
-    # config is kept referenced so its id cannot be reused by another item's.
-    encoded: dict[int, tuple[dict, str]] = {}
-    locks: dict[tuple[int, int | None], tuple[str | None, int]] = {}
+    build = BulkBuilder(user, now)
     errors: dict[int, dict[str, list[str]]] = {}
     new_jobs: list[engine.NewJob] = []
     # index → a job with a unique key, its task names and tags (inserted on its own)
     keyed: dict[int, tuple[Job, list[str], list[str]]] = {}
     tagged: dict[tuple[str, ...], list[int]] = {}  # tag set → indexes of its items
+    parent_ids: dict[int, list[int]] = {}  # index → the existing jobs it waits for
+    items: dict[int, BulkItem] = {}
     for index, spec in enumerate(specs):
         try:
-            if spec.get("draft"):
-                raise ValidationError({"draft": ["Bulk creation makes pending jobs only."]})
-            release = spec.get("release")
-            jt, clean, names = _bulk_validated_config(
-                spec.get("job_type"), spec.get("config"), release, user, cache
-            )
-            priority = spec.get("priority", 0)
-            max_attempts = spec.get("max_attempts")
-            run_after = spec.get("run_after")
-            timeout_seconds = spec.get("timeout_seconds")
-            _validate_scheduling(
-                priority=priority,
-                run_after=run_after,
-                max_attempts=max_attempts,
-                timeout_seconds=timeout_seconds,
-            )
-            item_tags = clean_tags(spec.get("tags"))
-            unique_key = _valid_unique_key(spec.get("unique_key"))
-            if unique_key is not None:
-                job, names = _keyed_bulk_job(jt, clean, names, spec, owner, unique_key, now)
-                keyed[index] = (job, names, item_tags)
-                continue
+            item = items[index] = build(spec)
+            parent_ids[index] = valid_depends_on(spec.get("depends_on"), user)
         except ValidationError as exc:
             errors[index] = validation_errors(exc)
             continue
-        if id(clean) not in encoded:
-            encoded[id(clean)] = (clean, json.dumps(clean))
-        # The lock key depends on the type, the config and the release: worked out once
-        # per distinct triple (a Job per item would cost more than its INSERT).
-        lock_id = (id(clean), release.pk if release is not None else None)
-        if lock_id not in locks:
-            job = Job(job_type=jt.name, config=clean, release=release, queue=DEFAULT_QUEUE)
-            try:
-                locks[lock_id] = lock_of(jt, job)
-            except ValidationError as exc:
-                errors[index] = validation_errors(exc)
-                continue
-        new_jobs.append(
-            engine.NewJob(
-                job_type=jt.name,
-                config=encoded[id(clean)][1],
-                release_id=release.pk if release is not None else None,
-                queue=DEFAULT_QUEUE,
-                lock=locks[lock_id][0],
-                lock_limit=locks[lock_id][1],
-                priority=priority,
-                run_after=run_after,
-                max_attempts=max_attempts or jt.max_attempts,
-                task_names=names,
-                timeout_seconds=resolved_timeout(jt, timeout_seconds),
-            )
-        )
-        if item_tags:
-            tagged.setdefault(tuple(item_tags), []).append(index)
+        if isinstance(item.job, Job):
+            keyed[index] = (item.job, item.task_names, item.tags)
+            continue
+        new_jobs.append(item.job)
+        if item.tags:
+            tagged.setdefault(tuple(item.tags), []).append(index)
     if errors:
         raise BulkValidationError(errors)
     with transaction.atomic():
+        parents = lock_parents(p for ids in parent_ids.values() for p in ids)
+        plans = {
+            index: parents.plan(ids, items[index].job.on_parent_failure)
+            for index, ids in parent_ids.items()
+            if ids
+        }
+        unkeyed_indexes = [i for i in range(len(specs)) if i not in keyed]
+        new_jobs = [
+            dataclasses.replace(job, waiting_on=plans[i][0]) if i in plans else job
+            for i, job in zip(unkeyed_indexes, new_jobs, strict=True)
+        ]
         plain = (
             engine.insert_many(
                 new_jobs, created_by_id=owner.pk if owner is not None else None, now=now
@@ -803,14 +958,19 @@ def job_bulk_create(
                 ids.append(next(unkeyed))
                 continue
             job, names, job_tags = keyed[index]
+            if index in plans:
+                job.waiting_on = plans[index][0]
             if engine.insert(job, names) is None:
                 job = existing_job(job)
                 ids.existing.add(index)
+                plans.pop(index, None)
             else:
-                _write_tags([job.pk], job_tags)
+                write_tags([job.pk], job_tags)
             ids.append(job.pk)
+        for index, (_, edges, blocking) in plans.items():
+            _link_new(ids[index], edges, blocking, parents.states, now)
         for tag_set, indexes in tagged.items():  # one UPDATE and one INSERT per tag set
-            _write_tags([ids[i] for i in indexes], list(tag_set))
+            write_tags([ids[i] for i in indexes], list(tag_set))
         audit(
             job=None,
             user=user,
@@ -818,6 +978,10 @@ def job_bulk_create(
             action=AuditAction.CREATED,
             detail={"bulk": len(ids), "first": ids[0], "last": ids[-1]},
         )
-        wakeups = min(len(ids), broker.workers_per_cluster())
-        transaction.on_commit(lambda: broker.wake_workers(wakeups), robust=True)
+        runnable = [
+            (ids[i], items[i].job.queue)
+            for i in range(len(specs))
+            if i not in ids.existing and (i not in plans or _runs_at_once(plans[i]))
+        ]
+        transaction.on_commit(lambda: broker.wake_released(runnable), robust=True)
     return ids

@@ -14,12 +14,18 @@ Timeouts: OPTIONS["TIMEOUT_SECONDS"] is the backend's default for its jobs; one
 enqueue can set its own with `with job_options(timeout_seconds=30): task.enqueue(…)`
 (Django's Task has no such field). Without either, the carrier type's default applies
 (jobs.services.resolved_timeout).
+
+Dependencies: `with job_options(depends_on=[result, 12]): task.enqueue(…)` makes the
+job wait until those jobs (TaskResults of this backend, or job ids) completed; with
+`on_parent_failure="run"` it runs once they ended, whatever happened. A parent that
+failed or was cancelled cancels a "cancel" child: its TaskResult then reads FAILED
+(jobs.engine.dependencies; docs/workflows.md).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import fields
@@ -27,8 +33,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from django.core import checks
+from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.tasks import Task, TaskResult, TaskResultStatus
+from django.tasks import Task, TaskResult, TaskResultStatus, task_backends
 from django.tasks.backends.base import BaseTaskBackend
 from django.tasks.base import TaskError
 from django.tasks.exceptions import InvalidTask, TaskResultDoesNotExist
@@ -69,16 +76,25 @@ _job_options: ContextVar[dict[str, Any] | None] = ContextVar("jobdeck_job_option
 
 @contextmanager
 def job_options(
-    *, timeout_seconds: int | None = None, unique_key: str | None = None
+    *,
+    timeout_seconds: int | None = None,
+    unique_key: str | None = None,
+    depends_on: Sequence[TaskResult | int] | None = None,
+    on_parent_failure: str | None = None,
 ) -> Iterator[None]:
     """Jobdeck options for the tasks enqueued inside the block (this thread or coroutine):
     `timeout_seconds`, the seconds each attempt may run before it is interrupted and
     fails "timed out after N s" (1 to 86400; it wins over OPTIONS["TIMEOUT_SECONDS"]);
     `unique_key`: while a task's job with that key is pending or running, enqueue returns
-    that job's TaskResult instead of a new one (docs/flow-control.md).
+    that job's TaskResult instead of a new one (docs/flow-control.md);
+    `depends_on`: TaskResults of this backend or job ids the task's job waits for, and
+    `on_parent_failure`: "cancel" (the default: a parent that fails or is cancelled
+    cancels it) or "run" (it runs once every parent ended, whatever happened).
 
         with job_options(timeout_seconds=30, unique_key="report:42"):
             send_report.enqueue(42)
+        with job_options(depends_on=[extract_result], on_parent_failure="run"):
+            cleanup.enqueue()
 
     A bad value is refused at enqueue (ValidationError naming the field)."""
     token = _job_options.set(
@@ -86,12 +102,37 @@ def job_options(
             **(_job_options.get() or {}),
             "timeout_seconds": timeout_seconds,
             "unique_key": unique_key,
+            "depends_on": depends_on,
+            "on_parent_failure": on_parent_failure,
         }
     )
     try:
         yield
     finally:
         _job_options.reset(token)
+
+
+def parent_ids(depends_on: Any) -> Any:
+    """job_options' `depends_on` as job ids: a TaskResult stands for its job when its
+    backend is a Jobdeck one (its id is the job id); anything else is passed on for
+    jobs.services.valid_depends_on to judge."""
+    if not isinstance(depends_on, list | tuple):
+        return depends_on
+    ids: list[Any] = []
+    for parent in depends_on:
+        if isinstance(parent, TaskResult):
+            if not isinstance(task_backends[parent.backend], JobdeckBackend):
+                raise ValidationError(
+                    {
+                        "depends_on": [
+                            f"Task result {parent.id!r} is of backend {parent.backend!r}, "
+                            "not a Jobdeck one: only Jobdeck jobs can be waited for."
+                        ]
+                    }
+                )
+            parent = int(parent.id)
+        ids.append(parent)
+    return ids
 
 
 def resolve_task(path: str) -> Task:
@@ -247,6 +288,8 @@ class JobdeckBackend(BaseTaskBackend):
                 timeout_seconds=self.timeout_seconds if timeout is None else timeout,
                 queue=task.queue_name,
                 unique_key=options.get("unique_key"),
+                depends_on=parent_ids(options.get("depends_on")),
+                on_parent_failure=options.get("on_parent_failure"),
                 allow_internal=True,
             )
             if job.existing:  # the key's job is pending or running: that one
@@ -261,7 +304,11 @@ class JobdeckBackend(BaseTaskBackend):
                 user=None,
                 via="tasks",
                 action=AuditAction.CREATED,
-                detail={"task": task.module_path, "queue": task.queue_name},
+                detail={
+                    "task": task.module_path,
+                    "queue": task.queue_name,
+                    **({"depends_on": job.parent_ids} if job.parent_ids else {}),
+                },
             )
         result = result_from_job(job, alias=self.alias, task=task)
         task_enqueued.send(type(self), task_result=result)

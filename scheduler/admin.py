@@ -26,6 +26,7 @@ from jobs import permissions, registry
 from jobs.admin_exchange import ExchangeAdminMixin
 from jobs.admin_views import config_form_class, pretty_json
 from jobs.exceptions import JobError, one_line
+from jobs.models import Job, Workflow
 
 from . import selectors, services, timing
 from .models import Occurrence, Schedule
@@ -38,6 +39,13 @@ WEEKDAY_CHOICES = list(enumerate(timing.WEEKDAY_NAMES))
 CONFIG_PREFIX = "cfg__"  # the generated config form's fields in the schedule form
 HISTORY_ROWS = 20
 PREVIEW_ROWS = 10
+
+
+class OptionalJSONField(forms.JSONField):
+    """A JSON field whose empty value (None) shows as an empty box, not `null`."""
+
+    def prepare_value(self, value):
+        return "" if value is None else super().prepare_value(value)
 
 
 class ScheduleAdminForm(forms.ModelForm):
@@ -55,6 +63,14 @@ class ScheduleAdminForm(forms.ModelForm):
         input_formats=["%H:%M"],
         widget=forms.TimeInput(format="%H:%M"),
         help_text="HH:MM in the schedule's timezone (daily and weekly).",
+    )
+    workflow = OptionalJSONField(
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 8, "class": "vLargeTextField"}),
+        help_text="Fire a workflow instead of one job (then leave the job type, config and "
+        'template empty): {"name": "nightly", "jobs": {"extract": {"job_type": …, "config": '
+        '{…}}, "load": {"job_type": …, "config": {…}, "after": ["extract"]}}}. Checked when '
+        "saved, as creating it would be (docs/scheduler.md).",
     )
     timezone = forms.CharField(
         max_length=64,
@@ -89,6 +105,8 @@ class ScheduleAdminForm(forms.ModelForm):
         if "config" in self.fields and self.instance.pk and not self.is_bound:
             # Secrets are shown masked; an unchanged mask keeps the stored value.
             self.initial["config"] = registry.redact(self.instance.job_type, self.instance.config)
+        if "workflow" in self.fields and self.instance.pk and not self.is_bound:
+            self.initial["workflow"] = services.redacted_workflow(self.instance.workflow)
         self._add_config_fields()
 
     def _add_config_fields(self) -> None:
@@ -98,6 +116,8 @@ class ScheduleAdminForm(forms.ModelForm):
         self.config_type = None
         if "config" not in self.fields:
             return
+        if self.is_bound and self.data.get("workflow", "").strip() not in ("", "null"):
+            return  # a workflow's nodes name their own configs
         name = self.data.get("job_type") if self.is_bound else None
         name = name or self.initial.get("job_type") or self.instance.job_type
         try:
@@ -196,6 +216,7 @@ class ScheduleAdmin(ExchangeAdminMixin, admin.ModelAdmin):
         "preview",
         "history",
         "config_masked",
+        "workflow_masked",
     )
     fieldsets = (
         (
@@ -207,11 +228,13 @@ class ScheduleAdmin(ExchangeAdminMixin, admin.ModelAdmin):
                     "job_type",
                     "config",
                     "release",
+                    "workflow",
                     "enabled",
                     "dry_run",
                 ),
                 "description": "With a job template, each run makes the template's job (its "
-                "job type, config and release, as the template reads then).",
+                "job type, config and release, as the template reads then). With a workflow, "
+                "each run creates the whole graph of jobs it describes.",
             },
         ),
         (
@@ -365,16 +388,13 @@ class ScheduleAdmin(ExchangeAdminMixin, admin.ModelAdmin):
     def run_now_view(self, request: HttpRequest, object_id: str) -> HttpResponseRedirect:
         schedule = self._schedule(request, object_id)
         try:
-            job = services.schedule_run_now(schedule=schedule, user=request.user, via="admin")
+            made = services.schedule_run_now(schedule=schedule, user=request.user, via="admin")
         except (ValidationError, JobError, PermissionDenied) as exc:
             self.message_user(
                 request, f"Not run — {schedule.name}: {one_line(exc)}", messages.ERROR
             )
             return self._back(request, schedule)
-        what = "draft" if job.status == "draft" else "job"
-        self.message_user(
-            request, f"{schedule.name}: {what} #{job.pk} created now.", messages.SUCCESS
-        )
+        self.message_user(request, f"{schedule.name}: {_made(made)} created now.", messages.SUCCESS)
         return self._back(request, schedule)
 
     def toggle_view(self, request: HttpRequest, object_id: str) -> HttpResponseRedirect:
@@ -397,6 +417,14 @@ class ScheduleAdmin(ExchangeAdminMixin, admin.ModelAdmin):
                 for name, opts in fieldsets
             ]
         return fieldsets
+
+    @admin.display(description="Workflow")
+    def workflow_masked(self, obj: Schedule) -> str:
+        if obj.workflow is None:
+            return "—"
+        return format_html(
+            '<pre class="jd-pre">{}</pre>', pretty_json(services.redacted_workflow(obj.workflow))
+        )
 
     @admin.display(description="Config")
     def config_masked(self, obj: Schedule) -> str:
@@ -438,6 +466,14 @@ class ScheduleAdmin(ExchangeAdminMixin, admin.ModelAdmin):
 
     @admin.display(description="Last status")
     def last_status(self, obj: Schedule) -> str:
+        status = getattr(obj, "last_workflow_status", None)  # annotated by schedule_list
+        if obj.last_workflow_id is not None and status:
+            return format_html(
+                '<a href="{}">workflow <span class="jd-badge jd-{}">{}</span></a>',
+                _workflow_url(obj.last_workflow_id),
+                status,
+                status,
+            )
         job = obj.last_job
         if job is None:
             return "—"
@@ -548,14 +584,15 @@ class ScheduleAdmin(ExchangeAdminMixin, admin.ModelAdmin):
 
     @admin.action(description="Run selected schedules now", permissions=["change"])
     def run_schedules_now(self, request: HttpRequest, queryset: QuerySet[Schedule]) -> None:
-        jobs, failed = [], []
+        made, failed = [], []
         for schedule in queryset.select_related("release", "created_by"):
             try:
-                jobs.append(
+                made.append(
                     services.schedule_run_now(schedule=schedule, user=request.user, via="admin")
                 )
             except (ValidationError, JobError, PermissionDenied) as exc:
                 failed.append(f"{schedule.name}: {one_line(exc)}")
+        jobs = [m for m in made if isinstance(m, Job)]
         if jobs:
             self.message_user(
                 request,
@@ -563,12 +600,34 @@ class ScheduleAdmin(ExchangeAdminMixin, admin.ModelAdmin):
                 % (len(jobs), ", ".join(f"#{j.pk}" for j in jobs)),
                 messages.SUCCESS,
             )
+        flows = [m for m in made if not isinstance(m, Job)]
+        if flows:
+            self.message_user(
+                request,
+                ngettext("%d workflow created: %s.", "%d workflows created: %s.", len(flows))
+                % (len(flows), ", ".join(f"#{w.pk}" for w in flows)),
+                messages.SUCCESS,
+            )
         for line in failed:
             self.message_user(request, f"Not run — {line}", messages.ERROR)
 
 
 def _masked(field):
-    return "config_masked" if field == "config" else field
+    return {"config": "config_masked", "workflow": "workflow_masked"}.get(field, field)
+
+
+def _made(made: Job | Workflow) -> str:
+    """What a run now made, as its message names it."""
+    if isinstance(made, Workflow):
+        return f"workflow #{made.pk}"
+    return f"{'draft' if made.status == 'draft' else 'job'} #{made.pk}"
+
+
+def _workflow_url(workflow_id: int) -> str:
+    try:
+        return reverse("admin:jobs_workflow_change", args=[workflow_id])
+    except NoReverseMatch:
+        return "#"
 
 
 def _job_url(job_id: int) -> str:

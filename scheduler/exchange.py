@@ -1,10 +1,13 @@
 """Schedules in an export (jobs.exchange): by name; a template by its name, a release by
 its slug, the time as "HH:MM". A schedule that fires a template carries no job type,
-config or release of its own in the document: they are the template's."""
+config or release of its own in the document: they are the template's; one that fires a
+workflow carries its spec (each node's secrets masked unless revealed)."""
 
 from __future__ import annotations
 
 from typing import Any
+
+from django.core.exceptions import ValidationError
 
 from jobs import exchange
 from jobs.models import JobTemplate
@@ -29,6 +32,8 @@ class ScheduleKind(exchange.Kind):
         entry: dict[str, Any] = {"name": obj.name}
         if obj.template is not None:
             entry["template"] = obj.template.name
+        elif obj.workflow is not None:
+            entry["workflow"] = obj.workflow if reveal else services.redacted_workflow(obj.workflow)
         else:
             entry.update(
                 job_type=obj.job_type,
@@ -59,7 +64,20 @@ class ScheduleKind(exchange.Kind):
             release_model, "slug", entry.get("release"), "release"
         )
         if existing is None:
-            if fields["template"] is None:
+            if fields["template"] is None and fields.get("workflow") is None:
                 exchange.refuse_masked_secrets(fields["job_type"], fields["config"])
+            for node in _nodes(fields.get("workflow")):
+                try:
+                    exchange.refuse_masked_secrets(str(node.get("job_type")), node.get("config"))
+                except ValidationError as exc:
+                    raise ValidationError({"workflow": exc.messages}) from None
             return services.schedule_create(user=user, via=via, **fields)
         return services.schedule_update(schedule=existing, user=user, via=via, **fields)
+
+
+def _nodes(spec: Any) -> list[dict[str, Any]]:
+    """The node specs of a workflow spec (none if it is no spec: the service says why)."""
+    jobs = spec.get("jobs") if isinstance(spec, dict) else None
+    if not isinstance(jobs, dict):
+        return []
+    return [node for node in jobs.values() if isinstance(node, dict)]

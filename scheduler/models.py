@@ -26,7 +26,8 @@ class OverlapPolicy(models.TextChoices):
 
 
 class Schedule(models.Model):
-    """Recurring work: what to run (job type, config, release) and when (kind, timezone).
+    """Recurring work: what to run (job type, config, release; a template; or a
+    workflow) and when (kind, timezone).
 
     Written only through scheduler.services, which validates the timing and keeps
     `next_run_at` computed; fired by scheduler.services.fire_due_schedules.
@@ -53,6 +54,16 @@ class Schedule(models.Model):
         on_delete=models.DB_SET_NULL,
         related_name="schedules",
     )
+    # A schedule may fire a workflow instead (jobs.workflows): each occurrence creates
+    # the graph this spec describes, {"name": …, "jobs": {"<node>": {<job spec>,
+    # "after": [...]}}}, validated when the schedule is saved and again when it fires.
+    # job_type, config, release and template are then empty (the nodes name their own).
+    workflow = models.JSONField(
+        null=True,
+        blank=True,
+        help_text='A workflow to fire instead of one job: {"name": …, "jobs": {"<node>": '
+        '{"job_type": …, "config": {…}, "after": ["<node>", …]}}} (docs/workflows.md).',
+    )
     kind = models.CharField(max_length=10, choices=ScheduleKind.choices)
     interval_minutes = models.PositiveIntegerField(null=True, blank=True)
     time = models.TimeField(null=True, blank=True)
@@ -64,6 +75,11 @@ class Schedule(models.Model):
     last_run_at = models.DateTimeField(null=True, blank=True)
     last_job = models.ForeignKey(
         "jobs.Job", null=True, blank=True, on_delete=models.DB_SET_NULL, related_name="+"
+    )
+    # What its last run made: a job (last_job) or a workflow (last_workflow), the other
+    # null.
+    last_workflow = models.ForeignKey(
+        "jobs.Workflow", null=True, blank=True, on_delete=models.DB_SET_NULL, related_name="+"
     )
     misfire_policy = models.CharField(
         max_length=10, choices=MisfirePolicy.choices, default=MisfirePolicy.SKIP
@@ -126,6 +142,10 @@ class Occurrence(models.Model):
     fired_at = models.DateTimeField(default=dj_timezone.now)
     job = models.ForeignKey(
         "jobs.Job", null=True, blank=True, on_delete=models.DB_SET_NULL, related_name="+"
+    )
+    # A workflow schedule's occurrence made this workflow (and no job of its own).
+    workflow = models.ForeignKey(
+        "jobs.Workflow", null=True, blank=True, on_delete=models.DB_SET_NULL, related_name="+"
     )
     skipped_reason = models.CharField(max_length=200, blank=True)
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from django.db.models import QuerySet
+from django.db.models import Case, CharField, Exists, OuterRef, QuerySet, Value, When
 from django.utils import timezone
 
-from jobs.models import Job
+from jobs.models import ACTIVE_STATUSES, Job, JobStatus
 
 from . import timing
 from .models import Schedule
@@ -16,15 +16,32 @@ from .models import Schedule
 PREVIEW_MAX = 100
 
 
+def last_workflow_status() -> Case:
+    """The status of a schedule's last workflow (jobs.workflows.aggregate, from its
+    jobs), null without one: three EXISTS on job_workflow_id_idx, not a count."""
+    jobs = Job.objects.filter(workflow_id=OuterRef("last_workflow_id"))
+    return Case(
+        When(last_workflow__isnull=True, then=Value(None)),
+        When(Exists(jobs.filter(status__in=ACTIVE_STATUSES)), then=Value("running")),
+        When(Exists(jobs.filter(status=JobStatus.FAILED)), then=Value(JobStatus.FAILED)),
+        When(Exists(jobs.exclude(status=JobStatus.COMPLETED)), then=Value(JobStatus.CANCELLED)),
+        default=Value(JobStatus.COMPLETED),
+        output_field=CharField(null=True),
+    )
+
+
 def schedule_list() -> QuerySet[Schedule]:
-    """Schedules with what list views show (last job's status, owner) in one query."""
-    return Schedule.objects.select_related("last_job", "created_by").defer(
-        "last_job__config", "last_job__result", "last_job__analysis", "last_job__error"
+    """Schedules with what list views show (last job's status, last workflow's status,
+    owner) in one query."""
+    return (
+        Schedule.objects.select_related("last_job", "created_by")
+        .defer("last_job__config", "last_job__result", "last_job__analysis", "last_job__error")
+        .annotate(last_workflow_status=last_workflow_status())
     )
 
 
 def schedule_history(*, schedule: Schedule, user=None) -> QuerySet[Job]:
-    """The jobs the schedule created (fired or run now), newest first.
+    """The jobs the schedule created (fired or run now; a workflow's too), newest first.
 
     With `user`, only the jobs that user may see (the jobs API's visibility rules).
     """

@@ -9,11 +9,17 @@ which the database's UNIQUE(schedule, fire_at) refuses to a second cluster, (2)
 advances `next_run_at` with a conditional UPDATE (`WHERE next_run_at = fire_at
 AND enabled`), which fails if another cluster or a person moved it meanwhile,
 and (3) creates the job. A loser of either race rolls back, so no job is made.
+
+A schedule with a `workflow` spec fires a workflow instead (jobs.workflows): the whole
+graph is created in that same transaction, its jobs carry the schedule (Job.schedule,
+as a job it fires does), so the overlap policy and the history see them; the schedule's
+`last_workflow` is the workflow, its `last_job` null.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -22,10 +28,10 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from jobs import jobtemplates, permissions, registry
+from jobs import jobtemplates, permissions, registry, workflows
 from jobs import services as job_services
 from jobs.exceptions import one_line
-from jobs.models import ACTIVE_STATUSES, AuditAction, Job, JobTemplate
+from jobs.models import ACTIVE_STATUSES, AuditAction, Job, JobTemplate, Workflow
 
 from . import timing
 from .models import MisfirePolicy, Occurrence, OverlapPolicy, Schedule, ScheduleKind
@@ -46,6 +52,7 @@ EDITABLE_FIELDS = (
     "job_type",
     "config",
     "release",
+    "workflow",
     *TIMING_FIELDS,
     "enabled",
     "misfire_policy",
@@ -54,7 +61,7 @@ EDITABLE_FIELDS = (
     "timeout_seconds",
 )
 # The fields that say what job a schedule makes: changing them needs the right to create it.
-JOB_FIELDS = ("template", "job_type", "config", "release")
+JOB_FIELDS = ("template", "job_type", "config", "release", "workflow")
 
 
 class _LostRace(Exception):
@@ -73,6 +80,7 @@ def schedule_values(schedule: Schedule | None) -> dict[str, Any]:
             "job_type": "",
             "config": {},
             "release": None,
+            "workflow": None,
             "kind": "",
             "interval_minutes": None,
             "time": None,
@@ -103,6 +111,7 @@ def schedule_clean(
     """
     errors: dict[str, list[str]] = {}
     clean = dict(data)
+    denied: PermissionDenied | None = None
 
     def bad(name: str, message: str) -> None:
         errors.setdefault(name, []).append(message)
@@ -120,6 +129,8 @@ def schedule_clean(
         if taken.exists():
             bad("name", "A schedule with this name already exists.")
 
+    if clean.get("workflow") is not None:
+        denied = _clean_workflow(clean, instance=instance, user=user, bad=bad)
     template = clean.get("template")
     if template is not None and not isinstance(template, JobTemplate):
         bad("template", "Choose a job template.")
@@ -128,11 +139,12 @@ def schedule_clean(
         clean.update(
             job_type=template.job_type, config=dict(template.config), release=template.release
         )
+    jt = None
     try:
-        jt = registry.get(clean.get("job_type"))
+        if clean.get("workflow") is None:
+            jt = registry.get(clean.get("job_type"))
     except ValidationError as exc:
         errors.update(exc.message_dict)
-        jt = None
     if jt is not None:
         if not jt.user_creatable:
             bad("job_type", f"Jobs of type {jt.name!r} can only be created by Jobdeck itself.")
@@ -216,10 +228,98 @@ def schedule_clean(
         bad("timeout_seconds", job_services.TIMEOUT_ERROR)
     if errors:
         raise ValidationError(errors)
+    if clean.get("workflow") is not None:
+        if denied is not None:
+            raise denied
+        return clean
     assert jt is not None
     if instance is None or any(clean[f] != getattr(instance, f) for f in JOB_FIELDS):
         permissions.require_create(user, jt, release=clean["release"], config=clean["config"])
     return clean
+
+
+def _clean_workflow(
+    clean: dict[str, Any],
+    *,
+    instance: Schedule | None,
+    user: Any,
+    bad: Callable[[str, str], None],
+) -> PermissionDenied | None:
+    """A schedule's workflow spec, checked as jobs.workflows will create it, in `clean`:
+    its faults go to `bad("workflow", …)` (one message per bad node). The job type,
+    config and release are emptied (the nodes name their own); a template, a dry run or
+    a timeout of the schedule's own is refused. Returns the refusal (JobTypeDenied) when
+    `user` may not run one of its types (checked when the workflow changes), to be
+    raised once every field is checked."""
+    if clean.get("template") is not None:
+        bad("template", "A schedule fires a template or a workflow, not both.")
+    if clean.get("dry_run"):
+        bad("dry_run", "A schedule that fires a workflow cannot be a dry run.")
+    if clean.get("timeout_seconds") is not None:
+        bad("timeout_seconds", "Each job of a workflow names its own timeout_seconds.")
+    clean.update(job_type="", config={}, release=None)
+    stored = instance.workflow if instance is not None else None
+    spec = clean["workflow"] = _unredact_workflow(clean["workflow"], stored)
+    changed = instance is None or spec != stored
+    try:
+        workflows.validate_spec(spec, user if changed else None)
+    except ValidationError as exc:
+        errors = getattr(exc, "errors", None)  # BulkValidationError: by node
+        if isinstance(errors, dict):
+            for node, fields in errors.items():
+                for field, messages in fields.items():
+                    bad("workflow", f"{node}: {field}: {' '.join(messages)}")
+        else:
+            bad("workflow", one_line(exc))
+    except PermissionDenied as exc:
+        return exc
+    return None
+
+
+def _audited(name: str, values: dict[str, Any]) -> Any:
+    """A changed field as the audit trail records it (a workflow's secrets masked too)."""
+    if name == "workflow":
+        return redacted_workflow(values[name])
+    return job_services.audited_value(name, values)
+
+
+def redacted_workflow(spec: Any) -> Any:
+    """A workflow spec with each node's secret config fields masked (for display)."""
+    if not isinstance(spec, dict) or not isinstance(spec.get("jobs"), dict):
+        return spec
+    jobs = {}
+    for name, node in spec["jobs"].items():
+        if isinstance(node, dict) and isinstance(node.get("job_type"), str):
+            node = {**node, "config": registry.redact(node["job_type"], node.get("config"))}
+        jobs[name] = node
+    return {**spec, "jobs": jobs}
+
+
+def _unredact_workflow(spec: Any, stored: Any) -> Any:
+    """`spec` (edited from a masked copy) with each node's masked secrets given back
+    their stored values: a node of the same name and job type keeps its secret."""
+    if not isinstance(spec, dict) or not isinstance(spec.get("jobs"), dict):
+        return spec
+    old = stored.get("jobs") if isinstance(stored, dict) else None
+    if not isinstance(old, dict):
+        return spec
+    jobs = {}
+    for name, node in spec["jobs"].items():
+        before = old.get(name)
+        if (
+            isinstance(node, dict)
+            and isinstance(before, dict)
+            and isinstance(node.get("job_type"), str)
+            and node.get("job_type") == before.get("job_type")
+        ):
+            node = {
+                **node,
+                "config": registry.unredact(
+                    node["job_type"], node.get("config"), before.get("config")
+                ),
+            }
+        jobs[name] = node
+    return {**spec, "jobs": jobs}
 
 
 def _next_from(schedule: Schedule, now: datetime) -> datetime:
@@ -343,27 +443,57 @@ def _audit_change(
         target=schedule,
         detail={
             "changes": {
-                name: {
-                    "old": job_services.audited_value(name, before),
-                    "new": job_services.audited_value(name, after),
-                }
+                name: {"old": _audited(name, before), "new": _audited(name, after)}
                 for name in changed
             }
         },
     )
 
 
+def fire_workflow(
+    schedule: Schedule, *, user: Any, via: str, now: datetime
+) -> tuple[Workflow, dict[str, int]]:
+    """Create the schedule's workflow (jobs.workflows.workflow_create, all or nothing)
+    and mark its jobs as the schedule's, so the overlap policy and the history count
+    them like a job it fired; last_workflow is it, last_job null."""
+    workflow, ids = workflows.workflow_create(
+        spec=schedule.workflow, user=user, via=via, schedule=schedule, now=now
+    )
+    # One UPDATE in the creating transaction: no worker sees the jobs before it commits.
+    Job.objects.filter(workflow=workflow).update(schedule=schedule)
+    Schedule.objects.filter(pk=schedule.pk).update(
+        last_job=None, last_workflow=workflow, last_run_at=now
+    )
+    schedule.last_job, schedule.last_workflow, schedule.last_run_at = None, workflow, now
+    return workflow, ids
+
+
 @transaction.atomic
 def schedule_run_now(
     *, schedule: Schedule, user=None, via: str = "system", now: datetime | None = None
-) -> Job:
-    """Create the schedule's job immediately; next_run_at does not move.
+) -> Job | Workflow:
+    """Create the schedule's job (or its workflow) immediately; next_run_at does not move.
 
     The job belongs to the person who asked (or the schedule's owner); a dry-run
     schedule makes a draft with its analysis.
     """
     now = now or timezone.now()
     owner = user if user is not None and user.is_authenticated else schedule.created_by
+    if schedule.workflow is not None:
+        workflow, ids = fire_workflow(schedule, user=owner, via=via, now=now)
+        job_services.audit(
+            job=None,
+            user=user,
+            via=via,
+            action=AuditAction.RAN,
+            target=schedule,
+            detail={"schedule": schedule.pk, "workflow": workflow.pk},
+        )
+        logger.info(
+            "schedule %s run now by %s via %s: workflow %s (%d jobs)",
+            schedule.pk, owner, via, workflow.pk, len(ids),
+        )  # fmt: skip
+        return workflow
     job = job_services.job_create(
         **job_fields(schedule),
         user=owner,
@@ -373,8 +503,10 @@ def schedule_run_now(
         via=via,
         now=now,
     )
-    Schedule.objects.filter(pk=schedule.pk).update(last_job=job, last_run_at=now)
-    schedule.last_job, schedule.last_run_at = job, now
+    Schedule.objects.filter(pk=schedule.pk).update(
+        last_job=job, last_workflow=None, last_run_at=now
+    )
+    schedule.last_job, schedule.last_workflow, schedule.last_run_at = job, None, now
     job_services.audit(
         job=job,
         user=user,
@@ -478,18 +610,31 @@ def _fire_one(pk: int, now: datetime) -> list[str] | None:
                 occurrence.skipped_reason = "missed (misfire policy: skip)"
                 occurrence.save(update_fields=["skipped_reason"])
                 return outcome
+            # A workflow's jobs carry the schedule too (fire_workflow): one query for both.
             active = (
                 Job.objects.filter(schedule_id=pk, status__in=ACTIVE_STATUSES)
                 .order_by("-id")
-                .values_list("pk", flat=True)
+                .values_list("pk", "workflow_id")
                 .first()
             )
             if active is not None and schedule.overlap_policy == OverlapPolicy.SKIP:
-                occurrence.skipped_reason = f"overlap: job #{active} still active"
+                job_id, workflow_id = active
+                occurrence.skipped_reason = (
+                    f"overlap: workflow #{workflow_id} still running (job #{job_id})"
+                    if workflow_id is not None
+                    else f"overlap: job #{job_id} still active"
+                )
                 occurrence.save(update_fields=["skipped_reason"])
                 return [*outcome, "skipped"]
             try:
                 with transaction.atomic():
+                    if schedule.workflow is not None:
+                        workflow, _ = fire_workflow(
+                            schedule, user=schedule.created_by, via="schedule", now=now
+                        )
+                        occurrence.workflow = workflow
+                        occurrence.save(update_fields=["workflow"])
+                        return [*outcome, "fired"]
                     job = job_services.job_create(
                         **job_fields(schedule),
                         user=schedule.created_by,
@@ -516,7 +661,7 @@ def _fire_one(pk: int, now: datetime) -> list[str] | None:
                 return [*outcome, "refused"]
             occurrence.job = job
             occurrence.save(update_fields=["job"])
-            Schedule.objects.filter(pk=pk).update(last_job=job, last_run_at=now)
+            Schedule.objects.filter(pk=pk).update(last_job=job, last_workflow=None, last_run_at=now)
             return [*outcome, "fired"]
     except _LostRace:
         return [*outcome, "lost"]

@@ -9,15 +9,22 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from django.db.models import Q
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 from rest_framework.utils import json
 
 from jobs import registry
-from jobs.models import AuditEvent, Job, JobLog, JobStatus, LogLevel, Task
+from jobs.models import AuditEvent, Job, JobDependency, JobLog, JobStatus, LogLevel, Task
 from jobs.selectors import waiting_reasons
-from jobs.services import BULK_MAX_JOBS, TIMEOUT_ERROR, TIMEOUT_MAX_SECONDS
+from jobs.services import (
+    BULK_MAX_JOBS,
+    DEPENDS_ON_MAX,
+    ON_PARENT_FAILURE,
+    TIMEOUT_ERROR,
+    TIMEOUT_MAX_SECONDS,
+)
 from jobs.tags import MAX_TAG_LENGTH, MAX_TAGS, TAG_HELP
 
 if TYPE_CHECKING:
@@ -120,6 +127,30 @@ def tags_field() -> serializers.ListField:
     )
 
 
+def depends_on_field() -> serializers.ListField:
+    """`depends_on` of a new job: the ids of the jobs it waits for (the service checks
+    that each exists and that the caller may see it)."""
+    return serializers.ListField(
+        child=serializers.IntegerField(min_value=1),
+        max_length=DEPENDS_ON_MAX,
+        required=False,
+        default=list,
+        help_text="Ids of jobs this one waits for: it is pending but not runnable until "
+        "each completed. When one fails or is cancelled, this job is cancelled with the "
+        'reason, unless on_parent_failure is "run".',
+    )
+
+
+def on_parent_failure_field() -> serializers.ChoiceField:
+    return serializers.ChoiceField(
+        choices=list(ON_PARENT_FAILURE),
+        required=False,
+        default="cancel",
+        help_text='"cancel" (default): a parent that fails or is cancelled cancels this job; '
+        '"run": it runs once every parent ended, whatever happened (a report, a cleanup).',
+    )
+
+
 class JobCreateSerializer(serializers.Serializer):
     """Body of POST /api/jobs/ and POST /api/wizard/jobs/."""
 
@@ -146,6 +177,8 @@ class JobCreateSerializer(serializers.Serializer):
         "Idempotency-Key header sets it too.",
     )
     tags = tags_field()
+    depends_on = depends_on_field()
+    on_parent_failure = on_parent_failure_field()
 
 
 class BulkJobSerializer(serializers.Serializer):
@@ -164,6 +197,9 @@ class BulkJobSerializer(serializers.Serializer):
     )
     timeout_seconds = timeout_field()
     tags = tags_field()
+    queue = serializers.CharField(max_length=100, required=False, default="default")
+    depends_on = depends_on_field()
+    on_parent_failure = on_parent_failure_field()
 
 
 class BulkCreateSerializer(serializers.Serializer):
@@ -293,6 +329,7 @@ JOB_LIST_FIELDS = [
     "status",
     "release",
     "schedule",
+    "workflow",
     "created_by",
     "queue",
     "priority",
@@ -357,6 +394,8 @@ class JobDetailSerializer(JobListSerializer):
     config = ConfigOutField(read_only=True)
     tasks = TaskSerializer(many=True, read_only=True)
     events = serializers.SerializerMethodField()
+    depends_on = serializers.SerializerMethodField()
+    dependents = serializers.SerializerMethodField()
 
     class Meta(JobListSerializer.Meta):
         fields = [
@@ -368,10 +407,40 @@ class JobDetailSerializer(JobListSerializer):
             "worker",
             "unique_key",
             "lock",
+            "workflow_node",
+            "depends_on",
+            "on_parent_failure",
+            "waiting_on",
+            "dependents",
             "tasks",
             "events",
         ]
         read_only_fields = fields
+
+    _edges_of: int | None = None
+    _edges_read: tuple[list[int], list[int]] = ([], [])
+
+    def _edges(self, job: Job) -> tuple[list[int], list[int]]:
+        """(parent ids, child ids) of `job`, ascending: one query for both fields."""
+        if self._edges_of != job.pk:
+            edges = JobDependency.objects.filter(Q(child=job) | Q(parent=job)).order_by("pk")
+            rows = list(edges.values_list("parent_id", "child_id"))
+            self._edges_of, self._edges_read = (
+                job.pk,
+                (
+                    sorted(p for p, c in rows if c == job.pk),
+                    sorted(c for p, c in rows if p == job.pk),
+                ),
+            )
+        return self._edges_read
+
+    def get_depends_on(self, job: Job) -> list[int]:
+        """The ids of the jobs this one waits for (or waited for), ascending."""
+        return self._edges(job)[0]
+
+    def get_dependents(self, job: Job) -> list[int]:
+        """The ids of the jobs that wait for this one, ascending."""
+        return self._edges(job)[1]
 
     def to_representation(self, job: Job) -> dict:
         return redact_secrets(job, super().to_representation(job))

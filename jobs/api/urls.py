@@ -1,4 +1,5 @@
 """/api/jobs/, /api/wizard/jobs/, /api/job-types/, /api/queues/, /api/templates/,
+/api/workflows/,
 /api/auth/…, /api/health/.
 
 Every route matches with and without its trailing slash (jobs/api/routers.py).
@@ -8,7 +9,7 @@ from django.urls import re_path
 
 from jobs.stats import DIMENSIONS
 
-from . import auth, exchange, flow_views, job_templates, stats, views
+from . import auth, exchange, flow_views, job_templates, stats, views, workflows
 from .routers import OPTIONAL_SLASH, OptionalSlashRouter
 
 router = OptionalSlashRouter()
@@ -17,6 +18,7 @@ router.register("wizard/jobs", views.WizardJobViewSet, basename="wizard-job")
 router.register("job-types", flow_views.JobTypeViewSet, basename="job-type")
 router.register("queues", flow_views.QueueViewSet, basename="queue")
 router.register("templates", job_templates.TemplateViewSet, basename="job-template")
+router.register("workflows", workflows.WorkflowViewSet, basename="workflow")
 
 urlpatterns = [
     re_path(rf"^auth/token{OPTIONAL_SLASH}$", auth.TokenView.as_view(), name="api-token"),

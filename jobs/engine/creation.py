@@ -46,6 +46,10 @@ def insert(job: Job, task_names: Sequence[str]) -> int | None:
         "lock_limit": job.lock_limit,
         "unique_key": job.unique_key,
         "timeout_seconds": job.timeout_seconds,
+        "waiting_on": job.waiting_on,
+        "on_parent_failure": job.on_parent_failure,
+        "workflow_id": job.workflow_id,
+        "workflow_node": job.workflow_node,
     }
     if connection.vendor == "postgresql":
         rows, _ = execute("insert_job", {**params, "task_names": list(task_names)})
@@ -80,11 +84,21 @@ class NewJob:
     task_names: Sequence[str]
     lock_limit: int = 1
     timeout_seconds: int | None = None  # seconds per attempt (services.resolved_timeout)
+    waiting_on: int = 0  # parents not yet settled (engine.dependencies)
+    on_parent_failure: str = "cancel"
+    workflow_node: str = ""
 
 
-def insert_many(jobs: Sequence[NewJob], *, created_by_id: int | None, now: datetime) -> list[int]:
+def insert_many(
+    jobs: Sequence[NewJob],
+    *,
+    created_by_id: int | None,
+    now: datetime,
+    workflow_id: int | None = None,
+) -> list[int]:
     """INSERT pending `jobs` and their tasks: one statement for the jobs and one for
     the tasks (sql: insert_jobs, insert_tasks). Returns the ids in input order."""
+
     created_at = db_datetime(now)
     if connection.vendor == "postgresql":
         rows, _ = execute(
@@ -103,6 +117,10 @@ def insert_many(jobs: Sequence[NewJob], *, created_by_id: int | None, now: datet
                 "progress_totals": [len(j.task_names) for j in jobs],
                 "lock_limits": [j.lock_limit for j in jobs],
                 "timeout_seconds": [j.timeout_seconds for j in jobs],
+                "waiting_ons": [j.waiting_on for j in jobs],
+                "on_parent_failures": [j.on_parent_failure for j in jobs],
+                "workflow_nodes": [j.workflow_node for j in jobs],
+                "workflow_id": workflow_id,
             },
         )
     else:
@@ -119,6 +137,9 @@ def insert_many(jobs: Sequence[NewJob], *, created_by_id: int | None, now: datet
                 len(j.task_names),
                 j.lock_limit,
                 j.timeout_seconds,
+                j.waiting_on,
+                j.on_parent_failure,
+                j.workflow_node,
             ]
             for j in jobs
         ]
@@ -128,6 +149,7 @@ def insert_many(jobs: Sequence[NewJob], *, created_by_id: int | None, now: datet
                 "created_by_id": created_by_id,
                 "created_at": created_at,
                 "jobs": _sqlite_json(values),
+                "workflow_id": workflow_id,
             },
         )
     ids = sorted(row["id"] for row in rows)

@@ -28,9 +28,9 @@ from django.utils import timezone
 
 from .. import flow
 from ..exceptions import IllegalTransition
-from ..extensions import job_finished
+from ..extensions import job_finished, jobs_runnable
 from ..models import TRANSITIONS, Job, JobStatus, LogLevel, Task, TaskStatus
-from . import logs
+from . import dependencies, logs
 from .queries import db_datetime, db_json, execute, execute_many, job_from_row, py_json
 
 logger = logging.getLogger(__name__)
@@ -89,6 +89,23 @@ def _finished(*job_ids: int) -> None:
     transaction.on_commit(lambda: job_finished(job_ids), robust=True)
 
 
+def _runnable(released: Sequence[tuple[int, str]]) -> None:
+    """Waiting jobs `released` ((id, queue)) may run once this commits: the broker
+    wakes workers for them (extensions.jobs_runnable)."""
+    if released:
+        pairs = list(released)
+        transaction.on_commit(lambda: jobs_runnable(pairs), robust=True)
+
+
+def _ended(job_id: int, status: str, now: datetime) -> None:
+    """Job `job_id` just failed or was cancelled, in this transaction: its children
+    are settled or cancelled (engine.dependencies)."""
+    cancelled, released = dependencies.parents_ended({job_id: status}, now)
+    if cancelled:
+        _finished(*cancelled)
+    _runnable(released)
+
+
 # --- claiming -------------------------------------------------------------------
 
 
@@ -130,12 +147,13 @@ def complete_and_claim(
             return _claim_governed(worker, queues, None, tried_plain=False)
     try:
         with _claim_transaction():
-            settled, claimed = _claim_rows(worker, queues, None, completion, lines)
+            settled, claimed, released = _claim_rows(worker, queues, None, completion, lines)
     except IntegrityError:
         complete(completion, lines)
         return None
     if settled:
         _finished(completion.job_id)
+        _runnable(released)
     if not settled:
         logger.warning("job #%s lost its claim before it completed", completion.job_id)
     if claimed is None:
@@ -294,32 +312,35 @@ def _claim_rows(
     job_id: int | None,
     completion: Completion | None,
     lines: Sequence[LogLine],
-) -> tuple[bool, Claim | None]:
-    """Run the claim (after `completion`'s statement when given): (whether the
-    completion won, the claim)."""
+) -> tuple[bool, Claim | None, list[tuple[int, str]]]:
+    """Run the claim (after `completion`'s statements when given): (whether the
+    completion won, the claim, the (id, queue) of the waiting jobs the completion
+    left runnable; the claim may have taken one of them)."""
     name = "claim_next" if job_id is None else "claim_job"
     settled = True
+    released: list[tuple[int, str]] = []
     if connection.vendor == "postgresql":
         params: dict[str, Any] = {"worker": worker, "queues": list(queues), "job_id": job_id}
         if completion is None:
             (rows,) = execute_many([name], params)
         else:
             params.update(_completion_params(completion, lines))
-            done, rows = execute_many(["complete", name], params)
+            done, children, rows = execute_many(["complete", "release_children", name], params)
             settled = bool(done[0]["count"])
+            released = dependencies.runnable(children)
         if not rows:
-            return settled, None
-        return settled, _claim_from_pg_row(rows[0])
+            return settled, None, released
+        return settled, _claim_from_pg_row(rows[0]), released
     # SQLite, in the claim's BEGIN IMMEDIATE: the clock is read once the write lock is
     # held, so a start is never recorded before a lock predecessor's finish.
     now = db_datetime(timezone.now())
     if completion is not None:
-        settled = _complete_sqlite(completion, lines, now)
+        settled, released = _complete_sqlite(completion, lines, now)
     params = {"worker": worker, "queues": _json_list(queues), "job_id": job_id, "now": now}
     rows, _ = execute(name, params)
     if not rows:
-        return settled, None
-    return settled, _claim_from_sqlite_row(rows[0], now)
+        return settled, None, released
+    return settled, _claim_from_sqlite_row(rows[0], now), released
 
 
 def _claim_from_pg_row(row: dict[str, Any]) -> Claim:
@@ -394,15 +415,19 @@ def complete(completion: Completion, lines: Sequence[LogLine]) -> bool:
     """The job's last task succeeded: its log lines, the task's success and the job's
     completion in one transaction, fenced on the claim. False if the claim was lost."""
     if connection.vendor == "postgresql":
-        rows, _ = execute("complete", _completion_params(completion, lines))
-        settled = bool(rows[0]["count"])
+        params = _completion_params(completion, lines)
+        with _claim_transaction():
+            done, children = execute_many(["complete", "release_children"], params)
+        settled = bool(done[0]["count"])
+        released = dependencies.runnable(children)
     else:
         with transaction.atomic():
-            settled = _complete_sqlite(completion, lines, db_datetime(timezone.now()))
+            settled, released = _complete_sqlite(completion, lines, db_datetime(timezone.now()))
     if not settled:
         logger.warning("job #%s lost its claim before it completed", completion.job_id)
     else:
         _finished(completion.job_id)
+        _runnable(released)
     return settled
 
 
@@ -418,15 +443,20 @@ def _completion_params(completion: Completion, lines: Sequence[LogLine]) -> dict
     }
 
 
-def _complete_sqlite(completion: Completion, lines: Sequence[LogLine], now: Any) -> bool:
-    """complete() on SQLite, inside the caller's transaction."""
+def _complete_sqlite(
+    completion: Completion, lines: Sequence[LogLine], now: Any
+) -> tuple[bool, list[tuple[int, str]]]:
+    """complete() on SQLite, inside the caller's transaction: whether it won, and the
+    (id, queue) of the waiting jobs it left runnable."""
     if lines:
         logs.append_many(completion.job_id, lines)
     fence = {"job_id": completion.job_id, "attempt": completion.attempt}
     task = {"task_id": completion.task_id, "task_result": db_json(completion.task_result)}
     execute("task_succeeded", {**fence, **task, "now": now})
     done = {"job_result": db_json(completion.job_result), "progress": completion.progress}
-    return execute("job_completed", {**fence, **done, "now": now})[1] > 0
+    if not execute("job_completed", {**fence, **done, "now": now})[1]:
+        return False, []
+    return True, dependencies.release_children_sqlite(completion.job_id)
 
 
 def _claimed(job: Job) -> Any:
@@ -449,18 +479,22 @@ def fail_task(job: Job, task_id: int, error: str) -> bool:
 @moves([S.RUNNING], to=S.FAILED)
 def fail(job: Job, error: str) -> None:
     """The running job failed with `error` (its last attempt, an unknown type, a task
-    that was not pending). Fenced on the claim: IllegalTransition if it was lost."""
-    transition(
-        job.pk,
-        action="finish as failed",
-        expected=[S.RUNNING],
-        to=S.FAILED,
-        attempt=job.attempts,
-        error=error,
-        finished_at=timezone.now(),
-        heartbeat_at=None,
-    )
-    _finished(job.pk)
+    that was not pending). Fenced on the claim: IllegalTransition if it was lost. Its
+    children are cancelled (or settled) in the same transaction."""
+    now = timezone.now()
+    with transaction.atomic():
+        transition(
+            job.pk,
+            action="finish as failed",
+            expected=[S.RUNNING],
+            to=S.FAILED,
+            attempt=job.attempts,
+            error=error,
+            finished_at=now,
+            heartbeat_at=None,
+        )
+        _finished(job.pk)
+        _ended(job.pk, S.FAILED, now)
 
 
 @moves([S.RUNNING], to=S.PENDING)
@@ -495,8 +529,10 @@ def cancel_at_boundary(job: Job, task_id: int | None, lines: Sequence[LogLine]) 
             finished_at=timezone.now(),
             heartbeat_at=None,
         )
-        _end_tasks(job.pk, running=TaskStatus.CANCELLED, skip_pending=True, now=timezone.now())
+        now = timezone.now()
+        _end_tasks(job.pk, running=TaskStatus.CANCELLED, skip_pending=True, now=now)
         _finished(job.pk)
+        _ended(job.pk, S.CANCELLED, now)
 
 
 def _end_tasks(
@@ -602,6 +638,7 @@ def cancel(job_id: int) -> str:
                 status=TaskStatus.SKIPPED
             )
             _finished(job_id)
+            _ended(job_id, S.CANCELLED, now)
             return S.PENDING
         if Job.objects.filter(pk=job_id, status=S.RUNNING).update(
             cancel_requested_at=Coalesce(F("cancel_requested_at"), Value(now))
@@ -630,6 +667,7 @@ def retry(job_id: int, *, fields: dict[str, Any], task_names: list[str] | None) 
         run_after=None,
         worker="",
         queued_at=timezone.now(),
+        cancelled_by_parent=None,
         **fields,
     )
     if task_names is not None:
@@ -643,6 +681,8 @@ def retry(job_id: int, *, fields: dict[str, Any], task_names: list[str] | None) 
         progress_done=0,
         progress_total=0,
     )
+    dependencies.recount([job_id])
+    dependencies.parent_retried(job_id, timezone.now())
 
 
 def _replace_unfinished_tasks(job_id: int, names: list[str]) -> None:
@@ -742,4 +782,5 @@ def sweep(
                 requeued.append((job.pk, job.queue))
             else:
                 _finished(job.pk)
+                _ended(job.pk, S.FAILED if outcome == "failed" else S.CANCELLED, now)
     return Swept(counts, requeued)

@@ -10,6 +10,8 @@ commits with the next claim (engine.complete_and_claim): one transaction per job
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from django.conf import settings
@@ -24,44 +26,61 @@ from .heartbeat import worker_name
 
 
 def claim(
-    *, worker: str, job_id: int | None = None, finished: Finished | None = None
+    *,
+    worker: str,
+    job_id: int | None = None,
+    finished: Finished | None = None,
+    served: list[str] | None = None,
 ) -> engine.Claim | None:
-    """Claim a runnable job of this cluster's queues (engine.claim); with `finished`
-    (the worker's previous job, its last task done), that job's completion commits in
-    the same transaction (engine.complete_and_claim)."""
-    served = queues.served_queues()
+    """Claim a runnable job of this cluster's queues (`served`: of these only) with
+    engine.claim; with `finished` (the worker's previous job, its last task done), that
+    job's completion commits in the same transaction (engine.complete_and_claim)."""
+    if served is None:
+        served = queues.served_queues()
     if finished is None:
         return engine.claim(worker=worker, queues=served, job_id=job_id)
     with finished.ctx.logs.writing() as lines:
         return engine.complete_and_claim(finished.completion(), lines, worker=worker, queues=served)
 
 
+class Slots:
+    """What one drain loop may claim, and what it reports: here the whole cluster's
+    queues, one loop per process (jobs.worker.threads runs several, sharing slots)."""
+
+    @contextmanager
+    def claiming(self) -> Iterator[list[str] | None]:
+        """The queues to claim from now (None: every served queue); started() is called
+        inside, with what was claimed."""
+        yield None
+
+    def started(self, claimed: engine.Claim | None) -> None:
+        """A claim was made (None: it found nothing)."""
+
+    def ended(self, claimed: engine.Claim) -> None:
+        """A claimed job's tasks ended (its completion may still be waiting)."""
+
+    def may_wait(self) -> bool:
+        """Whether this loop, finding nothing, waits for a job about to fall due."""
+        return True
+
+
 def run_job(job_id: int | None = None) -> dict[str, int]:
     """Broker entry point: run `job_id` if still runnable, then drain runnable jobs.
 
     Each completed job's bookkeeping commits with the next claim (one transaction per
-    job); the last one alone, before the worker returns.
+    job); the last one alone, before the worker returns. With more than one thread per
+    worker (JOBDECK_WORKER_THREADS, JOBDECK_QUEUE_THREADS) the drain runs in threads
+    (jobs.worker.threads), each this same loop.
     """
     worker = worker_name()
     deadline = time.monotonic() + settings.JOBDECK_DRAIN_SECONDS
-    ran = 0
-    finished: Finished | None = None
-    claimed = claim(worker=worker, job_id=job_id) if job_id is not None else None
-    try:
-        while True:
-            if claimed is not None:
-                outcome = execute_deferred(claimed)
-                finished = outcome if isinstance(outcome, Finished) else None
-                ran += 1
-            if time.monotonic() >= deadline:
-                break
-            settling, finished = finished, None
-            claimed = _claim_settling(worker, settling)
-            if claimed is None and not _wait_for_due_job(deadline):
-                break
-    finally:
-        if finished is not None:
-            outlasting_outage(complete, finished)
+    limits = queues.worker_threads()
+    if max(limits.values(), default=1) > 1:
+        from .threads import Pool
+
+        ran = Pool(worker, deadline, limits).run(job_id)
+    else:
+        ran = drain(worker, deadline, job_id)
     # Work left that this worker did not take (budget spent): wake another worker
     # of this cluster.
     if time.monotonic() >= deadline:
@@ -74,6 +93,49 @@ def run_job(job_id: int | None = None) -> dict[str, int]:
     return {"ran": ran}
 
 
+def drain(
+    worker: str, deadline: float, job_id: int | None = None, slots: Slots | None = None
+) -> int:
+    """The drain loop: run `job_id` if still runnable, then claim and run jobs until none
+    is left or `deadline` (time.monotonic()) passes; return how many it ran."""
+    slots = slots or Slots()
+    ran = 0
+    finished: Finished | None = None
+    claimed: engine.Claim | None = None
+    # Wakes idle workers of this cluster's queues while a backlog waits, on every
+    # machine (broker.DrainFanOut): at once when woken for any job (a bulk creation's
+    # or the tick's wake-up), later when woken for one job.
+    fan_out = broker.DrainFanOut(
+        queues.served_queues(), interval=settings.JOBDECK_FANOUT_SECONDS, at_once=job_id is None
+    )
+    if job_id is not None:
+        with slots.claiming() as served:
+            claimed = claim(worker=worker, job_id=job_id, served=served)
+            slots.started(claimed)
+    try:
+        while True:
+            if claimed is not None:
+                try:
+                    outcome = execute_deferred(claimed)
+                finally:
+                    slots.ended(claimed)
+                finished = outcome if isinstance(outcome, Finished) else None
+                ran += 1
+                fan_out()
+            if time.monotonic() >= deadline:
+                break
+            settling, finished = finished, None
+            with slots.claiming() as served:
+                claimed = _claim_settling(worker, settling, served)
+                slots.started(claimed)
+            if claimed is None and not (slots.may_wait() and _wait_for_due_job(deadline)):
+                break
+    finally:
+        if finished is not None:
+            outlasting_outage(complete, finished)
+    return ran
+
+
 def _wake_at_next_opening() -> None:
     """Jobs wait for a rate window that opens after this drain: leave a wake-up that
     becomes visible then (the ORM broker; with another, the periodic tick wakes them)."""
@@ -84,11 +146,13 @@ def _wake_at_next_opening() -> None:
             broker.wake_at(queue, opening)
 
 
-def _claim_settling(worker: str, finished: Finished | None) -> engine.Claim | None:
+def _claim_settling(
+    worker: str, finished: Finished | None, served: list[str] | None = None
+) -> engine.Claim | None:
     """claim(finished=…), and if the database drops meanwhile, the finished job's
     completion written alone, outlasting the outage."""
     try:
-        return claim(worker=worker, finished=finished)
+        return claim(worker=worker, finished=finished, served=served)
     except (OperationalError, InterfaceError):
         if finished is None or connection.in_atomic_block:
             raise
@@ -133,9 +197,9 @@ def tick() -> dict[str, Any]:
     """Periodic maintenance (a django-q2 schedule): recover stale jobs, wake workers for
     delayed jobs that fell due."""
     swept = services.sweep_stale_jobs()
-    workers = broker.workers_per_cluster()
     woken = 0
-    # Runnable jobs per queue, each queue's cluster woken (the tick runs on one cluster).
+    # Runnable jobs per queue, each queue's clusters woken (the tick runs on one cluster):
+    # the idle workers of all of them, less the wake-ups still waiting (broker.wakeups_for).
     due = (
         Job.objects.runnable(queues=sorted(queues.known_queues()))
         .values("queue")
@@ -143,7 +207,5 @@ def tick() -> dict[str, Any]:
         .order_by()
     )
     for row in due:
-        for _ in range(min(row["n"], workers)):
-            broker.enqueue_wakeup(None, row["queue"])
-            woken += 1
+        woken += broker.wake_for_backlog(row["queue"], row["n"])
     return {**swept, "woken": woken}

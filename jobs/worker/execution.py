@@ -82,7 +82,7 @@ def execute_deferred(claim: engine.Claim) -> str | Finished:
     finally:
         secretlog.forget(job.pk)
         ctx.logs.deactivate()
-        heartbeat.clear()
+        heartbeat.clear(job.pk)
 
 
 def complete(finished: Finished) -> None:

@@ -72,8 +72,9 @@ def announce(now=None) -> None:
 
 
 class Heartbeat:
-    """One daemon thread per worker process, beating for the job it is running and
-    writing that job's waiting log lines (logbuffer) once they are due.
+    """One daemon thread per worker process, beating for the jobs it is running (one,
+    or one per drain thread: jobs.worker.threads) and writing their waiting log lines
+    (logbuffer) once they are due.
 
     The thread has its own database connection. A worker killed with SIGKILL stops
     beating and the sweep recovers its job.
@@ -81,7 +82,8 @@ class Heartbeat:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._current: tuple[int, int, LogBuffer | None] | None = None
+        # job id → (attempt, its log buffer), for every job this process is running.
+        self._current: dict[int, tuple[int, LogBuffer | None]] = {}
         self._thread: threading.Thread | None = None
         self._pid = 0
         self._present = False  # announce this worker on the workers page
@@ -99,7 +101,7 @@ class Heartbeat:
         if settings.JOBDECK_HEARTBEAT_SECONDS <= 0:
             return
         with self._lock:
-            self._current = (job_id, attempts, logs)
+            self._current[job_id] = (attempts, logs)
             self._start()
 
     def _start(self) -> None:
@@ -114,9 +116,14 @@ class Heartbeat:
             )
             self._thread.start()
 
-    def clear(self) -> None:
+    def clear(self, job_id: int) -> None:
         with self._lock:
-            self._current = None
+            self._current.pop(job_id, None)
+
+    def watched(self) -> list[int]:
+        """The ids of the jobs it beats for now."""
+        with self._lock:
+            return sorted(self._current)
 
     def _beat(self, interval: float) -> None:
         flush_every = settings.JOBDECK_LOG_FLUSH_SECONDS
@@ -134,20 +141,22 @@ class Heartbeat:
                     connection.close()
             time.sleep(tick)
             with self._lock:
-                current = self._current
-            if current is None:
-                continue
-            job_id, attempts, logs = current
-            try:
-                if logs is not None and logs.due():
-                    logs.flush()
-                if time.monotonic() >= next_beat:
-                    next_beat = time.monotonic() + interval
-                    engine.heartbeat(job_id, attempts)
-            except Exception:  # the database may be restarting; try again next tick
-                logger.warning("heartbeat or log flush for job %s failed", job_id, exc_info=True)
-                close_old_connections()
-                connection.close()
+                current = list(self._current.items())
+            beat = bool(current) and time.monotonic() >= next_beat
+            if beat:
+                next_beat = time.monotonic() + interval
+            for job_id, (attempts, logs) in current:
+                try:
+                    if logs is not None and logs.due():
+                        logs.flush()
+                    if beat:
+                        engine.heartbeat(job_id, attempts)
+                except Exception:  # the database may be restarting; try again next tick
+                    logger.warning(
+                        "heartbeat or log flush for job %s failed", job_id, exc_info=True
+                    )
+                    close_old_connections()
+                    connection.close()
 
 
 heartbeat = Heartbeat()

@@ -14,10 +14,19 @@ wake-up: the scope reads what is left of it, fires at whichever deadline comes f
 hands django-q2's deadline to django-q2's handler, and on leaving restores both its
 handler and its remaining time. The timer runs only around a handler, never around
 the worker's bookkeeping; a signal that arrives after the scope closed does nothing.
+
+Signals reach only the main thread, so a handler running in a drain thread
+(JOBDECK_WORKER_THREADS > 1, jobs.worker.threads) is interrupted by the process's
+watchdog thread instead: at the deadline it raises the same JobTimedOut in the
+handler's thread (PyThreadState_SetAsyncExc), again every REPEAT_SECONDS if swallowed.
+An asynchronous exception is raised between bytecodes: a Python loop stops within
+milliseconds, but a blocking C call (`time.sleep`, a socket read) only once it returns,
+so there an I/O call's own timeout is what bounds it.
 """
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import signal
 import threading
@@ -46,7 +55,6 @@ class Budget:
         self.seconds = seconds
         self.start = time.monotonic() if start is None else start
         self.timed_out = False  # set once JobTimedOut was raised for this attempt
-        self._warned = False
 
     @property
     def deadline(self) -> float | None:
@@ -56,16 +64,6 @@ class Budget:
         """Seconds left (≤ 0 once spent); None without a timeout."""
         deadline = self.deadline
         return None if deadline is None else deadline - time.monotonic()
-
-    def warn_once(self, job_id: int) -> None:
-        if not self._warned:
-            self._warned = True
-            logger.warning(
-                "job #%s has a timeout of %s s but runs outside the main thread: it cannot "
-                "be interrupted, only stopped at its next task boundary",
-                job_id,
-                self.seconds,
-            )
 
 
 class _Scope:
@@ -79,8 +77,8 @@ class _Scope:
 def interrupting(budget: Budget, job_id: int | None = None) -> Iterator[None]:
     """Run the block (a handler) with `budget`'s time left: past it, JobTimedOut is raised
     in the block and `budget.timed_out` is set. A budget already spent raises at once (a
-    task boundary). Outside the main thread (no signals there) the block is not
-    interrupted: a warning is logged and the next task boundary stops the job."""
+    task boundary). Outside the main thread (no signals there) the watchdog thread
+    interrupts the block."""
     left = budget.left()
     if left is None:
         yield
@@ -89,8 +87,8 @@ def interrupting(budget: Budget, job_id: int | None = None) -> Iterator[None]:
         budget.timed_out = True
         raise JobTimedOut(budget.seconds or 0)
     if threading.current_thread() is not threading.main_thread():
-        budget.warn_once(job_id or 0)
-        yield
+        with watchdog.interrupting(budget):
+            yield
         return
     scope = _Scope()
     deadline = budget.deadline
@@ -149,3 +147,118 @@ def _call(handler: Any, signum: int, frame: FrameType | None) -> None:
     else:  # SIG_DFL (or unknown): the default action, as if the scope had not been there
         signal.signal(signal.SIGALRM, signal.SIG_DFL)
         signal.raise_signal(signum)
+
+
+class _Watched:
+    """One handler running in a thread other than the main one, and its deadline."""
+
+    def __init__(self, budget: Budget, ident: int) -> None:
+        assert budget.deadline is not None and budget.seconds is not None
+        self.budget = budget
+        self.ident = ident
+        self.due = budget.deadline
+        self.exception = _timed_out_class(budget.seconds)
+        self.active = True
+
+
+def _timed_out_class(seconds: int) -> type[JobTimedOut]:
+    """An asynchronous exception is raised by class, without arguments: a JobTimedOut
+    that knows its seconds."""
+
+    class Interrupted(JobTimedOut):
+        def __init__(self) -> None:
+            super().__init__(seconds)
+
+    Interrupted.__name__ = Interrupted.__qualname__ = JobTimedOut.__name__
+    return Interrupted
+
+
+class Watchdog:
+    """The per-process thread that raises JobTimedOut in handlers running outside the
+    main thread once their deadline passes (started on first use, a daemon).
+
+    Races: raising and leaving both hold the lock, and leaving withdraws an exception
+    raised but not yet delivered, so no JobTimedOut lands in the worker's bookkeeping
+    after the handler's scope closed.
+    """
+
+    def __init__(self) -> None:
+        self._wake = threading.Condition()
+        self._watched: dict[int, _Watched] = {}  # thread ident → its running handler
+        self._thread: threading.Thread | None = None
+
+    @contextmanager
+    def interrupting(self, budget: Budget) -> Iterator[None]:
+        watched = _Watched(budget, threading.get_ident())
+        try:
+            with self._wake:
+                self._watched[watched.ident] = watched
+                self._start()
+                self._wake.notify()
+            yield
+        finally:
+            # JobTimedOut may arrive while leaving: leave again until it has left.
+            while True:
+                try:
+                    self._leave(watched)
+                    break
+                except JobTimedOut:
+                    continue
+        if budget.timed_out:
+            # The handler caught JobTimedOut and returned anyway: it still timed out.
+            raise JobTimedOut(budget.seconds or 0)
+
+    def _leave(self, watched: _Watched) -> None:
+        with self._wake:
+            if watched.active:
+                watched.active = False
+                if self._watched.get(watched.ident) is watched:
+                    del self._watched[watched.ident]
+                raise_in_thread(watched.ident, None)  # withdraw one not yet delivered
+
+    def _start(self) -> None:
+        """Start the thread unless it runs in this process (called holding the lock)."""
+        if self._thread is None or not self._thread.is_alive():
+            self._thread = threading.Thread(target=self._run, name="jobdeck-watchdog", daemon=True)
+            self._thread.start()
+
+    def _run(self) -> None:
+        with self._wake:
+            while True:
+                now = time.monotonic()
+                for watched in list(self._watched.values()):
+                    if watched.active and now >= watched.due - _SLACK:
+                        watched.budget.timed_out = True
+                        watched.due = now + REPEAT_SECONDS  # again, if swallowed
+                        raise_in_thread(watched.ident, watched.exception)
+                due = min((w.due for w in self._watched.values()), default=None)
+                self._wake.wait(None if due is None else max(due - time.monotonic(), 0.001))
+
+    def watching(self) -> int:
+        """How many handlers it watches now."""
+        with self._wake:
+            return len(self._watched)
+
+
+def carrying(exception: BaseException) -> type[BaseException]:
+    """A subclass of `exception`'s class that, raised without arguments (as asynchronous
+    exceptions are), carries `exception`'s arguments: its message."""
+    base, args = type(exception), exception.args
+
+    class Carried(base):  # type: ignore[valid-type, misc]
+        def __init__(self) -> None:
+            super().__init__(*args)
+
+    Carried.__name__, Carried.__qualname__ = base.__name__, base.__qualname__
+    Carried.__module__ = base.__module__
+    return Carried
+
+
+def raise_in_thread(ident: int, exception: type[BaseException] | None) -> None:
+    """Raise `exception` in thread `ident` at its next bytecode (None: withdraw one)."""
+    ctypes.pythonapi.PyThreadState_SetAsyncExc(
+        ctypes.c_ulong(ident), ctypes.py_object(exception) if exception else None
+    )
+
+
+watchdog = Watchdog()

@@ -9,7 +9,7 @@ from jobs import registry
 from jobs.api.serializers import timeout_field
 from jobs.models import JobStatus, JobTemplate
 
-from .. import selectors
+from .. import selectors, services
 from ..models import MisfirePolicy, OverlapPolicy, Schedule, ScheduleKind
 
 # A schedule may name a release; its model is reached through the field, so the
@@ -32,6 +32,14 @@ class ScheduleInputSerializer(serializers.Serializer):
     config = serializers.JSONField(required=False, default=dict)
     release = serializers.PrimaryKeyRelatedField(
         queryset=RELEASES, required=False, allow_null=True, default=None
+    )
+    workflow = serializers.JSONField(
+        required=False,
+        allow_null=True,
+        default=None,
+        help_text="A workflow to fire instead of one job (then no job_type, config, release "
+        'or template): {"name": …, "jobs": {"<node>": {<job spec>, "after": ["<node>", …]}}}, '
+        "validated as POST /api/workflows/ validates it.",
     )
     kind = serializers.ChoiceField(choices=ScheduleKind.choices)
     interval_minutes = serializers.IntegerField(required=False, allow_null=True, default=None)
@@ -65,6 +73,7 @@ class HourMinuteField(serializers.TimeField):
 class ScheduleSerializer(serializers.ModelSerializer):
     time = HourMinuteField(read_only=True, allow_null=True)
     config = serializers.SerializerMethodField()
+    workflow = serializers.SerializerMethodField()
     description = serializers.SerializerMethodField()
     last_job_status = serializers.ChoiceField(
         choices=JobStatus.choices,
@@ -72,7 +81,15 @@ class ScheduleSerializer(serializers.ModelSerializer):
         default=None,
         read_only=True,
         allow_null=True,
-        help_text="The status of the job it last created; null before its first run.",
+        help_text="The status of the job it last created; null before its first run "
+        "and when its last run made a workflow.",
+    )
+    last_workflow_status = serializers.CharField(
+        read_only=True,
+        allow_null=True,
+        default=None,
+        help_text="The status of the workflow its last run made (running, completed, failed "
+        "or cancelled, from its jobs); null when that run made a job.",
     )
     created_by = serializers.CharField(
         source="created_by.username", default=None, read_only=True, allow_null=True
@@ -87,6 +104,7 @@ class ScheduleSerializer(serializers.ModelSerializer):
             "job_type",
             "config",
             "release",
+            "workflow",
             "kind",
             "interval_minutes",
             "time",
@@ -102,6 +120,8 @@ class ScheduleSerializer(serializers.ModelSerializer):
             "last_run_at",
             "last_job",
             "last_job_status",
+            "last_workflow",
+            "last_workflow_status",
             "description",
             "created_by",
             "created_at",
@@ -112,6 +132,10 @@ class ScheduleSerializer(serializers.ModelSerializer):
     @extend_schema_field({"type": "object", "additionalProperties": {}})
     def get_config(self, obj: Schedule) -> dict:
         return registry.redact(obj.job_type, obj.config)
+
+    @extend_schema_field({"type": "object", "nullable": True, "additionalProperties": {}})
+    def get_workflow(self, obj: Schedule) -> dict | None:
+        return services.redacted_workflow(obj.workflow)
 
     def get_description(self, obj: Schedule) -> str:
         return selectors.schedule_description(obj)

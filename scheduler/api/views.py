@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import PolymorphicProxySerializer, extend_schema
 from rest_framework import status, viewsets
 from rest_framework.decorators import action
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from jobs import workflows
 from jobs.api.permissions import ReadAnyWriteByModelPerms
 from jobs.api.serializers import JobDetailSerializer, JobListSerializer
+from jobs.api.workflows import WorkflowDetailSerializer
+from jobs.models import Workflow
 
 from .. import selectors, services
 from ..models import Schedule
@@ -88,13 +91,26 @@ class ScheduleViewSet(viewsets.ModelViewSet):
         )
         return Response(self._out(schedule))
 
-    @extend_schema(request=None, responses={201: JobDetailSerializer})
+    @extend_schema(
+        request=None,
+        responses={
+            201: PolymorphicProxySerializer(
+                component_name="ScheduleRun",
+                serializers=[JobDetailSerializer, WorkflowDetailSerializer],
+                resource_type_field_name=None,
+            )
+        },
+    )
     @action(detail=True, methods=["post"])
     def run(self, request: Request, pk=None) -> Response:
-        """Run now: create the job immediately; next_run_at does not move."""
-        job = services.schedule_run_now(schedule=self.get_object(), user=request.user, via="api")
+        """Run now: create the job immediately (a workflow schedule: the workflow, as
+        GET /api/workflows/<id>/ shows it); next_run_at does not move."""
+        made = services.schedule_run_now(schedule=self.get_object(), user=request.user, via="api")
+        if isinstance(made, Workflow):
+            workflow = workflows.with_counts(Workflow.objects.filter(pk=made.pk)).get()
+            return Response(WorkflowDetailSerializer(workflow).data, status=status.HTTP_201_CREATED)
         return Response(
-            JobDetailSerializer(job, context=self.get_serializer_context()).data,
+            JobDetailSerializer(made, context=self.get_serializer_context()).data,
             status=status.HTTP_201_CREATED,
         )
 

@@ -26,8 +26,13 @@
 -- uncommitted start) both give it the same slot: the partial unique index
 -- running_lock_slot_unique refuses the second, which the engine reads as "nothing
 -- to claim now". The lowest free slot is 0 or one past a taken one, the lowest such
--- that is free; fewer than lock_limit running means it is below lock_limit. started_at is statement_timestamp(): the snapshot that saw the
--- key's previous job finished is this statement's, so the start is never earlier.
+-- that is free; fewer than lock_limit running means it is below lock_limit.
+--
+-- started_at is read from the clock once (`moment`) while the statement runs, after its
+-- snapshot was taken: the snapshot that saw the key's previous job (or a parent) finished
+-- is this statement's, so the start is never earlier than that finish. Not
+-- statement_timestamp(): in a message of several statements (complete_and_claim) that is
+-- when the message arrived, which may be before a job this claim waited for finished.
 --
 -- SET LOCAL lasts for this statement's implicit transaction (inside an explicit
 -- transaction, until it ends: plans change, never results). The one good plan walks
@@ -36,16 +41,16 @@
 -- every pending row instead, on every claim. JIT is off because the disabled sort's
 -- huge cost estimate would make PostgreSQL JIT-compile this millisecond statement.
 SET LOCAL enable_sort = off; SET LOCAL jit = off;
-WITH claimed AS (
+WITH moment AS MATERIALIZED (SELECT clock_timestamp() AS at), claimed AS (
     UPDATE jobs_job
     SET status = 'running',
         attempts = attempts + 1,
         worker = %(worker)s,
-        started_at = statement_timestamp(),
-        heartbeat_at = statement_timestamp(),
+        started_at = (SELECT at FROM moment),
+        heartbeat_at = (SELECT at FROM moment),
         finished_at = NULL,
         attempted_by = attempted_by
-            || jsonb_build_array(jsonb_build_array(%(worker)s, statement_timestamp())),
+            || jsonb_build_array(jsonb_build_array(%(worker)s, (SELECT at FROM moment))),
         lock_slot = CASE WHEN lock IS NULL THEN NULL ELSE (
             SELECT min(f.n) FROM (
                 SELECT 0 AS n
@@ -58,13 +63,13 @@ WITH claimed AS (
         END
     WHERE id = (
         SELECT j.id FROM jobs_job j
-        WHERE j.status = 'pending'
+        WHERE j.status = 'pending' AND j.waiting_on = 0
           AND j.queue = ANY(%(queues)s)
           AND (j.run_after IS NULL OR j.run_after <= statement_timestamp())
           AND (j.lock IS NULL OR (
                 NOT EXISTS (
                     SELECT 1 FROM jobs_job k
-                    WHERE k.lock = j.lock AND k.status = 'pending' AND k.id < j.id)
+                    WHERE k.lock = j.lock AND k.status = 'pending' AND k.waiting_on = 0 AND k.id < j.id)
                 AND (SELECT count(*) FROM jobs_job k
                      WHERE k.lock = j.lock AND k.status = 'running') < j.lock_limit))
           AND NOT EXISTS (SELECT 1 FROM jobs_flowsetting f
@@ -77,7 +82,7 @@ WITH claimed AS (
     RETURNING *
 ), started AS (
     UPDATE jobs_task
-    SET status = 'running', started_at = statement_timestamp(), finished_at = NULL,
+    SET status = 'running', started_at = (SELECT at FROM moment), finished_at = NULL,
         error = '', attempts = attempts + 1
     WHERE id = (
         SELECT t.id FROM jobs_task t
@@ -97,16 +102,16 @@ FROM claimed;
 -- name: claim_job
 -- Claim job %(job_id)s (the one a wake-up names) for %(worker)s if it is runnable
 -- and one of %(queues)s: the rules, races and returned row of claim_next.
-WITH claimed AS (
+WITH moment AS MATERIALIZED (SELECT clock_timestamp() AS at), claimed AS (
     UPDATE jobs_job
     SET status = 'running',
         attempts = attempts + 1,
         worker = %(worker)s,
-        started_at = statement_timestamp(),
-        heartbeat_at = statement_timestamp(),
+        started_at = (SELECT at FROM moment),
+        heartbeat_at = (SELECT at FROM moment),
         finished_at = NULL,
         attempted_by = attempted_by
-            || jsonb_build_array(jsonb_build_array(%(worker)s, statement_timestamp())),
+            || jsonb_build_array(jsonb_build_array(%(worker)s, (SELECT at FROM moment))),
         lock_slot = CASE WHEN lock IS NULL THEN NULL ELSE (
             SELECT min(f.n) FROM (
                 SELECT 0 AS n
@@ -120,13 +125,13 @@ WITH claimed AS (
     WHERE id = (
         SELECT j.id FROM jobs_job j
         WHERE j.id = %(job_id)s
-          AND j.status = 'pending'
+          AND j.status = 'pending' AND j.waiting_on = 0
           AND j.queue = ANY(%(queues)s)
           AND (j.run_after IS NULL OR j.run_after <= statement_timestamp())
           AND (j.lock IS NULL OR (
                 NOT EXISTS (
                     SELECT 1 FROM jobs_job k
-                    WHERE k.lock = j.lock AND k.status = 'pending' AND k.id < j.id)
+                    WHERE k.lock = j.lock AND k.status = 'pending' AND k.waiting_on = 0 AND k.id < j.id)
                 AND (SELECT count(*) FROM jobs_job k
                      WHERE k.lock = j.lock AND k.status = 'running') < j.lock_limit))
           AND NOT EXISTS (SELECT 1 FROM jobs_flowsetting f
@@ -137,7 +142,7 @@ WITH claimed AS (
     RETURNING *
 ), started AS (
     UPDATE jobs_task
-    SET status = 'running', started_at = statement_timestamp(), finished_at = NULL,
+    SET status = 'running', started_at = (SELECT at FROM moment), finished_at = NULL,
         error = '', attempts = attempts + 1
     WHERE id = (
         SELECT t.id FROM jobs_task t
@@ -174,7 +179,7 @@ FROM claimed;
 -- retries with a fresh snapshot. Rate slots are taken after this statement, in its
 -- transaction (take_rate_slot).
 SET LOCAL jit = off;
-WITH lane AS (
+WITH moment AS MATERIALIZED (SELECT clock_timestamp() AS at), lane AS (
     SELECT * FROM UNNEST(%(lane_queues)s::varchar[], %(lane_types)s::varchar[],
                          %(lane_type_limits)s::integer[], %(lane_queue_limits)s::integer[])
          AS l(queue, job_type, type_limit, queue_limit)
@@ -183,7 +188,7 @@ WITH lane AS (
     FROM lane l
     CROSS JOIN LATERAL (
         SELECT j.id, j.priority FROM jobs_job j
-        WHERE j.status = 'pending'
+        WHERE j.status = 'pending' AND j.waiting_on = 0
           AND j.queue = l.queue
           AND j.job_type = l.job_type
           AND (%(job_id)s::bigint IS NULL OR j.id = %(job_id)s::bigint)
@@ -192,7 +197,7 @@ WITH lane AS (
                 j.lock <> ALL(%(blocked_keys)s::varchar[])
                 AND NOT EXISTS (
                     SELECT 1 FROM jobs_job k
-                    WHERE k.lock = j.lock AND k.status = 'pending' AND k.id < j.id)
+                    WHERE k.lock = j.lock AND k.status = 'pending' AND k.waiting_on = 0 AND k.id < j.id)
                 AND (SELECT count(*) FROM jobs_job k
                      WHERE k.lock = j.lock AND k.status = 'running') < j.lock_limit))
           AND (l.type_limit IS NULL OR (
@@ -211,11 +216,11 @@ WITH lane AS (
     SET status = 'running',
         attempts = attempts + 1,
         worker = %(worker)s,
-        started_at = statement_timestamp(),
-        heartbeat_at = statement_timestamp(),
+        started_at = (SELECT at FROM moment),
+        heartbeat_at = (SELECT at FROM moment),
         finished_at = NULL,
         attempted_by = attempted_by
-            || jsonb_build_array(jsonb_build_array(%(worker)s, statement_timestamp())),
+            || jsonb_build_array(jsonb_build_array(%(worker)s, (SELECT at FROM moment))),
         lock_slot = CASE WHEN jobs_job.lock IS NULL THEN NULL ELSE (
             SELECT min(f.n) FROM (
                 SELECT 0 AS n
@@ -255,7 +260,7 @@ WITH lane AS (
     RETURNING jobs_job.*
 ), started AS (
     UPDATE jobs_task
-    SET status = 'running', started_at = statement_timestamp(), finished_at = NULL,
+    SET status = 'running', started_at = (SELECT at FROM moment), finished_at = NULL,
         error = '', attempts = attempts + 1
     WHERE id = (
         SELECT t.id FROM jobs_task t
@@ -378,6 +383,37 @@ WITH logs AS (
 SELECT count(*) FROM done;
 
 
+-- name: release_children
+-- Job %(job_id)s completed (in this transaction): settle its unsettled edges to its
+-- children and count each off its child's waiting_on (jobs/engine/dependencies.py).
+-- Returns each child's id, queue, status and waiting_on: those at 0 and pending may
+-- run now. Sent after "complete", as a statement of its own: its snapshot is taken
+-- after the parent's UPDATE, which waited for any transaction that locked the parent
+-- to give it a child, so that child's edge is seen here (or was created settled).
+-- Two parents of one child completing at once decrement it one after the other
+-- (row lock): exactly one of them returns it at 0. Nothing when the job did not
+-- complete (a lost claim) or has no children: one index probe.
+WITH settled AS (
+    UPDATE jobs_jobdependency d SET settled = true
+    WHERE d.parent_id = %(job_id)s AND NOT d.settled
+      AND EXISTS (SELECT 1 FROM jobs_job p WHERE p.id = %(job_id)s AND p.status = 'completed')
+    RETURNING d.child_id
+)
+UPDATE jobs_job SET waiting_on = jobs_job.waiting_on - 1
+FROM settled s
+WHERE jobs_job.id = s.child_id
+RETURNING jobs_job.id, jobs_job.queue, jobs_job.status, jobs_job.waiting_on;
+
+
+-- name: insert_edges
+-- The edges of new jobs (parallel arrays %(child_ids)s, %(parent_ids)s, %(settled)s):
+-- a workflow's 20,000 edges in one statement, not an ORM object each.
+INSERT INTO jobs_jobdependency (child_id, parent_id, settled)
+SELECT e.child_id, e.parent_id, e.settled
+FROM UNNEST(%(child_ids)s::bigint[], %(parent_ids)s::bigint[], %(settled)s::boolean[])
+     AS e(child_id, parent_id, settled);
+
+
 -- name: insert_job
 -- A new job (status %(status)s: pending, or a draft) and its tasks, positions 1…n
 -- named by %(task_names)s (text[]), every other column at its initial value, in
@@ -391,13 +427,15 @@ WITH job AS (
         created_by_id, queue, lock, priority, run_after, attempts, max_attempts,
         created_at, queued_at, started_at, finished_at, heartbeat_at,
         cancel_requested_at, worker, attempted_by, progress_done, progress_total,
-        analysis, lock_limit, unique_key, lock_slot, type_slot, queue_slot, timeout_seconds)
+        analysis, lock_limit, unique_key, lock_slot, type_slot, queue_slot, timeout_seconds,
+        waiting_on, on_parent_failure, workflow_id, workflow_node, cancelled_by_parent_id)
     VALUES (
         %(job_type)s, %(status)s, %(config)s, NULL, '', %(release_id)s, %(schedule_id)s,
         %(created_by_id)s, %(queue)s, %(lock)s, %(priority)s, %(run_after)s, 0,
         %(max_attempts)s, %(created_at)s, %(queued_at)s, NULL, NULL, NULL,
         NULL, '', '[]', 0, %(progress_total)s,
-        %(analysis)s, %(lock_limit)s, %(unique_key)s, NULL, NULL, NULL, %(timeout_seconds)s)
+        %(analysis)s, %(lock_limit)s, %(unique_key)s, NULL, NULL, NULL, %(timeout_seconds)s,
+        %(waiting_on)s, %(on_parent_failure)s, %(workflow_id)s, %(workflow_node)s, NULL)
     ON CONFLICT (unique_key)
         WHERE status IN ('pending', 'running') AND unique_key IS NOT NULL
         DO NOTHING
@@ -421,18 +459,21 @@ INSERT INTO jobs_job (
     queue, lock, priority, run_after, attempts, max_attempts, created_at, queued_at,
     started_at, finished_at, heartbeat_at, cancel_requested_at, worker, attempted_by,
     progress_done, progress_total, analysis, lock_limit, unique_key, lock_slot, type_slot,
-    queue_slot, timeout_seconds)
+    queue_slot, timeout_seconds, waiting_on, on_parent_failure, workflow_id, workflow_node, cancelled_by_parent_id)
 SELECT j.job_type, 'pending', j.config, NULL, '', j.release_id, NULL, %(created_by_id)s,
        j.queue, j.lock, j.priority, j.run_after, 0, j.max_attempts, %(created_at)s,
        %(created_at)s, NULL, NULL, NULL, NULL, '', '[]', 0, j.progress_total, NULL,
-       j.lock_limit, NULL, NULL, NULL, NULL, j.timeout_seconds
+       j.lock_limit, NULL, NULL, NULL, NULL, j.timeout_seconds, j.waiting_on,
+       j.on_parent_failure, %(workflow_id)s::bigint, j.workflow_node, NULL
 FROM UNNEST(%(job_types)s::varchar[], %(configs)s::jsonb[], %(release_ids)s::bigint[],
             %(queues)s::varchar[], %(locks)s::varchar[], %(priorities)s::smallint[],
             %(run_afters)s::timestamptz[], %(max_attempts)s::integer[],
             %(progress_totals)s::integer[], %(lock_limits)s::integer[],
-            %(timeout_seconds)s::integer[])
+            %(timeout_seconds)s::integer[], %(waiting_ons)s::integer[],
+            %(on_parent_failures)s::varchar[], %(workflow_nodes)s::varchar[])
      AS j(job_type, config, release_id, queue, lock, priority, run_after, max_attempts,
-          progress_total, lock_limit, timeout_seconds)
+          progress_total, lock_limit, timeout_seconds, waiting_on, on_parent_failure,
+          workflow_node)
 RETURNING id;
 
 

@@ -33,13 +33,13 @@ SET status = 'running',
     END
 WHERE id = (
     SELECT j.id FROM jobs_job j
-    WHERE j.status = 'pending'
+    WHERE j.status = 'pending' AND j.waiting_on = 0
       AND j.queue IN (SELECT value FROM json_each(%(queues)s))
       AND (j.run_after IS NULL OR j.run_after <= %(now)s)
       AND (j.lock IS NULL OR (
             NOT EXISTS (
                 SELECT 1 FROM jobs_job k
-                WHERE k.lock = j.lock AND k.status = 'pending' AND k.id < j.id)
+                WHERE k.lock = j.lock AND k.status = 'pending' AND k.waiting_on = 0 AND k.id < j.id)
             AND (SELECT count(*) FROM jobs_job k
                  WHERE k.lock = j.lock AND k.status = 'running') < j.lock_limit))
       AND NOT EXISTS (SELECT 1 FROM jobs_flowsetting f
@@ -75,13 +75,13 @@ SET status = 'running',
 WHERE id = (
     SELECT j.id FROM jobs_job j
     WHERE j.id = %(job_id)s
-      AND j.status = 'pending'
+      AND j.status = 'pending' AND j.waiting_on = 0
       AND j.queue IN (SELECT value FROM json_each(%(queues)s))
       AND (j.run_after IS NULL OR j.run_after <= %(now)s)
       AND (j.lock IS NULL OR (
             NOT EXISTS (
                 SELECT 1 FROM jobs_job k
-                WHERE k.lock = j.lock AND k.status = 'pending' AND k.id < j.id)
+                WHERE k.lock = j.lock AND k.status = 'pending' AND k.waiting_on = 0 AND k.id < j.id)
             AND (SELECT count(*) FROM jobs_job k
                  WHERE k.lock = j.lock AND k.status = 'running') < j.lock_limit))
       AND NOT EXISTS (SELECT 1 FROM jobs_flowsetting f
@@ -104,7 +104,7 @@ WITH lane AS (
 ), head AS (
     SELECT (
         SELECT j.id FROM jobs_job j
-        WHERE j.status = 'pending'
+        WHERE j.status = 'pending' AND j.waiting_on = 0
           AND j.queue = lane.queue
           AND j.job_type = lane.job_type
           AND (%(job_id)s IS NULL OR j.id = %(job_id)s)
@@ -113,7 +113,7 @@ WITH lane AS (
                 j.lock NOT IN (SELECT value FROM json_each(%(blocked_keys)s))
                 AND NOT EXISTS (
                     SELECT 1 FROM jobs_job k
-                    WHERE k.lock = j.lock AND k.status = 'pending' AND k.id < j.id)
+                    WHERE k.lock = j.lock AND k.status = 'pending' AND k.waiting_on = 0 AND k.id < j.id)
                 AND (SELECT count(*) FROM jobs_job k
                      WHERE k.lock = j.lock AND k.status = 'running') < j.lock_limit))
         ORDER BY j.priority DESC, j.id
@@ -269,6 +269,31 @@ SET status = 'completed', result = %(job_result)s, progress_done = %(progress)s,
 WHERE id = %(job_id)s AND status = 'running' AND attempts = %(attempt)s;
 
 
+-- name: release_children
+-- Job :job_id completed (in this transaction, under the write lock): count each of its
+-- unsettled edges off its child's waiting_on (see postgresql.sql, release_children);
+-- settle_edges then marks them settled. Returns each child's id, queue, status and
+-- waiting_on.
+UPDATE jobs_job SET waiting_on = waiting_on - 1
+WHERE id IN (SELECT d.child_id FROM jobs_jobdependency d
+             WHERE d.parent_id = %(job_id)s AND NOT d.settled)
+  AND EXISTS (SELECT 1 FROM jobs_job p WHERE p.id = %(job_id)s AND p.status = 'completed')
+RETURNING id, queue, status, waiting_on;
+
+
+-- name: settle_edges
+-- The edges release_children just counted off: settled, so none is counted twice.
+UPDATE jobs_jobdependency SET settled = 1
+WHERE parent_id = %(job_id)s AND NOT settled;
+
+
+-- name: insert_edges
+-- The edges of new jobs: :edges is a JSON list of [child_id, parent_id, settled (0/1)].
+INSERT INTO jobs_jobdependency (child_id, parent_id, settled)
+SELECT e.value ->> 0, e.value ->> 1, e.value ->> 2
+FROM json_each(%(edges)s) AS e;
+
+
 -- name: insert_job
 -- A new job (status :status: pending, or a draft); its tasks follow (insert_tasks_of).
 -- Nothing when a job with its unique key is pending or running (see postgresql.sql).
@@ -277,13 +302,15 @@ INSERT INTO jobs_job (
     created_by_id, queue, lock, priority, run_after, attempts, max_attempts,
     created_at, queued_at, started_at, finished_at, heartbeat_at,
     cancel_requested_at, worker, attempted_by, progress_done, progress_total,
-    analysis, lock_limit, unique_key, lock_slot, type_slot, queue_slot, timeout_seconds)
+    analysis, lock_limit, unique_key, lock_slot, type_slot, queue_slot, timeout_seconds,
+    waiting_on, on_parent_failure, workflow_id, workflow_node, cancelled_by_parent_id)
 VALUES (
     %(job_type)s, %(status)s, %(config)s, NULL, '', %(release_id)s, %(schedule_id)s,
     %(created_by_id)s, %(queue)s, %(lock)s, %(priority)s, %(run_after)s, 0,
     %(max_attempts)s, %(created_at)s, %(queued_at)s, NULL, NULL, NULL,
     NULL, '', '[]', 0, %(progress_total)s,
-    %(analysis)s, %(lock_limit)s, %(unique_key)s, NULL, NULL, NULL, %(timeout_seconds)s)
+    %(analysis)s, %(lock_limit)s, %(unique_key)s, NULL, NULL, NULL, %(timeout_seconds)s,
+    %(waiting_on)s, %(on_parent_failure)s, %(workflow_id)s, %(workflow_node)s, NULL)
 ON CONFLICT (unique_key)
     WHERE status IN ('pending', 'running') AND unique_key IS NOT NULL
     DO NOTHING
@@ -303,7 +330,8 @@ FROM json_each(%(task_names)s) AS t;
 -- name: insert_jobs
 -- Many new pending jobs at once (bulk creation): :jobs is a JSON list of
 -- [job_type, config, release_id, queue, lock, priority, run_after, max_attempts,
--- progress_total, lock_limit, timeout_seconds], every other column at its initial value.
+-- progress_total, lock_limit, timeout_seconds, waiting_on, on_parent_failure,
+-- workflow_node], every other column at its initial value.
 -- Returns their ids (in
 -- ascending order they are the input order: AUTOINCREMENT under the write lock).
 INSERT INTO jobs_job (
@@ -311,11 +339,12 @@ INSERT INTO jobs_job (
     queue, lock, priority, run_after, attempts, max_attempts, created_at, queued_at,
     started_at, finished_at, heartbeat_at, cancel_requested_at, worker, attempted_by,
     progress_done, progress_total, analysis, lock_limit, unique_key, lock_slot, type_slot,
-    queue_slot, timeout_seconds)
+    queue_slot, timeout_seconds, waiting_on, on_parent_failure, workflow_id, workflow_node, cancelled_by_parent_id)
 SELECT j.value ->> 0, 'pending', j.value -> 1, NULL, '', j.value ->> 2, NULL,
        %(created_by_id)s, j.value ->> 3, j.value ->> 4, j.value ->> 5, j.value ->> 6, 0,
        j.value ->> 7, %(created_at)s, %(created_at)s, NULL, NULL, NULL, NULL, '', '[]', 0,
-       j.value ->> 8, NULL, j.value ->> 9, NULL, NULL, NULL, NULL, j.value ->> 10
+       j.value ->> 8, NULL, j.value ->> 9, NULL, NULL, NULL, NULL, j.value ->> 10,
+       j.value ->> 11, j.value ->> 12, %(workflow_id)s, j.value ->> 13, NULL
 FROM json_each(%(jobs)s) AS j
 RETURNING id;
 

@@ -8,9 +8,16 @@ from datetime import timedelta
 from django.core.management.base import CommandError
 
 from jobs import search, selectors, services
-from jobs.cli import ActionCommand, job_json, json_object, non_negative_int, positive_int
+from jobs.cli import (
+    ActionCommand,
+    job_id_list,
+    job_json,
+    json_object,
+    non_negative_int,
+    positive_int,
+)
 from jobs.inputs import parse_id
-from jobs.models import Job, JobLog, JobStatus
+from jobs.models import Job, JobDependency, JobLog, JobStatus
 
 VIA = "cli"
 
@@ -74,6 +81,20 @@ class Command(ActionCommand):
             "--tag", action="append", default=[], metavar="TAG", help="tag the job (repeatable)"
         )
         p.add_argument(
+            "--after",
+            type=job_id_list,
+            default=[],
+            metavar="IDS",
+            help="comma-separated ids of jobs it waits for (it runs once they completed)",
+        )
+        p.add_argument(
+            "--on-parent-failure",
+            choices=["cancel", "run"],
+            default=None,
+            help="with --after, when a parent fails or is cancelled: cancel this job "
+            "(the default) or run it once every parent ended",
+        )
+        p.add_argument(
             "--wait",
             action="store_true",
             help="stream logs, then the finished job; exit 0 only if it completes",
@@ -87,6 +108,16 @@ class Command(ActionCommand):
         sub.add_parser("sweep", help="recover running jobs whose worker stopped heartbeating")
 
     # --- plumbing ------------------------------------------------------------
+
+    @staticmethod
+    def with_parents(job: Job, data: dict) -> dict:
+        """`data` (the job's JSON) with the ids of the jobs it waits for and its rule."""
+        parents = JobDependency.objects.filter(child_id=job.pk).order_by("parent_id")
+        return {
+            **data,
+            "depends_on": list(parents.values_list("parent_id", flat=True)),
+            "on_parent_failure": job.on_parent_failure,
+        }
 
     def _job(self, pk: int) -> Job:
         try:
@@ -165,7 +196,7 @@ class Command(ActionCommand):
     def do_status(self, o: dict) -> None:
         job = self._job(o["id"])
         tasks = list(job.tasks.order_by("position"))
-        data = job_json(job)
+        data = self.with_parents(job, job_json(job))
         data["waiting_reason"] = selectors.waiting_reason(job)
         data["tasks"] = [
             {
@@ -262,13 +293,18 @@ class Command(ActionCommand):
             queue=o["queue"],
             unique_key=o["unique_key"],
             tags=o["tag"],
+            depends_on=o["after"],
+            on_parent_failure=o["on_parent_failure"],
             via=VIA,
         )
         existing = f" (existing, unique key {job.unique_key!r})" if job.existing else ""
+        data = self.with_parents(job, job_json(job))
+        after = ", after " + ", ".join(f"#{p}" for p in data["depends_on"])
         if not o["wait"]:
             self.emit(
-                {**job_json(job), "existing": job.existing},
-                f"job #{job.pk} {job.job_type}: {job.status}{existing}",
+                {**data, "existing": job.existing},
+                f"job #{job.pk} {job.job_type}: {job.status}{existing}"
+                + (after if data["depends_on"] else ""),
             )
             return
         if not self.as_json:

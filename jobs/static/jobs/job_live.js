@@ -125,6 +125,7 @@
     const params = new URLSearchParams();
     for (const [key, value] of Object.entries(hashes)) if (value) params.set(key, value);
     params.set("tp", taskFollow && taskFollow.checked ? "auto" : String(taskPage));
+    if (document.getElementById("jd-deps")) params.set("deps", "1");
     const data = await getJSON(statusUrl + "?" + params.toString());
     status = data.status;
     root.dataset.status = status;
@@ -148,6 +149,10 @@
     setBlob("result_pretty", "rh", data.result, "jd-pre");
     setBlob("config_pretty", "ch", data.config, "jd-pre");
     renderTasks(data);
+    // The parents and children listed on the page (their statuses, by job id).
+    for (const [id, value] of Object.entries(data.deps || {})) {
+      for (const node of document.querySelectorAll('[data-dep="' + id + '"]')) setBadge(node, value);
+    }
     liveState.textContent = "updated " + new Date().toLocaleTimeString();
   }
 

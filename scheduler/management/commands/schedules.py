@@ -10,6 +10,7 @@ from django.core.management.base import CommandError
 
 from jobs import exchange
 from jobs.cli import ActionCommand, job_json
+from jobs.models import Workflow
 from scheduler import selectors, services
 from scheduler.api.serializers import ScheduleSerializer
 from scheduler.models import Schedule
@@ -95,7 +96,13 @@ class Command(ActionCommand):
                     s.next_run_at.strftime("%Y-%m-%d %H:%M")
                     if s.next_run_at and s.enabled
                     else "-",
-                    s.last_job.status if s.last_job else "-",
+                    s.last_job.status
+                    if s.last_job
+                    else (
+                        f"workflow {getattr(s, 'last_workflow_status', '')}"
+                        if s.last_workflow_id
+                        else "-"
+                    ),
                     selectors.schedule_description(s),
                 )
             )
@@ -106,8 +113,15 @@ class Command(ActionCommand):
 
     def do_run(self, o: dict) -> None:
         schedule = _find(o["schedule"])
-        job = services.schedule_run_now(schedule=schedule, user=self.user, via=VIA)
-        self.emit(job_json(job), f"Created job #{job.pk} ({job.status}) from {schedule.name!r}.")
+        made = services.schedule_run_now(schedule=schedule, user=self.user, via=VIA)
+        if isinstance(made, Workflow):
+            ids = dict(made.jobs.order_by("pk").values_list("workflow_node", "pk"))
+            self.emit(
+                {"workflow": made.pk, "name": made.name, "jobs": ids},
+                f"Created workflow #{made.pk} ({len(ids)} jobs) from {schedule.name!r}.",
+            )
+            return
+        self.emit(job_json(made), f"Created job #{made.pk} ({made.status}) from {schedule.name!r}.")
 
     def do_enable(self, o: dict) -> None:
         self._toggle(o, enabled=True)

@@ -1,5 +1,5 @@
 """The claim statements pick exactly the jobs Job.objects.runnable() says are runnable,
-in its order (priority, then FIFO), over random sets of jobs."""
+in its order (priority, then FIFO), over random sets of jobs (some waiting for a parent)."""
 
 from __future__ import annotations
 
@@ -25,6 +25,7 @@ job_specs = st.lists(
             "due": st.sampled_from([None, "past", "future"]),
             "queue": st.sampled_from(["default", "default", "reports"]),
             "lock": st.sampled_from([None, None, "a", "b", "release:1"]),
+            "waiting_on": st.sampled_from([0, 0, 0, 1]),  # a parent not yet completed
         }
     ),
     max_size=14,
@@ -53,6 +54,7 @@ def _make(specs: list[dict]) -> list[int]:
                 lock=spec["lock"],
                 lock_slot=0 if status == JobStatus.RUNNING and spec["lock"] else None,
                 attempts=1 if status != JobStatus.PENDING else 0,
+                waiting_on=spec["waiting_on"] if status == JobStatus.PENDING else 0,
             )
         )
     return [job.pk for job in Job.objects.bulk_create(rows)]
@@ -103,6 +105,7 @@ flow_jobs = st.lists(
             "job_type": st.sampled_from(TYPES),
             "lock": st.sampled_from([None, None, "a", "b"]),
             "lock_limit": st.sampled_from([1, 2]),
+            "waiting_on": st.sampled_from([0, 0, 0, 1]),
         }
     ),
     max_size=12,
@@ -154,6 +157,7 @@ def _make_flow(specs: list[dict], rules: dict) -> None:
                 lock_slot=slot,
                 attempts=1 if status == JobStatus.RUNNING else 0,
                 started_at=now if status == JobStatus.RUNNING else None,
+                waiting_on=spec["waiting_on"] if status == JobStatus.PENDING else 0,
             )
         )
     Job.objects.bulk_create(rows)

@@ -16,6 +16,7 @@ from jobs.models import (
     TRANSITIONS,
     FlowSetting,
     Job,
+    JobDependency,
     JobLog,
     JobStatus,
     RateSlot,
@@ -122,6 +123,7 @@ def test_the_sql_names_the_models_tables(vendor):
         JobLog._meta.db_table,
         FlowSetting._meta.db_table,
         RateSlot._meta.db_table,
+        JobDependency._meta.db_table,
         "django_q_ormq",
     }
     for name, sql in queries.statements(vendor).items():

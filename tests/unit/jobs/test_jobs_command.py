@@ -14,6 +14,8 @@ from tests.support.job_factories import make_job
 
 pytestmark = pytest.mark.django_db
 
+STEPS = json.dumps({"steps": 1, "delay": 0})
+
 
 def run(*args: str) -> str:
     out = StringIO()
@@ -85,10 +87,38 @@ def test_run_wait_follows_the_log_and_fails_unless_the_job_completes(monkeypatch
         run("run", "demo.steps", "--config", '{"steps": 1, "delay": 0, "fail_at": 1}', "--wait")
 
 
+def test_run_after_makes_the_job_wait_for_its_parents_and_json_names_them():
+    a, b = make_job(JobStatus.PENDING), make_job(JobStatus.PENDING)
+    data = json.loads(
+        run("--json", "run", "demo.steps", "--config", STEPS, "--after", f"{b.pk},{a.pk}")
+    )
+    child = Job.objects.get(pk=data["id"])
+    assert child.waiting_on == 2 and child.on_parent_failure == "cancel"
+    assert data["depends_on"] == [a.pk, b.pk] and data["on_parent_failure"] == "cancel"
+    text = run(
+        "run", "demo.steps", "--config", STEPS, "--after", str(a.pk), "--on-parent-failure", "run"
+    )
+    assert text.strip().endswith(f"pending, after #{a.pk}")
+    assert Job.objects.order_by("-pk").first().on_parent_failure == "run"
+    status = json.loads(run("--json", "status", str(child.pk)))
+    assert status["depends_on"] == [a.pk, b.pk]
+    assert str(a.pk) in status["waiting_reason"]
+
+
+def test_run_after_a_failed_parent_is_cancelled_at_once():
+    failed = make_job(JobStatus.FAILED)
+    text = run("run", "demo.steps", "--config", STEPS, "--after", str(failed.pk))
+    assert ": cancelled, after" in text
+
+
 @pytest.mark.parametrize(
     "args, message",
     [
         (["status", "999999"], "no job with id 999999"),
+        (
+            ["run", "demo.steps", "--config", STEPS, "--after", "999999"],
+            "depends_on: There is no job #999999",
+        ),
         (["run", "no.such.type"], "job_type: Unknown job type: 'no.such.type'."),
         (["run", "demo.steps", "--config", '{"steps": 0}'], "config: steps: Ensure"),
         (["--user", "nobody", "list"], "no user named 'nobody'"),
@@ -106,6 +136,9 @@ def test_bad_input_is_one_readable_error_and_creates_nothing(args, message):
         (["logs", "1", "--tail", "-1"], "must be 0 or more"),
         (["run", "demo.steps", "--config", "{oops"], "malformed JSON"),
         (["run", "demo.steps", "--config", "[1]"], "must be a JSON object"),
+        (["run", "demo.steps", "--after", "1,x"], "not a comma-separated list of job ids"),
+        (["run", "demo.steps", "--after", ""], "not a comma-separated list of job ids"),
+        (["run", "demo.steps", "--on-parent-failure", "later"], "invalid choice: 'later'"),
     ],
 )
 def test_malformed_arguments_are_refused_by_the_parser(args, message):

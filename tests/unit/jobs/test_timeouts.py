@@ -270,20 +270,85 @@ def test_a_spent_budget_stops_at_once_and_no_timeout_arms_nothing(timer_kept):
         assert timer_as_before(before, handler)
 
 
-def test_outside_the_main_thread_nothing_is_interrupted_and_a_warning_says_so(caplog):
-    outcome: list[str] = []
+def in_a_thread(work) -> list[object]:
+    """Run `work` in a thread (as a drain thread runs handlers); what it returned or raised."""
+    outcome: list[object] = []
 
-    def work() -> None:
-        with timeouts.interrupting(timeouts.Budget(0.1), job_id=7):  # type: ignore[arg-type]
-            time.sleep(0.3)
-        outcome.append("finished")
+    def run() -> None:
+        try:
+            outcome.append(work())
+        except BaseException as exc:
+            outcome.append(exc)
 
-    with caplog.at_level(logging.WARNING, logger="jobs.worker.timeouts"):
-        thread = threading.Thread(target=work)
-        thread.start()
-        thread.join()
-    assert outcome == ["finished"]
-    assert "job #7 has a timeout of 0.1 s but runs outside the main thread" in caplog.text
+    thread = threading.Thread(target=run)
+    thread.start()
+    thread.join(10)
+    assert not thread.is_alive()
+    return outcome
+
+
+def busy_loop(seconds: float) -> str:
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        pass
+    return "finished"
+
+
+def test_outside_the_main_thread_the_watchdog_interrupts_a_python_loop_at_its_deadline():
+    budget = Budget(1, start=time.monotonic() - 0.8)  # 0.2 s left
+    started = time.monotonic()
+
+    def work() -> str:
+        with interrupting(budget, job_id=7):
+            return busy_loop(5)
+
+    [outcome] = in_a_thread(work)
+    assert isinstance(outcome, JobTimedOut) and str(outcome) == "timed out after 1 s"
+    assert outcome.seconds == 1 and budget.timed_out
+    assert 0.15 < time.monotonic() - started < 1.0
+    assert timeouts.watchdog.watching() == 0
+
+
+def test_outside_the_main_thread_a_swallowed_timeout_is_raised_again_and_still_counts():
+    budget = Budget(1, start=time.monotonic() - 0.9)
+    swallowed: list[str] = []
+
+    def work() -> str:
+        with interrupting(budget):
+            for _ in range(2):
+                try:
+                    busy_loop(5)
+                except BaseException as exc:  # a handler that swallows everything
+                    swallowed.append(type(exc).__name__)
+            return "returned anyway"
+
+    [outcome] = in_a_thread(work)
+    assert swallowed == ["JobTimedOut", "JobTimedOut"]  # again REPEAT_SECONDS later
+    assert isinstance(outcome, JobTimedOut)
+
+
+def test_outside_the_main_thread_nothing_is_raised_once_the_handler_returned_in_time():
+    def work() -> str:
+        with interrupting(Budget(1, start=time.monotonic() - 0.7)):
+            busy_loop(0.1)
+        return busy_loop(0.6)  # the worker's bookkeeping, past the deadline
+
+    assert in_a_thread(work) == ["finished"]
+    assert timeouts.watchdog.watching() == 0
+
+
+def test_outside_the_main_thread_a_blocking_call_is_interrupted_when_it_returns():
+    # An asynchronous exception waits for the C call (here a sleep) to come back.
+    started = time.monotonic()
+
+    def work() -> str:
+        with interrupting(Budget(1, start=time.monotonic() - 0.9), job_id=7):
+            time.sleep(0.4)
+        return "finished"
+
+    [outcome] = in_a_thread(work)
+    assert isinstance(outcome, JobTimedOut)
+    assert 0.4 <= time.monotonic() - started < 1.0
 
 
 # --- the worker: fail, or retry ---------------------------------------------------------------

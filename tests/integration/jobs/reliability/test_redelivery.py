@@ -38,9 +38,12 @@ def message_lock(job_id: int) -> datetime | None:
 def test_a_message_redelivered_while_its_job_runs_is_a_no_op_and_the_work_runs_once(
     start_cluster, side_effects, measure
 ):
-    # One worker, a one-second drain budget: each message runs just its own job, and
-    # the second message waits in the local queue (already locked) behind the first.
-    env = dict(Q_WORKERS="1", Q_TIMEOUT=str(Q_TIMEOUT), Q_RETRY=str(Q_RETRY))
+    # One worker, one job at a time (whatever JOBDECK_WORKER_THREADS the suite runs
+    # with), a one-second drain budget: each message runs just its own job, and the
+    # second message waits in the local queue (already locked) behind the first.
+    env = dict(
+        Q_WORKERS="1", Q_TIMEOUT=str(Q_TIMEOUT), Q_RETRY=str(Q_RETRY), JOBDECK_WORKER_THREADS="1"
+    )
     first = start_cluster(JOBDECK_DRAIN_SECONDS="1", **env)
     jobs = [
         services.job_create(job_type="reliability.once", config={"seconds": JOB_SECONDS})

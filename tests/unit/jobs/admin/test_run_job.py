@@ -37,6 +37,7 @@ def test_choosing_a_type_shows_a_form_generated_from_its_config_fields(viewer):
     assert list(form.fields) == [
         *("steps", "delay", "fail_at", "fail_attempts", "priority", "timeout_seconds"),
         *("run_queue", "run_unique_key", "job_tags"),
+        *("run_depends_on", "run_on_parent_failure"),
     ]
     assert form.fields["steps"].required and form.fields["steps"].max_value == 1000
     assert form.fields["delay"].initial == 1.0

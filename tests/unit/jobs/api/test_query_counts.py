@@ -70,7 +70,7 @@ def test_a_job_detail_runs_the_same_queries_for_3_and_for_100_tasks(
     assert queries_for(api_client, f"/api/jobs/{small.pk}/") == queries_for(
         api_client, f"/api/jobs/{big.pk}/"
     )
-    # The job with its owner, its tasks, its audit trail; whether a flow rule is set
-    # (the job is pending: its waiting reason).
-    with django_assert_num_queries(4):
+    # The job with its owner, its tasks, its audit trail, its parents and children;
+    # whether a flow rule is set (the job is pending: its waiting reason).
+    with django_assert_num_queries(5):
         api_client.get(f"/api/jobs/{big.pk}/")
