@@ -4,6 +4,8 @@ Each group (a database and a broker) gets a throwaway database (PostgreSQL
 `jobdeck_bench_<pid>_<group>`, or a SQLite file under var/), is migrated, and
 runs in its own process with real `manage.py qcluster` processes (2 workers).
 Prints a table and writes JSON to bench/results/<timestamp>.json and latest.json.
+With --reuse-db (or JOBDECK_BENCH_REUSE_DB=1) the groups that can (REUSABLE) keep their
+database, `jobdeck_bench_<group>`, for the next run, which tops up its seed.
 """
 
 from __future__ import annotations
@@ -40,13 +42,14 @@ BENCHES = {
     "scaleout": "bench.drain:bench_scaleout",
     "memory": "bench.memory:bench_memory",
     "bigdata": "bench.bigdata:bench_bigdata",
+    "bigdata_10m": "bench.bigdata:bench_bigdata_10m",
     "metrics": "bench.metrics:bench_metrics",
     "flow_claim": "bench.flow:bench_flow_claim",
     "search": "bench.search:bench_search",
     "fanout": "bench.workflow:bench_fanout",
     "threads": "bench.threads:bench_threads",
 }
-ONCE = {"memory", "bigdata", "metrics", "flow_claim", "search", "fanout"}
+ONCE = {"memory", "bigdata", "bigdata_10m", "metrics", "flow_claim", "search", "fanout"}
 # group → (label, database, broker, benchmarks in order)
 GROUPS: dict[str, tuple[str, str, str, list[str]]] = {
     "pg": (
@@ -63,6 +66,7 @@ GROUPS: dict[str, tuple[str, str, str, list[str]]] = {
         ["bare", "drain", "drain_celery", "pickup_redis", "scaleout"],
     ),
     "big": ("PostgreSQL, 1,000,000 jobs", "postgres", "orm", ["bigdata"]),
+    "big10m": ("PostgreSQL, 10,000,000 jobs", "postgres", "orm", ["bigdata_10m"]),
     "flow": ("PostgreSQL, flow control, 1,000,000 pending", "postgres", "orm", ["flow_claim"]),
     "scrape": ("PostgreSQL, 1,000,000 jobs: a /metrics scrape", "postgres", "orm", ["metrics"]),
     "find": ("PostgreSQL, 1,000,000 jobs: search, statistics", "postgres", "orm", ["search"]),
@@ -77,18 +81,24 @@ GROUPS: dict[str, tuple[str, str, str, list[str]]] = {
 }
 
 
-def _pg(sql: str) -> None:
+# Groups whose seed takes long enough to keep (--reuse-db); their benchmark reuses what
+# the database holds.
+REUSABLE = {"big10m"}
+
+
+def _pg(sql: str, params: tuple[Any, ...] = ()) -> Any:
     import psycopg
 
     with psycopg.connect(f"{PG_ADMIN_URL}/postgres", autocommit=True) as conn:
-        conn.execute(sql)
+        return conn.execute(sql, params).fetchall() if params else conn.execute(sql)
 
 
-def create_database(kind: str, name: str) -> str:
-    """A fresh, migrated database; returns its DATABASE_URL."""
+def create_database(kind: str, name: str, *, reuse: bool = False) -> str:
+    """A fresh (or with `reuse`, the kept) migrated database; returns its DATABASE_URL."""
     if kind == "postgres":
-        _pg(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        _pg(f'CREATE DATABASE "{name}"')
+        if not (reuse and _pg("SELECT 1 FROM pg_database WHERE datname = %s", (name,))):
+            _pg(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            _pg(f'CREATE DATABASE "{name}"')
         url = f"{PG_ADMIN_URL}/{name}"
     else:
         path = ROOT / "var" / f"{name}.sqlite3"
@@ -228,6 +238,13 @@ def main(argv: list[str] | None = None) -> int:
         f"({', '.join(GROUPS)}) or group:benchmark (e.g. sqlite:create)",
     )
     parser.add_argument("--json-out", help="also write the JSON here")
+    parser.add_argument(
+        "--reuse-db",
+        action="store_true",
+        default=os.environ.get("JOBDECK_BENCH_REUSE_DB", "") not in ("", "0"),
+        help=f"keep the databases of {', '.join(sorted(REUSABLE))} (jobdeck_bench_<group>) "
+        "and reuse their seed on the next run (env JOBDECK_BENCH_REUSE_DB=1)",
+    )
     args = parser.parse_args(argv)
     n = args.n or (300 if args.quick else 3000)
     runs = args.runs or (1 if args.quick else 3)
@@ -257,9 +274,10 @@ def main(argv: list[str] | None = None) -> int:
         ]
         if not chosen:
             continue
-        db = f"jobdeck_bench_{os.getpid()}_{group}"
+        reuse = args.reuse_db and group in REUSABLE
+        db = f"jobdeck_bench_{group}" if reuse else f"jobdeck_bench_{os.getpid()}_{group}"
         print(f"==> {label}: {', '.join(chosen)}", file=sys.stderr, flush=True)
-        url = create_database(kind, db)
+        url = create_database(kind, db, reuse=reuse)
         try:
             with tempfile.NamedTemporaryFile(suffix=".json") as out:
                 cmd = [
@@ -283,7 +301,10 @@ def main(argv: list[str] | None = None) -> int:
                 subprocess.run(cmd, cwd=ROOT, env=child_env(url, broker, group), check=True)
                 data = json.loads(Path(out.name).read_text())
         finally:
-            drop_database(kind, db)
+            if reuse:
+                print(f"kept database {db} (--reuse-db)", file=sys.stderr)
+            else:
+                drop_database(kind, db)
         figures = {k: summarise(v) for k, v in data["figures"].items()}
         results["groups"][group] = {
             "label": label,

@@ -219,19 +219,38 @@ def state_filter(state: str, now=None) -> Q | None:
     }.get(state)
 
 
+def capped_status_counts(jobs: QuerySet[Job], cap: int) -> dict[str, int]:
+    """Rows per status, each counted up to `cap` + 1 only, in one query: per status a
+    `COUNT(*)` over `… WHERE status = s LIMIT cap + 1`, which stops early on the
+    (status, id) index. A GROUP BY status walks the whole index instead: 2.6 s at
+    10,000,000 jobs (docs/benchmarks.md, issue 21)."""
+    parts, params = [], []
+    for status in JobStatus.values:
+        rows = jobs.filter(status=status).order_by().values("pk")[: cap + 1]
+        sql, sql_params = rows.query.sql_with_params()
+        parts.append(f"SELECT %s, (SELECT COUNT(*) FROM ({sql}) capped)")
+        params += [status, *sql_params]
+    with connections[jobs.db].cursor() as cursor:
+        cursor.execute(" UNION ALL ".join(parts), params)
+        return {status: n for status, n in cursor.fetchall() if n}
+
+
 def state_counts(jobs: QuerySet[Job], now=None) -> dict[str, int]:
-    """Jobs per state tab in two queries: a GROUP BY status (an index-only scan of the
-    (status, id) index), then the pending rows alone split by run_after and attempts."""
+    """Jobs per state tab in two queries: the rows per status, each counted up to
+    EstimatedCountPaginator.cap + 1 (a tab shows "10,000+" past it), then the pending
+    rows alone, counted exactly and split by run_after and attempts."""
     now = now or timezone.now()
-    by_status = dict(jobs.order_by().values_list("status").annotate(n=Count("pk")))
+    by_status = capped_status_counts(jobs, EstimatedCountPaginator.cap)
     pending = jobs.filter(status=JobStatus.PENDING).aggregate(
+        total=Count("pk"),
         scheduled=Count("pk", filter=Q(run_after__gt=now)),
         retrying=Count("pk", filter=Q(attempts__gt=0)),
     )
+    by_status[JobStatus.PENDING] = pending["total"]
     return {
         "all": sum(by_status.values()),
         "running": by_status.get(JobStatus.RUNNING, 0),
-        "waiting": by_status.get(JobStatus.PENDING, 0) - pending["scheduled"],
+        "waiting": pending["total"] - pending["scheduled"],
         "scheduled": pending["scheduled"],
         "retrying": pending["retrying"],
         "failed": by_status.get(JobStatus.FAILED, 0),
@@ -256,15 +275,26 @@ class JobChangeList(CheckedLookupsMixin, ChangeList):
             job.waiting_note = reasons.get(job.pk, "")
         self.state_counts = state_counts(self.root_queryset)
 
+    def _tab_count(self, state: str) -> int | str:
+        """A state's count, or "10,000+" past the cap (for All: the paginator's figure,
+        the planner's estimate on a big unfiltered table)."""
+        cap = EstimatedCountPaginator.cap
+        count = self.state_counts.get(state, 0)
+        if state == "all" and count > cap:
+            paginator = EstimatedCountPaginator(self.root_queryset, 1)
+            if paginator.count > cap:
+                return f"≈{paginator.count:,}"
+        return f"{cap:,}+" if count > cap else count
+
     def state_tabs(self) -> list[dict[str, Any]]:
         """The state tabs above the list (Sidekiq's Busy/Enqueued/Retries/Scheduled/Dead),
         each with its count and a link keeping the other filters."""
         current = self.params.get(STATE_PARAM) or ""
         if isinstance(current, list):
             current = current[-1] if current else ""
-        tabs = [{"state": "", "label": "All", "count": self.state_counts.get("all")}]
+        tabs = [{"state": "", "label": "All", "count": self._tab_count("all")}]
         tabs += [
-            {"state": state, "label": label, "count": self.state_counts.get(state, 0)}
+            {"state": state, "label": label, "count": self._tab_count(state)}
             for state, label, _help in STATES
         ]
         for tab in tabs:

@@ -188,6 +188,17 @@ def test_the_paginator_counts_exactly_below_the_cap(boss, user):
     assert not response.context["cl"].paginator.estimated
 
 
+def test_the_state_tabs_count_each_state_only_up_to_the_cap(boss, user, monkeypatch):
+    monkeypatch.setattr(EstimatedCountPaginator, "cap", 2)
+    make_rows(7, user, None)  # 3 pending, 2 failed, 2 completed
+
+    html = client_for(boss).get("/admin/jobs/job/").content.decode()
+    counts = dict(re.findall(r'data-state="([a-z]+)">([^<]*)<', html))
+
+    assert counts["waiting"] == "2+" and counts["all"] == "2+"
+    assert counts["failed"] == "2" and counts["completed"] == "2" and counts["draft"] == "0"
+
+
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="pg_class estimate")
 def test_on_postgresql_an_unfiltered_big_table_is_counted_from_the_planner_estimate(
     boss, monkeypatch
