@@ -44,6 +44,7 @@ DATA_DEPENDENT = [
     ("POST", "/api/auth/token/"),  # the credentials
     ("POST", "/api/jobs/"),  # the job type's config and rules, the release's versions
     ("POST", "/api/jobs/bulk/"),
+    ("POST", "/api/workflows/"),  # the nodes' job types, configs, and the graph's shape
     ("POST", "/api/jobs/{id}/retry/"),
     ("POST", "/api/wizard/jobs/"),
     ("POST", "/api/schedules/"),  # cron expressions, timezone names, the job type's config
@@ -54,6 +55,10 @@ DATA_DEPENDENT = [
     ("POST", "/api/releases/{release_pk}/versions/"),  # the manifest against the files
     ("POST", "/api/releases/{id}/rollback/"),  # whether there is a version to go back to
 ]
+# Bodies past DATA_UPLOAD_MAX_MEMORY_SIZE (10,000 bulk items of generated junk) are
+# refused before they are parsed: a 413 is a rejection too.
+LARGE_BODIES = [("POST", "/api/jobs/bulk/"), ("POST", "/api/workflows/")]
+NEGATIVE_REJECTED = ["400", "401", "403", "404", "405", "406", "409", "415", "422", "428", "429"]
 SCHEMATHESIS_CONFIG = SchemathesisConfig.from_dict(
     {
         "operations": [
@@ -63,7 +68,16 @@ SCHEMATHESIS_CONFIG = SchemathesisConfig.from_dict(
                 "checks": {
                     "positive_data_acceptance": {
                         "expected-statuses": ["2xx", "400", "401", "403", "404", "409", "429"]
-                    }
+                    },
+                    **(
+                        {
+                            "negative_data_rejection": {
+                                "expected-statuses": [*NEGATIVE_REJECTED, "413"]
+                            }
+                        }
+                        if (method, path) in LARGE_BODIES
+                        else {}
+                    ),
                 },
             }
             for method, path in DATA_DEPENDENT
