@@ -353,6 +353,17 @@ def write_tags(job_ids: Sequence[int], tags: list[str]) -> None:
     )
 
 
+def write_tag_sets(tagged: Iterable[tuple[int, Sequence[str]]]) -> None:
+    """write_tags for many jobs, each (job id, its tags): one UPDATE and one INSERT per
+    distinct tag set, not per job (bulk creation, workflows)."""
+    by_set: dict[tuple[str, ...], list[int]] = {}
+    for job_id, tags in tagged:
+        if tags:
+            by_set.setdefault(tuple(tags), []).append(job_id)
+    for tag_set, job_ids in by_set.items():
+        write_tags(job_ids, list(tag_set))
+
+
 @transaction.atomic
 def job_create(*, draft: bool = False, via: str = "system", **kwargs: Any) -> Job:
     """Create a job (pending, or a draft to analyse first) with its ordered tasks.
@@ -364,7 +375,8 @@ def job_create(*, draft: bool = False, via: str = "system", **kwargs: Any) -> Jo
     """
     job, names = job_build(draft=draft, **kwargs)
     parents = lock_parents(job.parent_ids)
-    job.waiting_on, edges, blocking = parents.plan(job.parent_ids, job.on_parent_failure)
+    plan = parents.plan(job.parent_ids, job.on_parent_failure)
+    job.waiting_on, edges, blocking = plan
     if engine.insert(job, names) is None:
         return existing_job(job)
     job.existing = False
@@ -376,7 +388,7 @@ def job_create(*, draft: bool = False, via: str = "system", **kwargs: Any) -> Jo
     if draft:
         job_id = job.pk
         transaction.on_commit(lambda: broker.enqueue_analysis(job_id), robust=True)
-    elif job.waiting_on == 0 and blocking is None:
+    elif _runs_at_once(plan):
         broker.wake_with_commit(job.pk, job.queue)
     if blocking is not None:
         job.refresh_from_db()
@@ -914,7 +926,6 @@ def job_bulk_create(
     new_jobs: list[engine.NewJob] = []
     # index → a job with a unique key, its task names and tags (inserted on its own)
     keyed: dict[int, tuple[Job, list[str], list[str]]] = {}
-    tagged: dict[tuple[str, ...], list[int]] = {}  # tag set → indexes of its items
     parent_ids: dict[int, list[int]] = {}  # index → the existing jobs it waits for
     items: dict[int, BulkItem] = {}
     for index, spec in enumerate(specs):
@@ -928,8 +939,6 @@ def job_bulk_create(
             keyed[index] = (item.job, item.task_names, item.tags)
             continue
         new_jobs.append(item.job)
-        if item.tags:
-            tagged.setdefault(tuple(item.tags), []).append(index)
     if errors:
         raise BulkValidationError(errors)
     with transaction.atomic():
@@ -969,8 +978,7 @@ def job_bulk_create(
             ids.append(job.pk)
         for index, (_, edges, blocking) in plans.items():
             _link_new(ids[index], edges, blocking, parents.states, now)
-        for tag_set, indexes in tagged.items():  # one UPDATE and one INSERT per tag set
-            write_tags([ids[i] for i in indexes], list(tag_set))
+        write_tag_sets((ids[i], items[i].tags) for i in unkeyed_indexes)
         audit(
             job=None,
             user=user,

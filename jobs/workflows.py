@@ -189,12 +189,7 @@ def workflow_create(
         dependencies.link(
             (by_node[node], by_node[parent], False) for node in order for parent in after[node]
         )
-        tagged: dict[tuple[str, ...], list[int]] = {}
-        for node in order:
-            if items[node].tags:
-                tagged.setdefault(tuple(items[node].tags), []).append(by_node[node])
-        for tag_set, tag_ids in tagged.items():
-            services.write_tags(tag_ids, list(tag_set))
+        services.write_tag_sets((by_node[node], items[node].tags) for node in order)
         services.audit(
             job=None,
             user=user,

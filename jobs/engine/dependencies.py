@@ -26,6 +26,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from datetime import datetime
+from typing import Any
 
 from django.db import connection
 from django.db.models import Count, F, OuterRef, Subquery, Value
@@ -77,10 +78,10 @@ def release_children_sqlite(job_id: int) -> list[tuple[int, str]]:
     return runnable(rows)
 
 
-def runnable(rows: Sequence[Mapping[str, object]]) -> list[tuple[int, str]]:
+def runnable(rows: Sequence[Mapping[str, Any]]) -> list[tuple[int, str]]:
     """Of release_children's rows, the (id, queue) of the jobs that may run now."""
     return [
-        (int(str(r["id"])), str(r["queue"]))
+        (int(r["id"]), str(r["queue"]))
         for r in rows
         if r["waiting_on"] == 0 and r["status"] == S.PENDING
     ]

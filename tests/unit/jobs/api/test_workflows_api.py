@@ -179,3 +179,12 @@ def test_depends_on_over_the_api_and_its_errors(api_client, other_user):
     )
     assert bulk.status_code == 201, bulk.json()
     assert Job.objects.get(pk=bulk.json()["ids"][0]).waiting_on == 1
+
+
+def test_a_workflow_s_nodes_carry_their_tags(api_client):
+    jobs = {"a": node(tags=["etl"]), "b": node(["a"], tags=["etl", "eu"]), "c": node(["a"])}
+    ids = api_client.post("/api/workflows/", {"jobs": jobs}, format="json").json()["jobs"]
+    tagged = dict(Job.objects.filter(workflow__isnull=False).values_list("pk", "tags"))
+    assert tagged == {ids["a"]: ["etl"], ids["b"]: ["etl", "eu"], ids["c"]: []}
+    found = api_client.get("/api/jobs/?tag=eu").json()["results"]
+    assert [j["id"] for j in found] == [ids["b"]]

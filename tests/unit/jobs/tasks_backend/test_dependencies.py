@@ -11,19 +11,9 @@ from jobs import runner, services
 from jobs.models import AuditEvent, Job, JobDependency, JobStatus
 from jobs.tasks_backend import job_options
 from tests.support.django_tasks import add, fail
+from tests.unit.jobs.tasks_backend.test_worker_in_process import WORKER, run
 
 pytestmark = pytest.mark.django_db
-
-WORKER = "test-host:4242"
-
-
-def run(result_id: str) -> Job:
-    """Claim and execute the job behind `result_id` as a worker would."""
-    claim = runner.claim(worker=WORKER, job_id=int(result_id))
-    assert claim is not None, "the job was not runnable"
-    runner.execute(claim)
-    claim.job.refresh_from_db()
-    return claim.job
 
 
 def test_a_task_enqueued_after_a_result_waits_for_it_then_runs():
