@@ -85,6 +85,31 @@ def test_each_endpoint_answers_each_role_as_the_matrix_says_and_refusals_change_
         assert "detail" in response.json()
 
 
+# A workflow of the owner's, with one pending job: reading it, cancelling and retrying it.
+WORKFLOW_MATRIX = [
+    ("get", "/api/workflows/{id}/", READ),
+    ("post", "/api/workflows/{id}/cancel/", ACT),
+    ("post", "/api/workflows/{id}/retry/", [409, 404, 404, 403, 409, 401]),  # nothing failed
+]
+
+
+@pytest.mark.parametrize("role", ROLES)
+@pytest.mark.parametrize(("method", "path", "expected"), WORKFLOW_MATRIX)
+def test_each_workflow_endpoint_answers_each_role_as_the_matrix_says(
+    clients, user, role, method, path, expected
+):
+    from jobs import workflows
+
+    step = {"job_type": "demo.steps", "config": {"steps": 1, "delay": 0}}
+    workflow, ids = workflows.workflow_create(spec={"jobs": {"a": step}}, user=user)
+    response = getattr(clients[role], method)(path.format(id=workflow.pk), format="json")
+
+    assert response.status_code == expected[ROLES.index(role)], response.content
+    if response.status_code >= 400:
+        assert Job.objects.get(pk=ids["a"]).status == JobStatus.PENDING
+        assert "detail" in response.json()
+
+
 @pytest.mark.parametrize(
     ("role", "sees_it"),
     [("owner", True), ("other", False), ("staff", False), ("watcher", True), ("manager", True)],
@@ -131,6 +156,7 @@ API_DOORS = {
     "wizard draft": Door(),
     "wizard submit": Door(acts_on_own_job=True),
     "retry": Door(acts_on_own_job=True),
+    "workflow": Door(),
     "schedule create": Door(perms=("add_schedule",), viewer_reaches=False),
     "schedule change": Door(perms=("change_schedule",), viewer_reaches=False),
     "schedule run now": Door(perms=("change_schedule",), viewer_reaches=False),
@@ -167,6 +193,11 @@ def call_api_door(door: str, job_type: str, client: APIClient, actor, owner) -> 
     if door == "bulk":
         before = jobs_of(job_type)
         response = client.post("/api/jobs/bulk/", {"jobs": [spec(job_type)] * 2}, format="json")
+        return response, jobs_of(job_type) == before + 2
+    if door == "workflow":
+        before = jobs_of(job_type)
+        nodes = {"first": spec(job_type), "then": {**spec(job_type), "after": ["first"]}}
+        response = client.post("/api/workflows/", {"jobs": nodes}, format="json")
         return response, jobs_of(job_type) == before + 2
     if door == "wizard draft":
         before = jobs_of(job_type)
