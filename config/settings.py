@@ -316,6 +316,10 @@ JOBDECK_WORKER_THREADS: int | str = (
 JOBDECK_QUEUE_THREADS = dict(
     item.split("=", 1) for item in env_list("JOBDECK_QUEUE_THREADS", "") if "=" in item
 )
+# The most jobs a threaded worker claims in one statement (and settles in one commit):
+# each round it asks for as many as it has threads free, up to this (jobs/worker/threads.py).
+# 1 claims them one by one. Checked at start (jobdeck.E022).
+JOBDECK_CLAIM_BATCH = env_int("JOBDECK_CLAIM_BATCH", 10)
 # Extra modules registering job types, comma-separated (beyond each app's jobtypes.py).
 JOBDECK_JOBTYPE_MODULES = env_list("JOBDECK_JOBTYPE_MODULES", "")
 # Search on SQLite (no GIN or trigram indexes there): `?config.<key>=` looks at the

@@ -129,8 +129,8 @@ def check_job_type_timeouts(app_configs=None, **kwargs) -> list[checks.CheckMess
 
 @checks.register(checks.Tags.compatibility)
 def check_worker_threads(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
-    """JOBDECK_WORKER_THREADS and each JOBDECK_QUEUE_THREADS value is a whole number of 1
-    or more, and each queue named there is a Jobdeck queue."""
+    """JOBDECK_WORKER_THREADS, each JOBDECK_QUEUE_THREADS value and JOBDECK_CLAIM_BATCH
+    are whole numbers of 1 or more, and each queue named there is a Jobdeck queue."""
     from . import queues
 
     messages: list[checks.CheckMessage] = []
@@ -142,6 +142,16 @@ def check_worker_threads(app_configs=None, **kwargs) -> list[checks.CheckMessage
                 f"JOBDECK_WORKER_THREADS = {default!r} is not a thread count.",
                 hint=hint,
                 id="jobdeck.E020",
+            )
+        )
+    batch = getattr(settings, "JOBDECK_CLAIM_BATCH", 10)
+    if not isinstance(batch, int) or isinstance(batch, bool) or batch < 1:
+        messages.append(
+            checks.Error(
+                f"JOBDECK_CLAIM_BATCH = {batch!r} is not a batch size.",
+                hint="Set a whole number of 1 or more (1: a threaded worker claims one job "
+                "per statement).",
+                id="jobdeck.E022",
             )
         )
     per_queue = getattr(settings, "JOBDECK_QUEUE_THREADS", {})

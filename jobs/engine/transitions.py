@@ -161,6 +161,143 @@ def complete_and_claim(
     return claimed
 
 
+@moves([S.RUNNING], to=S.COMPLETED)
+@moves([S.PENDING], to=S.RUNNING)
+def settle_and_claim(
+    finished: Sequence[tuple[Completion, Sequence[LogLine]]],
+    *,
+    worker: str,
+    queues: Sequence[str],
+    limit: int,
+) -> list[Claim]:
+    """Batches, for a worker running jobs in threads: complete the jobs of `finished`
+    and claim up to `limit` runnable jobs of `queues`, in one transaction (one round
+    trip on PostgreSQL: complete_batch, release_children_batch, claim_batch).
+
+    The claims are claim_next's, `limit` at once (sql: claim_batch): the caller asks
+    for as many as it has threads free, so each job claimed runs at once. If the claim
+    loses a lock race (the transaction rolls back), the completions are written alone
+    and nothing is claimed now. Governed (flow rules set): the completions, then up to
+    `limit` governed claims, each its own transaction.
+    """
+    if connection.vendor != "postgresql" or _governed_recently():
+        return _settle_and_claim_each(finished, worker, queues, limit)
+    names = (["complete_batch", "release_children_batch"] if finished else []) + (
+        ["claim_batch"] if limit > 0 else []
+    )
+    if not names:
+        return []
+    params: dict[str, Any] = {"worker": worker, "queues": list(queues), "limit": limit}
+    params.update(_batch_params(finished))
+    try:
+        with _claim_transaction():
+            results = execute_many(names, params)
+    except IntegrityError:
+        if finished:
+            with _claim_transaction():
+                _settled(finished, *execute_many(names[:2], params))
+        return []
+    rows: list[dict[str, Any]] = []
+    if finished:
+        done, children, *rest = results
+        _settled(finished, done, children)
+        rows = rest[0] if rest else []
+    elif results:
+        rows = results[0]
+    claims = [_claim_from_pg_row(row) for row in rows]
+    if not claims:  # nothing, or a flow rule is set: the governed claim decides
+        return _claim_governed_many(worker, queues, limit)
+    return claims
+
+
+def _claim_governed_many(
+    worker: str, queues: Sequence[str], limit: int, *, tried_plain: bool = True
+) -> list[Claim]:
+    """Up to `limit` governed claims, each its own transaction (none while no flow rule
+    is set, when the plain claim was tried)."""
+    claims: list[Claim] = []
+    for _ in range(limit):
+        claimed = _claim_governed(worker, queues, None, tried_plain=tried_plain)
+        if claimed is None:
+            break
+        claims.append(claimed)
+    return claims
+
+
+def _settle_and_claim_each(
+    finished: Sequence[tuple[Completion, Sequence[LogLine]]],
+    worker: str,
+    queues: Sequence[str],
+    limit: int,
+) -> list[Claim]:
+    """settle_and_claim on SQLite (one BEGIN IMMEDIATE transaction and one commit for
+    the whole batch; the clock read once the write lock is held, as in _claim_rows), or
+    while flow rules are set (PostgreSQL: the completions in one transaction, then
+    each governed claim in its own)."""
+    if connection.vendor != "sqlite":
+        if finished:
+            with transaction.atomic():
+                names = ["complete_batch", "release_children_batch"]
+                _settled(finished, *execute_many(names, _batch_params(finished)))
+        return _claim_governed_many(worker, queues, limit, tried_plain=False)
+    claims: list[Claim] = []
+    try:
+        with transaction.atomic():
+            now = db_datetime(timezone.now())
+            outcomes = [_complete_sqlite(c, lines, now) for c, lines in finished]
+            while len(claims) < limit:
+                claimed = _claim_rows(worker, queues, None, None, [])[1]
+                if claimed is None:
+                    break
+                claims.append(claimed)
+    except IntegrityError:  # a lock slot race: the completions alone, no claim now
+        with transaction.atomic():
+            now = db_datetime(timezone.now())
+            outcomes = [_complete_sqlite(c, lines, now) for c, lines in finished]
+        claims = []
+    _announce([(c.job_id, won) for (c, _), (won, _) in zip(finished, outcomes, strict=True)])
+    _runnable([pair for _, released in outcomes for pair in released])
+    return claims or _claim_governed_many(worker, queues, limit)
+
+
+def _batch_params(finished: Sequence[tuple[Completion, Sequence[LogLine]]]) -> dict[str, Any]:
+    """complete_batch's parallel arrays, one entry per job and one per log line."""
+    lines = [(c.job_id, *line) for c, job_lines in finished for line in job_lines]
+    arrays = logs.line_arrays([line[1:] for line in lines])
+    return {
+        "job_ids": [c.job_id for c, _ in finished],
+        "attempts": [c.attempt for c, _ in finished],
+        "task_ids": [c.task_id for c, _ in finished],
+        "task_results": [db_json(c.task_result) for c, _ in finished],
+        "job_results": [db_json(c.job_result) for c, _ in finished],
+        "progress": [c.progress for c, _ in finished],
+        "log_job_ids": [line[0] for line in lines],
+        **arrays,
+    }
+
+
+def _settled(
+    finished: Sequence[tuple[Completion, Sequence[LogLine]]],
+    done: Sequence[dict[str, Any]],
+    children: Sequence[dict[str, Any]],
+) -> None:
+    """complete_batch's and release_children_batch's rows: who hears of what."""
+    completed = {int(row["id"]) for row in done}
+    _announce([(c.job_id, c.job_id in completed) for c, _ in finished])
+    _runnable(dependencies.runnable(children))
+
+
+def _announce(outcomes: Sequence[tuple[int, bool]]) -> None:
+    """Each (job id, whether its completion won) of a batch: the listeners hear of the
+    completed ones at once, a lost claim is logged."""
+    for job_id, settled in outcomes:
+        if not settled:
+            logger.warning("job #%s lost its claim before it completed", job_id)
+    completed = [job_id for job_id, settled in outcomes if settled]
+    if completed:
+        _finished(*completed)
+
+
 # How long a process keeps claiming the governed way after a claim found flow rules,
 # before it tries claim_next again (which itself refuses while a rule is set, so
 # this only saves a wasted statement per claim; it never delays a rule).

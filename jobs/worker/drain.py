@@ -10,8 +10,6 @@ commits with the next claim (engine.complete_and_claim): one transaction per job
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 from django.conf import settings
@@ -43,34 +41,13 @@ def claim(
         return engine.complete_and_claim(finished.completion(), lines, worker=worker, queues=served)
 
 
-class Slots:
-    """What one drain loop may claim, and what it reports: here the whole cluster's
-    queues, one loop per process (jobs.worker.threads runs several, sharing slots)."""
-
-    @contextmanager
-    def claiming(self) -> Iterator[list[str] | None]:
-        """The queues to claim from now (None: every served queue); started() is called
-        inside, with what was claimed."""
-        yield None
-
-    def started(self, claimed: engine.Claim | None) -> None:
-        """A claim was made (None: it found nothing)."""
-
-    def ended(self, claimed: engine.Claim) -> None:
-        """A claimed job's tasks ended (its completion may still be waiting)."""
-
-    def may_wait(self) -> bool:
-        """Whether this loop, finding nothing, waits for a job about to fall due."""
-        return True
-
-
 def run_job(job_id: int | None = None) -> dict[str, int]:
     """Broker entry point: run `job_id` if still runnable, then drain runnable jobs.
 
     Each completed job's bookkeeping commits with the next claim (one transaction per
     job); the last one alone, before the worker returns. With more than one thread per
     worker (JOBDECK_WORKER_THREADS, JOBDECK_QUEUE_THREADS) the drain runs in threads
-    (jobs.worker.threads), each this same loop.
+    (jobs.worker.threads): a dispatcher claiming for them in batches.
     """
     worker = worker_name()
     deadline = time.monotonic() + settings.JOBDECK_DRAIN_SECONDS
@@ -93,12 +70,9 @@ def run_job(job_id: int | None = None) -> dict[str, int]:
     return {"ran": ran}
 
 
-def drain(
-    worker: str, deadline: float, job_id: int | None = None, slots: Slots | None = None
-) -> int:
+def drain(worker: str, deadline: float, job_id: int | None = None) -> int:
     """The drain loop: run `job_id` if still runnable, then claim and run jobs until none
     is left or `deadline` (time.monotonic()) passes; return how many it ran."""
-    slots = slots or Slots()
     ran = 0
     finished: Finished | None = None
     claimed: engine.Claim | None = None
@@ -109,26 +83,19 @@ def drain(
         queues.served_queues(), interval=settings.JOBDECK_FANOUT_SECONDS, at_once=job_id is None
     )
     if job_id is not None:
-        with slots.claiming() as served:
-            claimed = claim(worker=worker, job_id=job_id, served=served)
-            slots.started(claimed)
+        claimed = claim(worker=worker, job_id=job_id)
     try:
         while True:
             if claimed is not None:
-                try:
-                    outcome = execute_deferred(claimed)
-                finally:
-                    slots.ended(claimed)
+                outcome = execute_deferred(claimed)
                 finished = outcome if isinstance(outcome, Finished) else None
                 ran += 1
                 fan_out()
             if time.monotonic() >= deadline:
                 break
             settling, finished = finished, None
-            with slots.claiming() as served:
-                claimed = _claim_settling(worker, settling, served)
-                slots.started(claimed)
-            if claimed is None and not (slots.may_wait() and _wait_for_due_job(deadline)):
+            claimed = _claim_settling(worker, settling)
+            if claimed is None and not wait_for_due_job(deadline):
                 break
     finally:
         if finished is not None:
@@ -161,7 +128,7 @@ def _claim_settling(
         raise
 
 
-def _wait_for_due_job(deadline: float) -> bool:
+def wait_for_due_job(deadline: float) -> bool:
     """If a delayed job falls due, or a full rate window opens (jobs.flow), before
     `deadline`, sleep until then (a second at most) and say so."""
     served = queues.served_queues()

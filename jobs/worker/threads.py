@@ -1,26 +1,29 @@
-"""Several jobs at once in one worker process: the drain loop in threads.
+"""Several jobs at once in one worker process: a dispatcher and its threads.
 
 With JOBDECK_WORKER_THREADS (or a queue's JOBDECK_QUEUE_THREADS) above 1, a wake-up
-runs up to that many drain loops (jobs.worker.drain.drain), each in its own thread
-with its own database connection, each claiming and running jobs exactly as the
-single loop does: every claim is the engine's, every write fenced on it. The
-process's heartbeat thread beats for all of them; per-job timeouts come from the
-watchdog (jobs.worker.timeouts), as signals reach only the main thread.
+runs a dispatcher in the worker's main thread (Pool) and each job it claims in a
+thread of the process's crew, each thread with its own database connection. The
+dispatcher is the process's only claimer: each round settles the jobs its threads
+finished since the last one and claims as many runnable jobs as threads are free
+(at most JOBDECK_CLAIM_BATCH), in one statement and one commit
+(engine.settle_and_claim, claim_next's predicate with a LIMIT). So a batch is exactly
+as large as the work that can start now: a lone job is claimed alone and at once, a
+deep backlog goes in batches, no claimed job waits for a thread while shown running,
+and a finished job waits only for the round in flight. Every write a thread makes is
+the engine's and fenced on its claim; the process's heartbeat thread beats for all
+of them; per-job timeouts come from the watchdog (jobs.worker.timeouts), as signals
+reach only the main thread.
 
-The pool grows with the work: the first thread takes the job the message names,
-and each successful claim starts two more threads while fewer than the limit run; a
-thread that finds nothing ends its part of the wake-up. Its thread is then parked,
-keeping its database connection (CONN_MAX_AGE, as django-q2 keeps the main
-thread's), for the next wake-up of this process; a thread parked for PARK_SECONDS
-closes its connection and exits. Meanwhile the main thread waits, looking for new
-runnable jobs a few times a second while a slot is free (a thread for them), and
-raises django-q2's own timeout in every thread, so each records its task's failure
-before the worker is replaced. No thread claims past the drain's deadline, so a
-wake-up lasts at most JOBDECK_DRAIN_SECONDS plus its longest job, as with one thread.
+Between wake-ups a crew thread is parked, keeping its database connection
+(CONN_MAX_AGE, as django-q2 keeps the main thread's); a thread parked for
+PARK_SECONDS closes its connection and exits. While threads are free and none of the
+last round's claims found more, the dispatcher looks again a few times a second. On
+django-q2's own timeout it raises that timeout in every thread, so each records its
+task's failure before the worker is replaced. Nothing is claimed past the drain's
+deadline, so a wake-up lasts at most JOBDECK_DRAIN_SECONDS plus its longest job.
 
-Per-queue limits: a thread claims only from the served queues below their limit.
-When those limits differ, claims in a process take turns (a lock held across the
-claim), so two threads cannot both take a queue's last slot.
+Per-queue limits: a round claims only from the served queues below their limit;
+while one of them has less room than the round asks for, it claims per queue.
 """
 
 from __future__ import annotations
@@ -28,27 +31,29 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import queue
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
-from django.db import close_old_connections, connections
+from django.conf import settings
+from django.db import InterfaceError, OperationalError, close_old_connections, connection, connections
 from django_q.exceptions import TimeoutException
 
-from .. import engine
-from ..models import Job
-from .drain import Slots, drain
+from .. import broker, engine, queues
+from .drain import wait_for_due_job
+from .execution import Finished, complete, execute_deferred, outlasting_outage
 from .timeouts import carrying, raise_in_thread
 
 logger = logging.getLogger(__name__)
 
-# How often the waiting main thread looks for runnable jobs while a slot is free.
+# How often the dispatcher looks for runnable jobs while a thread is free.
 LOOK_SECONDS = 0.25
+# The longest the dispatcher blocks waiting for a thread with none free (then it waits again).
+WAIT_SECONDS = 60.0
 # After django-q2's timeout, how long the threads get to record their tasks' failure.
 INTERRUPT_GRACE_SECONDS = 2.0
-# Drain loops a successful claim starts, while fewer than the limit run.
-SPAWN_PER_CLAIM = 2
 # How long a drain thread waits, parked, for the next wake-up before it closes its
 # database connection and exits.
 PARK_SECONDS = 60.0
@@ -137,122 +142,193 @@ class Crew:
 crew = Crew()
 
 
-class Pool(Slots):
-    """The drain threads of one wake-up, and the slots they share."""
+class Pool:
+    """One wake-up of a threaded worker: a dispatcher (the main thread) and the crew's
+    threads running the jobs it claims.
+
+    The dispatcher is the only claimer: each round it completes the jobs its threads
+    finished since the last round and claims as many jobs as it has threads free (up to
+    JOBDECK_CLAIM_BATCH), all in one statement and one commit (engine.settle_and_claim),
+    then hands each job to a thread at once. A lone job is one round, as before; under
+    a deep backlog each round settles and claims a batch. No job waits as "running"
+    for a thread, and a finished one waits only for the round being run.
+    """
 
     def __init__(self, worker: str, deadline: float, limits: dict[str, int]) -> None:
         self.worker = worker
         self.deadline = deadline
         self.limits = limits  # served queue → jobs of it this process runs at once
         self.size = max(limits.values())
-        self._state = threading.Condition()
+        self.batch = max(1, int(settings.JOBDECK_CLAIM_BATCH))
+        self._outcomes: queue.SimpleQueue[tuple[engine.Claim, object]] = queue.SimpleQueue()
         self._busy: Counter[str] = Counter()  # queue → its jobs running here now
-        self._alive = 0  # drain loops started and not ended
-        self._idents: set[int] = set()  # the threads running them
-        self._turns: contextlib.AbstractContextManager[object] = (
-            threading.Lock() if len(set(limits.values())) > 1 else contextlib.nullcontext()
-        )
+        self._running = 0
+        self._idents: set[int] = set()  # the threads running jobs now
+        self._lock = threading.Lock()
+        self._finished: list[Finished] = []  # completions for the next round
         self.ran = 0
         self.errors: list[BaseException] = []
 
     def run(self, job_id: int | None) -> int:
-        """Drain in threads until all have ended; return how many jobs they ran."""
-        with self._state:
-            self._spawn(job_id)
-        next_look = time.monotonic() + LOOK_SECONDS
+        """Claim and run jobs until none is left or the deadline passes, then wait for
+        the threads and settle what they finished; return how many jobs ran."""
+        fan_out = broker.DrainFanOut(
+            queues.served_queues(), interval=settings.JOBDECK_FANOUT_SECONDS, at_once=job_id is None
+        )
         try:
-            while self._wait(next_look):
-                if time.monotonic() < next_look:
-                    continue  # a thread ended: only see whether any is left
-                next_look = time.monotonic() + LOOK_SECONDS
-                if self._room() and self._runnable():
-                    with self._state:
-                        if self._room():
-                            self._spawn(None)
+            if job_id is not None:
+                claimed = engine.claim(worker=self.worker, queues=self._open(), job_id=job_id)
+                self._start([claimed] if claimed is not None else [])
+            while True:
+                room = self._room()
+                asked = min(room, self.batch)
+                claims = self._round(asked)
+                if claims:
+                    fan_out()
+                if self._running == 0 and not claims:
+                    if asked and wait_for_due_job(self.deadline):
+                        continue
+                    break
+                if claims and len(claims) == asked < room:
+                    continue  # the batch's size was the bound: more may be waiting
+                # Nothing more to claim now (no thread free, or nothing found): wait for
+                # a thread, looking for new jobs a few times a second while one is free.
+                self._collect(LOOK_SECONDS if room > len(claims) else None)
         except TimeoutException as exc:
             # django-q2's timeout (a SIGALRM in this thread): the worker is about to be
             # replaced. Each thread records its task's failure first, as one loop does.
             self._interrupt(carrying(exc))
+            self._settle_alone()
             raise
+        except BaseException:
+            self._drain_threads()
+            self._settle_alone()
+            raise
+        self._drain_threads()
+        if self._finished:
+            self._round(0)
         if self.errors:
             raise self.errors[0]
         return self.ran
 
-    # --- Slots: what each drain loop asks ---------------------------------------------
+    # --- the rounds -------------------------------------------------------------------
 
-    @contextlib.contextmanager
-    def claiming(self) -> Iterator[list[str] | None]:
-        with self._turns:
-            with self._state:
-                served = [q for q, limit in sorted(self.limits.items()) if self._busy[q] < limit]
-            yield served
+    def _room(self) -> int:
+        """How many jobs may be claimed now: free threads, none past the deadline (a
+        thread's error stops only that thread: run() raises it once the others end)."""
+        if time.monotonic() >= self.deadline:
+            return 0
+        return self.size - self._running
 
-    def started(self, claimed: engine.Claim | None) -> None:
-        if claimed is None:
-            return
-        with self._state:
+    def _open(self) -> list[str]:
+        return [q for q, limit in sorted(self.limits.items()) if self._busy[q] < limit]
+
+    def _round(self, asked: int) -> list[engine.Claim]:
+        """Settle the finished jobs and claim up to `asked` of the open queues, in one
+        statement while each open queue has that much room; else in several, each as
+        large as the smallest room (the first one settling), so the most urgent job of
+        the open queues is always the next one claimed."""
+        finished, self._finished = self._finished, []
+        claims: list[engine.Claim] = []
+        while True:
+            want = asked - len(claims)
+            open_queues = self._open() if want > 0 else []
+            limit = min([want, *(self.limits[q] - self._busy[q] for q in open_queues)])
+            limit = limit if open_queues else 0
+            if not limit and not finished:
+                return claims
+            got = _settle_and_claim(finished, self.worker, open_queues, limit)
+            finished = []
+            self._start(got)
+            claims += got
+            if len(got) < limit or not limit:
+                return claims
+
+    def _start(self, claims: list[engine.Claim]) -> None:
+        for claimed in claims:
             self._busy[claimed.job.queue] += 1
-            # Work was there: two more threads may find more (the pool doubles each
-            # round of claims, so a wake-up reaches ten threads after three rounds).
-            for _ in range(SPAWN_PER_CLAIM):
-                if self._room():
-                    self._spawn(None)
+            self._running += 1
+            crew.start(lambda claimed=claimed: self._execute(claimed))
 
-    def ended(self, claimed: engine.Claim) -> None:
-        with self._state:
-            self._busy[claimed.job.queue] -= 1
-
-    def may_wait(self) -> bool:
-        """Only the last thread waits for a job about to fall due; the others end."""
-        with self._state:
-            return self._alive == 1
-
-    # --- the threads ------------------------------------------------------------------
-
-    def _room(self) -> bool:
-        """A thread may start: fewer than the limit run and the deadline is ahead."""
-        return self._alive < self.size and time.monotonic() < self.deadline
-
-    def _spawn(self, job_id: int | None) -> None:
-        """Start a drain loop in a thread of the crew (called holding self._state)."""
-        self._alive += 1
-        crew.start(lambda: self._drain(job_id))
-
-    def _drain(self, job_id: int | None) -> None:
-        ran = 0
-        with self._state:
+    def _execute(self, claimed: engine.Claim) -> None:
+        """In a crew thread: run the job; its outcome goes back to the dispatcher."""
+        outcome: object = None
+        with self._lock:
             self._idents.add(threading.get_ident())
         try:
-            ran = drain(self.worker, self.deadline, job_id, self)
+            outcome = execute_deferred(claimed)
         except BaseException as exc:  # raised again by run(), in the main thread
-            logger.exception("a drain thread stopped")
-            with self._state:
-                self.errors.append(exc)
+            logger.exception("job #%s stopped its thread", claimed.job.pk)
+            outcome = exc
         finally:
-            with self._state:
-                self.ran += ran
-                self._alive -= 1
+            with self._lock:
                 self._idents.discard(threading.get_ident())
-                self._state.notify_all()
+            self._outcomes.put((claimed, outcome))
 
-    def _wait(self, until: float) -> bool:
-        """Wait until a drain loop ends or `until` (time.monotonic()); False once none is
-        left."""
-        with self._state:
-            if self._alive:
-                self._state.wait(max(until - time.monotonic(), 0))
-            return bool(self._alive)
+    def _collect(self, timeout: float | None) -> None:
+        """Wait for a thread's outcome (`timeout` at most; None: until the deadline and
+        a look after it), then take every outcome ready."""
+        if timeout is None:
+            timeout = min(max(self.deadline - time.monotonic(), LOOK_SECONDS), WAIT_SECONDS)
+        try:
+            item = self._outcomes.get(timeout=timeout)
+        except queue.Empty:
+            return
+        while True:
+            self._take(*item)
+            try:
+                item = self._outcomes.get_nowait()
+            except queue.Empty:
+                return
 
-    def _runnable(self) -> bool:
-        """Whether a served queue below its limit has a runnable job (one read)."""
-        with self._state:
-            open_queues = [q for q, limit in self.limits.items() if self._busy[q] < limit]
-        return bool(open_queues) and Job.objects.runnable(queues=open_queues).exists()
+    def _take(self, claimed: engine.Claim, outcome: object) -> None:
+        self._busy[claimed.job.queue] -= 1
+        self._running -= 1
+        self.ran += 1
+        if isinstance(outcome, Finished):
+            self._finished.append(outcome)
+        elif isinstance(outcome, BaseException):
+            self.errors.append(outcome)
+
+    def _drain_threads(self, until: float | None = None) -> None:
+        """Wait for every running job's outcome (or `until`, time.monotonic())."""
+        while self._running:
+            left = None if until is None else until - time.monotonic()
+            if left is not None and left <= 0:
+                return
+            try:
+                self._take(*self._outcomes.get(timeout=left))
+            except queue.Empty:
+                return
+
+    def _settle_alone(self) -> None:
+        """The finished jobs' completions, each alone and outlasting an outage (the
+        dispatcher is leaving on an error)."""
+        finished, self._finished = self._finished, []
+        for done in finished:
+            outlasting_outage(complete, done)
 
     def _interrupt(self, exception: type[BaseException]) -> None:
-        with self._state:
+        with self._lock:
             for ident in self._idents:
                 raise_in_thread(ident, exception)
-            until = time.monotonic() + INTERRUPT_GRACE_SECONDS
-            while self._alive and time.monotonic() < until:
-                self._state.wait(max(until - time.monotonic(), 0))
+        self._drain_threads(until=time.monotonic() + INTERRUPT_GRACE_SECONDS)
+
+
+def _settle_and_claim(
+    finished: list[Finished], worker: str, served: list[str], limit: int
+) -> list[engine.Claim]:
+    """engine.settle_and_claim with the finished jobs' buffered log lines (put back if
+    it fails); if the database drops meanwhile, each completion written alone,
+    outlasting the outage."""
+    try:
+        with contextlib.ExitStack() as stack:
+            batch = [(f.completion(), stack.enter_context(f.ctx.logs.writing())) for f in finished]
+            return engine.settle_and_claim(batch, worker=worker, queues=served, limit=limit)
+    except (OperationalError, InterfaceError):
+        if not finished or connection.in_atomic_block:
+            raise
+        connection.close()
+        for done in finished:
+            outlasting_outage(complete, done)
+        raise

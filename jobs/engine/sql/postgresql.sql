@@ -99,6 +99,77 @@ SELECT claimed.*,
 FROM claimed;
 
 
+-- name: claim_batch
+-- Claim up to %(limit)s runnable jobs of %(queues)s for %(worker)s at once: claim_next's
+-- rules, races and returned row, one row per job (most urgent first), each with its
+-- first unfinished task started. A worker running several jobs at once in threads
+-- (jobs/worker/threads.py) asks for as many as it has free threads, so each job
+-- claimed starts running as soon as the statement returns: none waits as "running" in
+-- a local buffer. Two jobs of one lock key are never in one batch: in the batch's one
+-- snapshot the younger one has an older one of its key pending (the first-in-line
+-- rule), so each key gives at most its head, and takes one slot. The candidates are
+-- locked first (a MATERIALIZED CTE, run once), then updated.
+SET LOCAL enable_sort = off; SET LOCAL jit = off;
+WITH moment AS MATERIALIZED (SELECT clock_timestamp() AS at), picked AS MATERIALIZED (
+    SELECT j.id FROM jobs_job j
+    WHERE j.status = 'pending' AND j.waiting_on = 0
+      AND j.queue = ANY(%(queues)s)
+      AND (j.run_after IS NULL OR j.run_after <= statement_timestamp())
+      AND (j.lock IS NULL OR (
+            NOT EXISTS (
+                SELECT 1 FROM jobs_job k
+                WHERE k.lock = j.lock AND k.status = 'pending' AND k.waiting_on = 0 AND k.id < j.id)
+            AND (SELECT count(*) FROM jobs_job k
+                 WHERE k.lock = j.lock AND k.status = 'running') < j.lock_limit))
+      AND NOT EXISTS (SELECT 1 FROM jobs_flowsetting f
+                      WHERE f.paused OR f.concurrency_limit IS NOT NULL
+                         OR f.rate_limit IS NOT NULL)
+    ORDER BY j.priority DESC, j.id
+    LIMIT %(limit)s
+    FOR UPDATE OF j SKIP LOCKED
+), claimed AS (
+    UPDATE jobs_job
+    SET status = 'running',
+        attempts = attempts + 1,
+        worker = %(worker)s,
+        started_at = (SELECT at FROM moment),
+        heartbeat_at = (SELECT at FROM moment),
+        finished_at = NULL,
+        attempted_by = attempted_by
+            || jsonb_build_array(jsonb_build_array(%(worker)s, (SELECT at FROM moment))),
+        lock_slot = CASE WHEN lock IS NULL THEN NULL ELSE (
+            SELECT min(f.n) FROM (
+                SELECT 0 AS n
+                UNION ALL
+                SELECT r.lock_slot + 1 FROM jobs_job r
+                WHERE r.lock = jobs_job.lock AND r.status = 'running') f
+            WHERE NOT EXISTS (
+                SELECT 1 FROM jobs_job r
+                WHERE r.lock = jobs_job.lock AND r.status = 'running' AND r.lock_slot = f.n))
+        END
+    FROM picked
+    WHERE jobs_job.id = picked.id AND jobs_job.status = 'pending'
+    RETURNING jobs_job.*
+), first_task AS (
+    SELECT DISTINCT ON (t.job_id) t.id FROM jobs_task t
+    WHERE t.job_id IN (SELECT id FROM claimed) AND t.status <> 'succeeded'
+    ORDER BY t.job_id, t.position
+), started AS (
+    UPDATE jobs_task
+    SET status = 'running', started_at = (SELECT at FROM moment), finished_at = NULL,
+        error = '', attempts = attempts + 1
+    WHERE id IN (SELECT id FROM first_task) AND status IN ('pending', 'failed')
+    RETURNING id, job_id
+)
+SELECT claimed.*,
+       (SELECT s.id FROM started s WHERE s.job_id = claimed.id) AS started_task_id,
+       (SELECT json_agg(json_build_array(t.id, t.position, t.name, t.status, t.result)
+                        ORDER BY t.position)
+        FROM jobs_task t WHERE t.job_id = claimed.id) AS task_list
+FROM claimed
+ORDER BY claimed.priority DESC, claimed.id;
+
+
 -- name: claim_job
 -- Claim job %(job_id)s (the one a wake-up names) for %(worker)s if it is runnable
 -- and one of %(queues)s: the rules, races and returned row of claim_next.
@@ -383,6 +454,45 @@ WITH logs AS (
 SELECT count(*) FROM done;
 
 
+-- name: complete_batch
+-- complete for several jobs at once (a threaded worker settling the jobs its threads
+-- finished meanwhile): parallel arrays %(job_ids)s, %(attempts)s, %(task_ids)s (NULL:
+-- no task to mark), %(task_results)s, %(job_results)s (JSON text) and %(progress)s, and
+-- every job's waiting log lines (%(log_job_ids)s and finish_task's arrays), in one
+-- statement; each write fenced on its own job's claim. Returns the ids of the jobs
+-- completed (a job whose claim was lost is not among them).
+WITH c AS MATERIALIZED (
+    SELECT * FROM UNNEST(%(job_ids)s::bigint[], %(attempts)s::integer[],
+                         %(task_ids)s::bigint[], %(task_results)s::jsonb[],
+                         %(job_results)s::jsonb[], %(progress)s::integer[])
+         AS c(job_id, attempt, task_id, task_result, job_result, progress)
+), logs AS (
+    INSERT INTO jobs_joblog (job_id, task_id, created_at, level, message)
+    SELECT l.job_id, l.task_id, l.created_at, l.level, l.message
+    FROM UNNEST(%(log_job_ids)s::bigint[], %(log_task_ids)s::bigint[],
+                %(log_times)s::timestamptz[], %(log_levels)s::smallint[],
+                %(log_messages)s::text[])
+         AS l(job_id, task_id, created_at, level, message)
+), task AS (
+    UPDATE jobs_task
+    SET status = 'succeeded', result = c.task_result, finished_at = statement_timestamp()
+    FROM c
+    WHERE jobs_task.id = c.task_id AND jobs_task.status = 'running'
+      AND EXISTS (
+            SELECT 1 FROM jobs_job
+            WHERE id = c.job_id AND status = 'running' AND attempts = c.attempt)
+), done AS (
+    UPDATE jobs_job
+    SET status = 'completed', result = c.job_result, progress_done = c.progress,
+        error = '', finished_at = statement_timestamp(), heartbeat_at = NULL
+    FROM c
+    WHERE jobs_job.id = c.job_id AND jobs_job.status = 'running'
+      AND jobs_job.attempts = c.attempt
+    RETURNING jobs_job.id
+)
+SELECT id FROM done;
+
+
 -- name: release_children
 -- Job %(job_id)s completed (in this transaction): settle its unsettled edges to its
 -- children and count each off its child's waiting_on (jobs/engine/dependencies.py).
@@ -402,6 +512,24 @@ WITH settled AS (
 UPDATE jobs_job SET waiting_on = jobs_job.waiting_on - 1
 FROM settled s
 WHERE jobs_job.id = s.child_id
+RETURNING jobs_job.id, jobs_job.queue, jobs_job.status, jobs_job.waiting_on;
+
+
+-- name: release_children_batch
+-- release_children for the jobs %(job_ids)s (bigint[]) completed in this transaction
+-- (complete_batch), with the same races: a child of two of them is counted off once
+-- for each (its settled edges grouped), so it reaches 0 once.
+WITH settled AS (
+    UPDATE jobs_jobdependency d SET settled = true
+    WHERE d.parent_id = ANY(%(job_ids)s::bigint[]) AND NOT d.settled
+      AND EXISTS (SELECT 1 FROM jobs_job p WHERE p.id = d.parent_id AND p.status = 'completed')
+    RETURNING d.child_id
+), counted AS (
+    SELECT child_id, count(*) AS n FROM settled GROUP BY child_id
+)
+UPDATE jobs_job SET waiting_on = jobs_job.waiting_on - counted.n
+FROM counted
+WHERE jobs_job.id = counted.child_id
 RETURNING jobs_job.id, jobs_job.queue, jobs_job.status, jobs_job.waiting_on;
 
 

@@ -203,3 +203,24 @@ def test_governed_claims_take_exactly_the_jobs_the_flow_rules_allow(specs, rules
         assert (claimed.job.pk if claimed else None) == expected, rules
         if claimed is None:
             break
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(specs=job_specs, batch=st.integers(1, 5))
+def test_batch_claims_take_the_first_runnable_jobs_in_priority_then_fifo_order(specs, batch):
+    # claim_batch: each batch is the head of runnable() as it stands, `batch` at most
+    # (runnable() holds one job per lock key: a key gives at most its head to a batch).
+    Job.objects.all().delete()
+    ids = _make(specs)
+    for _ in range(len(ids) + 1):
+        expected = list(
+            Job.objects.runnable(queues=QUEUES)
+            .order_by("-priority", "pk")
+            .values_list("pk", flat=True)[:batch]
+        )
+        claims = engine.settle_and_claim([], worker="property:1", queues=QUEUES, limit=batch)
+        assert [c.job.pk for c in claims] == expected
+        if not claims:
+            break
+        running = Job.objects.filter(pk__in=expected, status=JobStatus.RUNNING, worker="property:1")
+        assert running.count() == len(expected)

@@ -8,7 +8,7 @@ from contextlib import contextmanager
 import pytest
 from django.db import connection
 
-from jobs import runner, services
+from jobs import engine, runner, services
 from jobs.models import Job, JobStatus
 
 # Real transactions: what commits is what a worker or a web request commits.
@@ -96,6 +96,30 @@ def test_each_job_a_worker_drains_costs_one_statement_on_postgresql(settings):
     # task list: eight statements and one commit.
     assert (per_job, commits_per_job) == ((1, 1) if PG else (8, 1))
     assert Job.objects.filter(status=JobStatus.COMPLETED).count() == 23
+
+
+def test_a_batch_of_finished_and_claimed_jobs_costs_one_statement_on_postgresql():
+    # A threaded worker's round (engine.settle_and_claim): the jobs its threads finished
+    # and as many new ones as threads are free.
+    services.job_bulk_create(specs=[DEMO] * 12)
+    engine.settle_and_claim([], worker="count:1", queues=["default"], limit=2)  # warm
+    claims = engine.settle_and_claim([], worker="count:1", queues=["default"], limit=5)
+    done = [
+        (
+            engine.Completion(c.job.pk, c.job.attempts, c.tasks[-1].pk, None, None, 1),
+            [(c.tasks[-1].pk, c.job.started_at, 20, "done")],
+        )
+        for c in claims
+    ]
+    with counting() as count:
+        again = engine.settle_and_claim(done, worker="count:1", queues=["default"], limit=5)
+    assert len(again) == 5
+    assert Job.objects.filter(status=JobStatus.COMPLETED).count() == 5
+    # PostgreSQL: complete_batch, release_children_batch and claim_batch in one round trip
+    # and one commit, for 5 jobs settled and 5 claimed. SQLite: BEGIN IMMEDIATE, then
+    # per job settled its log lines, task, job and children (4 × 5), per job claimed
+    # its claim, first task and task list (3 × 5): one commit.
+    assert (len(count.statements), count.commits) == ((1, 1) if PG else (36, 1))
 
 
 def test_a_job_of_three_tasks_costs_a_statement_per_task_boundary_on_postgresql():

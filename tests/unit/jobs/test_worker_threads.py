@@ -99,6 +99,7 @@ def recorded(monkeypatch) -> dict[int, list[str]]:
                 running["all"] -= 1
 
     monkeypatch.setattr(drain, "execute_deferred", watched)
+    monkeypatch.setattr(threads, "execute_deferred", watched)
     seen[-1] = peaks  # type: ignore[assignment]
     return seen
 
@@ -171,7 +172,7 @@ def test_an_error_in_a_drain_thread_reaches_the_caller_after_the_others_finish(
             raise RuntimeError("the database went away")
         return execute(claim)
 
-    monkeypatch.setattr(drain, "execute_deferred", broken_once)
+    monkeypatch.setattr(threads, "execute_deferred", broken_once)
     with pytest.raises(RuntimeError, match="the database went away"):
         threads.Pool(runner.worker_name(), float("inf"), {"default": 2}).run(jobs[0].pk)
     # The other thread kept draining: every job but the broken one completed.
