@@ -21,6 +21,7 @@ from typing import Any
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from . import broker, engine, extensions, flow, permissions, queues, registry
@@ -644,9 +645,10 @@ def job_cleanup(
 ) -> dict[str, Any]:
     """Delete finished jobs (with tasks and logs) that finished before now - `older_than`.
 
-    Never touches draft, pending or running jobs. Works in batches (in id order), each
-    in its own short transaction with the batch's rows locked, so a concurrent retry
-    either happens first (and the job is kept) or finds the job gone; a job locked by
+    Never touches draft, pending or running jobs. Works in batches (per status, oldest
+    finish first), each in its own short transaction with the batch's rows locked, so a
+    concurrent retry either happens first (and the job is kept) or finds the job gone;
+    a job locked by
     someone else is skipped (SKIP LOCKED) and left for the next cleanup. `pause`
     (default JOBDECK_CLEANUP_PAUSE_SECONDS) sleeps between batches, leaving the
     database and the cores to the workers: a slower cleanup, a steadier drain.
@@ -670,24 +672,35 @@ def job_cleanup(
     batch_size = batch_size or settings.JOBDECK_CLEANUP_BATCH_SIZE
     pause = settings.JOBDECK_CLEANUP_PAUSE_SECONDS if pause is None else pause
     totals = {"jobs": 0, "tasks": 0, "logs": 0}
-    last = 0  # keyset: each batch starts after the previous one, not over its dead rows
-    while True:
-        if last and pause > 0:
-            time.sleep(pause)
-        with transaction.atomic():
-            ids = list(
-                candidates.filter(pk__gt=last)
-                .select_for_update(skip_locked=True)
-                .order_by("pk")
-                .values_list("pk", flat=True)[:batch_size]
-            )
-            if not ids:
+    more = False  # the last batch was full: the next one follows it, after the pause
+    # One keyset walk per finished status along job_status_finished_idx (status,
+    # finished_at), in (finished_at, id) order: each batch starts after the previous one
+    # (not over its dead rows), and the walk ends at the cutoff, never reading the jobs
+    # it keeps (walking the primary key, the last batch read all of them).
+    for status in FINISHED_STATUSES:
+        after: tuple[datetime | None, int] | None = None  # finished_at is set on these
+        while True:
+            if more and pause > 0:
+                time.sleep(pause)
+            with transaction.atomic():
+                rows = candidates.filter(status=status)
+                if after is not None:
+                    rows = rows.filter(
+                        Q(finished_at__gt=after[0]) | Q(finished_at=after[0], pk__gt=after[1])
+                    )
+                batch = list(
+                    rows.select_for_update(skip_locked=True)
+                    .order_by("finished_at", "pk")
+                    .values_list("finished_at", "pk")[:batch_size]
+                )
+                more = len(batch) == batch_size
+                if not batch:
+                    break
+                after = batch[-1]
+                for key, value in _delete_jobs([pk for _, pk in batch]).items():
+                    totals[key] += value
+            if not more:  # the rest is locked by others (skipped) or none
                 break
-            last = ids[-1]
-            for key, value in _delete_jobs(ids).items():
-                totals[key] += value
-        if len(ids) < batch_size:  # the rest is locked by others (skipped) or none
-            break
     summary = {"dry_run": False, "cutoff": cutoff.isoformat(), **totals}
     audit(job=None, user=user, via=via, action=AuditAction.CLEANUP, detail=summary)
     return summary

@@ -29,6 +29,7 @@ while one of them has less room than the round asks for, it claims per queue.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 import queue
@@ -38,7 +39,13 @@ from collections import Counter
 from collections.abc import Callable
 
 from django.conf import settings
-from django.db import InterfaceError, OperationalError, close_old_connections, connection, connections
+from django.db import (
+    InterfaceError,
+    OperationalError,
+    close_old_connections,
+    connection,
+    connections,
+)
 from django_q.exceptions import TimeoutException
 
 from .. import broker, engine, queues
@@ -248,7 +255,7 @@ class Pool:
         for claimed in claims:
             self._busy[claimed.job.queue] += 1
             self._running += 1
-            crew.start(lambda claimed=claimed: self._execute(claimed))
+            crew.start(functools.partial(self._execute, claimed))
 
     def _execute(self, claimed: engine.Claim) -> None:
         """In a crew thread: run the job; its outcome goes back to the dispatcher."""

@@ -117,8 +117,8 @@ def test_a_batch_of_finished_and_claimed_jobs_costs_one_statement_on_postgresql(
     assert Job.objects.filter(status=JobStatus.COMPLETED).count() == 5
     # PostgreSQL: complete_batch, release_children_batch and claim_batch in one round trip
     # and one commit, for 5 jobs settled and 5 claimed. SQLite: BEGIN IMMEDIATE, then
-    # per job settled its log lines, task, job and children (4 × 5), per job claimed
-    # its claim, first task and task list (3 × 5): one commit.
+    # per job settled its log lines, task, job and children (4 each, 20), per job claimed
+    # its claim, first task and task list (3 each, 15): one commit.
     assert (len(count.statements), count.commits) == ((1, 1) if PG else (36, 1))
 
 
