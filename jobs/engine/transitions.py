@@ -246,7 +246,7 @@ def _settle_and_claim_each(
             now = db_datetime(timezone.now())
             outcomes = [_complete_sqlite(c, lines, now) for c, lines in finished]
             while len(claims) < limit:
-                claimed = _claim_rows(worker, queues, None, None, [])[1]
+                claimed = _claim_rows(worker, queues, None, None, [], now)[1]
                 if claimed is None:
                     break
                 claims.append(claimed)
@@ -449,6 +449,7 @@ def _claim_rows(
     job_id: int | None,
     completion: Completion | None,
     lines: Sequence[LogLine],
+    now: Any = None,
 ) -> tuple[bool, Claim | None, list[tuple[int, str]]]:
     """Run the claim (after `completion`'s statements when given): (whether the
     completion won, the claim, the (id, queue) of the waiting jobs the completion
@@ -469,8 +470,9 @@ def _claim_rows(
             return settled, None, released
         return settled, _claim_from_pg_row(rows[0]), released
     # SQLite, in the claim's BEGIN IMMEDIATE: the clock is read once the write lock is
-    # held, so a start is never recorded before a lock predecessor's finish.
-    now = db_datetime(timezone.now())
+    # held, so a start is never recorded before a lock predecessor's finish (`now`: read
+    # so by the caller, for a batch).
+    now = now or db_datetime(timezone.now())
     if completion is not None:
         settled, released = _complete_sqlite(completion, lines, now)
     params = {"worker": worker, "queues": _json_list(queues), "job_id": job_id, "now": now}

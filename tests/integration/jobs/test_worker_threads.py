@@ -148,3 +148,38 @@ def test_a_threaded_job_whose_claim_was_taken_stops_without_touching_the_new_att
     assert statuses[1:] == [TaskStatus.PENDING, TaskStatus.PENDING], cluster.output
     # Its neighbour in the same worker is unaffected.
     wait_until(lambda: status_of(neighbour) == JobStatus.COMPLETED, 10, 0.05, "the neighbour")
+
+
+def test_a_deep_backlog_is_claimed_in_batches_no_larger_than_the_free_threads(make_cluster):
+    # 2 workers × 4 threads and 200 short jobs: each dispatcher claims up to 4 jobs per
+    # statement. Jobs of one batch share their worker and their start (the claim reads
+    # the clock once), so batches are visible from outside.
+    cluster = make_cluster(Q_WORKERS="2", JOBDECK_WORKER_THREADS="4")
+    ids = list(
+        services.job_bulk_create(
+            specs=[{"job_type": "demo.steps", "config": {"steps": 1, "delay": 0.02}}] * 200
+        )
+    )
+
+    wait_until(
+        lambda: Job.objects.filter(pk__in=ids, status=JobStatus.COMPLETED).count() == 200,
+        60,
+        0.1,
+        "the backlog",
+    )
+    rows = list(
+        Job.objects.filter(pk__in=ids).values("worker", "started_at", "finished_at", "attempts")
+    )
+    assert {r["attempts"] for r in rows} == {1}, cluster.output  # each ran once
+    batches: dict[tuple, int] = {}
+    for r in rows:
+        key = (r["worker"], r["started_at"])
+        batches[key] = batches.get(key, 0) + 1
+    assert max(batches.values()) <= 4  # never more than a worker's threads
+    assert len(batches) < len(rows)  # some statement claimed several
+    # Shown running only while running: a worker never had more than its 4 threads'
+    # jobs between start and finish at any moment.
+    for worker in {r["worker"] for r in rows}:
+        spans = sorted((r["started_at"], r["finished_at"]) for r in rows if r["worker"] == worker)
+        for start, _ in spans:
+            assert sum(1 for s, f in spans if s <= start < f) <= 4
