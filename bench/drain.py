@@ -87,16 +87,18 @@ def bench_drain(ctx: Ctx) -> dict[str, float]:
 
 
 def bench_drain_batched(ctx: Ctx) -> dict[str, float]:
-    """As bench_drain, each worker running jobs in JOBDECK_WORKER_THREADS=8 threads, so
-    its dispatcher settles and claims them in batches (jobs/worker/threads.py): up to 8
-    jobs per statement and per commit when the backlog is deep."""
+    """As bench_drain, each worker running jobs in 32 threads (JOBDECK_WORKER_THREADS;
+    JOBDECK_BENCH_BATCH_THREADS changes it), so its dispatcher settles and claims them in
+    batches (jobs/worker/threads.py): up to 32 jobs per statement and per commit while
+    the backlog is deep."""
+    threads = os.environ.get("JOBDECK_BENCH_BATCH_THREADS", "32")
     ctx.note(
-        "'batched' figures: the cluster runs with JOBDECK_WORKER_THREADS=8 (each worker's "
-        "dispatcher claims up to JOBDECK_CLAIM_BATCH=10 jobs per statement, as many as "
-        "threads are free)."
+        f"'batched' figures: the cluster's 2 workers run with JOBDECK_WORKER_THREADS={threads} "
+        "(each worker's dispatcher claims as many jobs per statement as threads are free, "
+        "at most JOBDECK_CLAIM_BATCH, 32 by default)."
     )
     bare = bench_bare(ctx)[BARE_KEY]
-    figures = _drain(ctx, "jobdeck batched ", JOBDECK_WORKER_THREADS="8")
+    figures = _drain(ctx, "jobdeck batched ", JOBDECK_WORKER_THREADS=threads)
     key = "jobdeck batched drain jobs/s (DB first claim → last finish)"
     figures["jobdeck batched drain / bare queue just before (per run)"] = figures[key] / bare
     return figures

@@ -319,7 +319,7 @@ JOBDECK_QUEUE_THREADS = dict(
 # The most jobs a threaded worker claims in one statement (and settles in one commit):
 # each round it asks for as many as it has threads free, up to this (jobs/worker/threads.py).
 # 1 claims them one by one. Checked at start (jobdeck.E022).
-JOBDECK_CLAIM_BATCH = env_int("JOBDECK_CLAIM_BATCH", 10)
+JOBDECK_CLAIM_BATCH = env_int("JOBDECK_CLAIM_BATCH", 32)
 # Extra modules registering job types, comma-separated (beyond each app's jobtypes.py).
 JOBDECK_JOBTYPE_MODULES = env_list("JOBDECK_JOBTYPE_MODULES", "")
 # Search on SQLite (no GIN or trigram indexes there): `?config.<key>=` looks at the

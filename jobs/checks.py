@@ -144,7 +144,7 @@ def check_worker_threads(app_configs=None, **kwargs) -> list[checks.CheckMessage
                 id="jobdeck.E020",
             )
         )
-    batch = getattr(settings, "JOBDECK_CLAIM_BATCH", 10)
+    batch = getattr(settings, "JOBDECK_CLAIM_BATCH", 32)
     if not isinstance(batch, int) or isinstance(batch, bool) or batch < 1:
         messages.append(
             checks.Error(

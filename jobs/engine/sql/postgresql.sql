@@ -108,7 +108,9 @@ FROM claimed;
 -- a local buffer. Two jobs of one lock key are never in one batch: in the batch's one
 -- snapshot the younger one has an older one of its key pending (the first-in-line
 -- rule), so each key gives at most its head, and takes one slot. The candidates are
--- locked first (a MATERIALIZED CTE, run once), then updated.
+-- locked first (a MATERIALIZED CTE, run once), then updated. The CTEs' rows are
+-- handed on as arrays (= ANY(ARRAY(…))): the planner cannot estimate a CTE's size and,
+-- taking it for one row, would join it by walking every pending job and every task.
 SET LOCAL enable_sort = off; SET LOCAL jit = off;
 WITH moment AS MATERIALIZED (SELECT clock_timestamp() AS at), picked AS MATERIALIZED (
     SELECT j.id FROM jobs_job j
@@ -147,18 +149,21 @@ WITH moment AS MATERIALIZED (SELECT clock_timestamp() AS at), picked AS MATERIAL
                 SELECT 1 FROM jobs_job r
                 WHERE r.lock = jobs_job.lock AND r.status = 'running' AND r.lock_slot = f.n))
         END
-    FROM picked
-    WHERE jobs_job.id = picked.id AND jobs_job.status = 'pending'
+    -- "IS TRUE": the same test, which no index answers, so the planner probes the
+    -- primary key (with stale statistics it would walk every pending row instead).
+    WHERE jobs_job.id = ANY(ARRAY(SELECT id FROM picked))
+      AND (jobs_job.status = 'pending') IS TRUE
     RETURNING jobs_job.*
-), first_task AS (
-    SELECT DISTINCT ON (t.job_id) t.id FROM jobs_task t
-    WHERE t.job_id IN (SELECT id FROM claimed) AND t.status <> 'succeeded'
-    ORDER BY t.job_id, t.position
 ), started AS (
     UPDATE jobs_task
     SET status = 'running', started_at = (SELECT at FROM moment), finished_at = NULL,
         error = '', attempts = attempts + 1
-    WHERE id IN (SELECT id FROM first_task) AND status IN ('pending', 'failed')
+    WHERE id = ANY(ARRAY(
+            SELECT (SELECT t.id FROM jobs_task t
+                    WHERE t.job_id = c.id AND t.status <> 'succeeded'
+                    ORDER BY t.position LIMIT 1)
+            FROM claimed c))
+      AND status IN ('pending', 'failed')
     RETURNING id, job_id
 )
 SELECT claimed.*,

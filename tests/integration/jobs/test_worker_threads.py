@@ -151,7 +151,7 @@ def test_a_threaded_job_whose_claim_was_taken_stops_without_touching_the_new_att
 
 
 def test_a_deep_backlog_is_claimed_in_batches_no_larger_than_the_free_threads(make_cluster):
-    # 2 workers × 4 threads and 200 short jobs: each dispatcher claims up to 4 jobs per
+    # 2 workers of 4 threads and 200 short jobs: each dispatcher claims up to 4 jobs per
     # statement. Jobs of one batch share their worker and their start (the claim reads
     # the clock once), so batches are visible from outside.
     cluster = make_cluster(Q_WORKERS="2", JOBDECK_WORKER_THREADS="4")
