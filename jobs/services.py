@@ -684,8 +684,8 @@ def job_cleanup(
                 time.sleep(pause)
             with transaction.atomic():
                 rows = candidates.filter(status=status)
-                if after is not None:
-                    rows = rows.filter(
+                if after is not None:  # the lower bound gives the index its start
+                    rows = rows.filter(finished_at__gte=after[0]).filter(
                         Q(finished_at__gt=after[0]) | Q(finished_at=after[0], pk__gt=after[1])
                     )
                 batch = list(

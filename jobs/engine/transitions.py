@@ -21,7 +21,7 @@ from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from django.conf import settings
-from django.db import IntegrityError, connection, transaction
+from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.db.models import F, Q, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
@@ -193,21 +193,41 @@ def settle_and_claim(
         with _claim_transaction():
             results = execute_many(names, params)
     except IntegrityError:
+        # A lock slot race (running_lock_slot_unique): the completions alone, then the
+        # claim once more with a fresh snapshot (not now, if it loses again).
         if finished:
             with _claim_transaction():
                 _settled(finished, *execute_many(names[:2], params))
-        return []
+        try:
+            with _claim_transaction():
+                results = [[]] * (len(names) - 1) + execute_many(["claim_batch"], params)
+        except IntegrityError:
+            return []
+        finished = []
     rows: list[dict[str, Any]] = []
     if finished:
         done, children, *rest = results
         _settled(finished, done, children)
         rows = rest[0] if rest else []
-    elif results:
-        rows = results[0]
+    elif limit > 0:
+        rows = results[-1]
     claims = [_claim_from_pg_row(row) for row in rows]
     if not claims:  # nothing, or a flow rule is set: the governed claim decides
-        return _claim_governed_many(worker, queues, limit)
+        return _claims_after_commit(worker, queues, limit)
     return claims
+
+
+def _claims_after_commit(
+    worker: str, queues: Sequence[str], limit: int, *, tried_plain: bool = True
+) -> list[Claim]:
+    """_claim_governed_many once the batch's completions are committed: an error here
+    is logged and claims nothing (the next round meets it again), so that the caller
+    never writes those completions a second time."""
+    try:
+        return _claim_governed_many(worker, queues, limit, tried_plain=tried_plain)
+    except DatabaseError:
+        logger.warning("a batch's claim failed after its completions committed", exc_info=True)
+        return []
 
 
 def _claim_governed_many(
@@ -239,7 +259,7 @@ def _settle_and_claim_each(
             with transaction.atomic():
                 names = ["complete_batch", "release_children_batch"]
                 _settled(finished, *execute_many(names, _batch_params(finished)))
-        return _claim_governed_many(worker, queues, limit, tried_plain=False)
+        return _claims_after_commit(worker, queues, limit, tried_plain=False)
     claims: list[Claim] = []
     try:
         with transaction.atomic():
@@ -257,7 +277,7 @@ def _settle_and_claim_each(
         claims = []
     _announce([(c.job_id, won) for (c, _), (won, _) in zip(finished, outcomes, strict=True)])
     _runnable([pair for _, released in outcomes for pair in released])
-    return claims or _claim_governed_many(worker, queues, limit)
+    return claims or _claims_after_commit(worker, queues, limit)
 
 
 def _batch_params(finished: Sequence[tuple[Completion, Sequence[LogLine]]]) -> dict[str, Any]:

@@ -120,10 +120,13 @@ class Crew:
                     return
                 try:
                     close_old_connections()  # parked a while: the database may have gone
-                    work()
+                    work()  # reports its own outcome, whatever happens in it
+                except BaseException:  # e.g. a timeout raised into this thread just after
+                    logger.exception("a drain thread's work ended in an error")
                 finally:
                     # Kept while usable and younger than CONN_MAX_AGE, as between tasks.
-                    close_old_connections()
+                    with contextlib.suppress(Exception):
+                        close_old_connections()
                     with self._lock:
                         self._idle.append(parked)
         finally:
@@ -208,8 +211,8 @@ class Pool:
             self._settle_alone()
             raise
         except BaseException:
-            self._drain_threads()
             self._settle_alone()
+            self._drain_threads(settle=True)
             raise
         self._drain_threads()
         if self._finished:
@@ -244,7 +247,13 @@ class Pool:
             limit = limit if open_queues else 0
             if not limit and not finished:
                 return claims
-            got = _settle_and_claim(finished, self.worker, open_queues, limit)
+            try:
+                got = _settle_and_claim(finished, self.worker, open_queues, limit)
+            except BaseException:
+                # Not known to be written: settled again on the way out (each completion
+                # is fenced on its claim, and its log lines only with it).
+                self._finished[:0] = finished
+                raise
             finished = []
             self._start(got)
             claims += got
@@ -252,25 +261,31 @@ class Pool:
                 return claims
 
     def _start(self, claims: list[engine.Claim]) -> None:
+        """Each claimed job to a crew thread. If a thread cannot start, the jobs not
+        handed over stay running without a heartbeat: the sweep recovers them."""
         for claimed in claims:
+            crew.start(functools.partial(self._execute, claimed))
             self._busy[claimed.job.queue] += 1
             self._running += 1
-            crew.start(functools.partial(self._execute, claimed))
 
     def _execute(self, claimed: engine.Claim) -> None:
-        """In a crew thread: run the job; its outcome goes back to the dispatcher."""
+        """In a crew thread: run the job; its outcome goes back to the dispatcher, even
+        if a timeout is raised into this thread as the job ends."""
+        ident = threading.get_ident()
         outcome: object = None
-        with self._lock:
-            self._idents.add(threading.get_ident())
         try:
+            with self._lock:
+                self._idents.add(ident)
             outcome = execute_deferred(claimed)
+            with self._lock:
+                self._idents.discard(ident)  # no interrupt reaches it after this
         except BaseException as exc:  # raised again by run(), in the main thread
             logger.exception("job #%s stopped its thread", claimed.job.pk)
-            outcome = exc
+            outcome = outcome if isinstance(outcome, Finished) else exc
         finally:
-            with self._lock:
-                self._idents.discard(threading.get_ident())
             self._outcomes.put((claimed, outcome))
+            with self._lock:
+                self._idents.discard(ident)
 
     def _collect(self, timeout: float | None) -> None:
         """Wait for a thread's outcome (`timeout` at most; None: until the deadline and
@@ -297,8 +312,10 @@ class Pool:
         elif isinstance(outcome, BaseException):
             self.errors.append(outcome)
 
-    def _drain_threads(self, until: float | None = None) -> None:
-        """Wait for every running job's outcome (or `until`, time.monotonic())."""
+    def _drain_threads(self, until: float | None = None, *, settle: bool = False) -> None:
+        """Wait for every running job's outcome (or `until`, time.monotonic()); with
+        `settle`, each finished job's completion is written as it arrives (leaving on an
+        error: none waits for its slowest sibling, unbeaten)."""
         while self._running:
             left = None if until is None else until - time.monotonic()
             if left is not None and left <= 0:
@@ -307,6 +324,8 @@ class Pool:
                 self._take(*self._outcomes.get(timeout=left))
             except queue.Empty:
                 return
+            if settle:
+                self._settle_alone()
 
     def _settle_alone(self) -> None:
         """The finished jobs' completions, each alone and outlasting an outage (the
@@ -338,4 +357,5 @@ def _settle_and_claim(
         connection.close()
         for done in finished:
             outlasting_outage(complete, done)
+        finished.clear()  # written: not again by the caller
         raise

@@ -523,18 +523,26 @@ RETURNING jobs_job.id, jobs_job.queue, jobs_job.status, jobs_job.waiting_on;
 -- name: release_children_batch
 -- release_children for the jobs %(job_ids)s (bigint[]) completed in this transaction
 -- (complete_batch), with the same races: a child of two of them is counted off once
--- for each (its settled edges grouped), so it reaches 0 once.
+-- for each (its settled edges grouped), so it reaches 0 once. The children are locked
+-- in id order before they are counted off: two batches releasing children they share
+-- take their locks in one order, never each waiting for the other.
 WITH settled AS (
     UPDATE jobs_jobdependency d SET settled = true
     WHERE d.parent_id = ANY(%(job_ids)s::bigint[]) AND NOT d.settled
       AND EXISTS (SELECT 1 FROM jobs_job p WHERE p.id = d.parent_id AND p.status = 'completed')
     RETURNING d.child_id
-), counted AS (
+), counted AS MATERIALIZED (
     SELECT child_id, count(*) AS n FROM settled GROUP BY child_id
+), locked AS MATERIALIZED (
+    SELECT j.id FROM jobs_job j
+    WHERE j.id = ANY(ARRAY(SELECT child_id FROM counted))
+    ORDER BY j.id
+    FOR NO KEY UPDATE
 )
 UPDATE jobs_job SET waiting_on = jobs_job.waiting_on - counted.n
 FROM counted
 WHERE jobs_job.id = counted.child_id
+  AND jobs_job.id = ANY(ARRAY(SELECT id FROM locked))
 RETURNING jobs_job.id, jobs_job.queue, jobs_job.status, jobs_job.waiting_on;
 
 

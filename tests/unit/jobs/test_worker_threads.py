@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from jobs import queues, runner, services
+from jobs import engine, queues, runner, services
 from jobs.checks import check_worker_threads
 from jobs.models import Job, JobStatus
 from jobs.worker import drain, threads
@@ -214,3 +214,22 @@ def test_a_thread_parked_too_long_closes_its_connection_and_ends(settings, monke
     time.sleep(0.6)
     assert threads.crew.idle() == 0
     assert not [t for t in threading.enumerate() if t.name.startswith("jobdeck-drain-")]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_round_that_fails_leaves_no_finished_job_unwritten(settings, monkeypatch):
+    settings.JOBDECK_WORKER_THREADS = 3
+    jobs = sleepers(3, 0.1)
+    settle = engine.settle_and_claim
+
+    def broken_with_completions(finished, **kwargs):
+        if finished:
+            raise RuntimeError("the round broke")
+        return settle(finished, **kwargs)
+
+    monkeypatch.setattr(engine, "settle_and_claim", broken_with_completions)
+    with pytest.raises(RuntimeError, match="the round broke"):
+        threads.Pool(runner.worker_name(), float("inf"), {"default": 3}).run(jobs[0].pk)
+    # The jobs its threads finished were written one by one on the way out.
+    statuses = set(Job.objects.values_list("status", flat=True))
+    assert statuses == {JobStatus.COMPLETED}
