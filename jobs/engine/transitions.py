@@ -172,9 +172,9 @@ def settle_and_claim(
 ) -> list[Claim]:
     """Batches, for a worker running jobs in threads: complete the jobs of `finished`
     and claim up to `limit` runnable jobs of `queues`, in one transaction (one round
-    trip on PostgreSQL: complete_batch, release_children_batch, claim_batch).
+    trip on PostgreSQL: complete_batch, release_children_batch, claim_next).
 
-    The claims are claim_next's, `limit` at once (sql: claim_batch): the caller asks
+    The claims are claim_next's, `limit` at once: the caller asks
     for as many as it has threads free, so each job claimed runs at once. If the claim
     loses a lock race (the transaction rolls back), the completions are written alone
     and nothing is claimed now. Governed (flow rules set): the completions, then up to
@@ -183,7 +183,7 @@ def settle_and_claim(
     if connection.vendor != "postgresql" or _governed_recently():
         return _settle_and_claim_each(finished, worker, queues, limit)
     names = (["complete_batch", "release_children_batch"] if finished else []) + (
-        ["claim_batch"] if limit > 0 else []
+        ["claim_next"] if limit > 0 else []
     )
     if not names:
         return []
@@ -200,7 +200,7 @@ def settle_and_claim(
                 _settled(finished, *execute_many(names[:2], params))
         try:
             with _claim_transaction():
-                results = [[]] * (len(names) - 1) + execute_many(["claim_batch"], params)
+                results = [[]] * (len(names) - 1) + execute_many(["claim_next"], params)
         except IntegrityError:
             return []
         finished = []
@@ -478,7 +478,12 @@ def _claim_rows(
     settled = True
     released: list[tuple[int, str]] = []
     if connection.vendor == "postgresql":
-        params: dict[str, Any] = {"worker": worker, "queues": list(queues), "job_id": job_id}
+        params: dict[str, Any] = {
+            "worker": worker,
+            "queues": list(queues),
+            "job_id": job_id,
+            "limit": 1,
+        }
         if completion is None:
             (rows,) = execute_many([name], params)
         else:

@@ -11,22 +11,30 @@
 
 
 -- name: claim_next
--- Claim the most urgent runnable job of %(queues)s (text[]) for %(worker)s: pending,
--- due, and without a lock key or first in line for it (no older job of its key
--- pending, fewer than its lock_limit running; it takes the lowest free slot of the
--- key); highest priority, then oldest. The same statement starts the job's first
--- unfinished task and returns the job's row with its task list, so the worker runs
--- it without another round trip. This is the claim while no flow rule is set: with a
--- queue or type paused or limited (a jobs_flowsetting row), it claims nothing (one
--- index probe, before any job is read) and the engine runs claim_governed instead.
+-- Claim the %(limit)s most urgent runnable jobs of %(queues)s (text[]) for %(worker)s
+-- (one, but for a threaded worker's batch): pending, due, and without a lock key or
+-- first in line for it (no older job of its key pending, fewer than its lock_limit
+-- running; it takes the lowest free slot of the key); highest priority, then oldest.
+-- The same statement starts each job's first unfinished task and returns one row per
+-- job, most urgent first, with its task list, so the worker runs it without another
+-- round trip. This is the claim while no flow rule is set: with a queue or type paused
+-- or limited (a jobs_flowsetting row), it claims nothing (one index probe, before any
+-- job is read) and the engine runs claim_governed instead.
+--
+-- Batches: a worker running jobs in threads (jobs/worker/threads.py) asks for as many
+-- as it has threads free, so each job claimed starts running as soon as the statement
+-- returns: none waits as "running" in a local buffer. Two jobs of one lock key are
+-- never in one batch: in the statement's one snapshot the younger has an older one of
+-- its key pending (the first-in-line rule), so each key gives a batch at most its head,
+-- which takes one slot.
 --
 -- Races: FOR UPDATE SKIP LOCKED makes concurrent claimers pass over each other's
--- candidate, and the outer "status = 'pending'" re-check skips a job cancelled
--- meanwhile. Two claimers that both saw a lock key free (neither saw the other's
--- uncommitted start) both give it the same slot: the partial unique index
--- running_lock_slot_unique refuses the second, which the engine reads as "nothing
--- to claim now". The lowest free slot is 0 or one past a taken one, the lowest such
--- that is free; fewer than lock_limit running means it is below lock_limit.
+-- candidates, and the outer status re-check skips a job cancelled meanwhile. Two
+-- claimers that both saw a lock key free (neither saw the other's uncommitted start)
+-- both give it the same slot: the partial unique index running_lock_slot_unique
+-- refuses the second, which the engine reads as "nothing to claim now". The lowest
+-- free slot is 0 or one past a taken one, the lowest such that is free; fewer than
+-- lock_limit running means it is below lock_limit.
 --
 -- started_at is read from the clock once (`moment`) while the statement runs, after its
 -- snapshot was taken: the snapshot that saw the key's previous job (or a parent) finished
@@ -34,83 +42,16 @@
 -- statement_timestamp(): in a message of several statements (complete_and_claim) that is
 -- when the message arrived, which may be before a job this claim waited for finished.
 --
--- SET LOCAL lasts for this statement's implicit transaction (inside an explicit
--- transaction, until it ends: plans change, never results). The one good plan walks
--- job_pending_claim_idx in order and stops at the first runnable row; with stale
--- statistics (a burst into a table analysed while nearly empty) the planner may sort
--- every pending row instead, on every claim. JIT is off because the disabled sort's
--- huge cost estimate would make PostgreSQL JIT-compile this millisecond statement.
-SET LOCAL enable_sort = off; SET LOCAL jit = off;
-WITH moment AS MATERIALIZED (SELECT clock_timestamp() AS at), claimed AS (
-    UPDATE jobs_job
-    SET status = 'running',
-        attempts = attempts + 1,
-        worker = %(worker)s,
-        started_at = (SELECT at FROM moment),
-        heartbeat_at = (SELECT at FROM moment),
-        finished_at = NULL,
-        attempted_by = attempted_by
-            || jsonb_build_array(jsonb_build_array(%(worker)s, (SELECT at FROM moment))),
-        lock_slot = CASE WHEN lock IS NULL THEN NULL ELSE (
-            SELECT min(f.n) FROM (
-                SELECT 0 AS n
-                UNION ALL
-                SELECT r.lock_slot + 1 FROM jobs_job r
-                WHERE r.lock = jobs_job.lock AND r.status = 'running') f
-            WHERE NOT EXISTS (
-                SELECT 1 FROM jobs_job r
-                WHERE r.lock = jobs_job.lock AND r.status = 'running' AND r.lock_slot = f.n))
-        END
-    WHERE id = (
-        SELECT j.id FROM jobs_job j
-        WHERE j.status = 'pending' AND j.waiting_on = 0
-          AND j.queue = ANY(%(queues)s)
-          AND (j.run_after IS NULL OR j.run_after <= statement_timestamp())
-          AND (j.lock IS NULL OR (
-                NOT EXISTS (
-                    SELECT 1 FROM jobs_job k
-                    WHERE k.lock = j.lock AND k.status = 'pending' AND k.waiting_on = 0 AND k.id < j.id)
-                AND (SELECT count(*) FROM jobs_job k
-                     WHERE k.lock = j.lock AND k.status = 'running') < j.lock_limit))
-          AND NOT EXISTS (SELECT 1 FROM jobs_flowsetting f
-                          WHERE f.paused OR f.concurrency_limit IS NOT NULL
-                             OR f.rate_limit IS NOT NULL)
-        ORDER BY j.priority DESC, j.id
-        LIMIT 1
-        FOR UPDATE OF j SKIP LOCKED)
-      AND status = 'pending'
-    RETURNING *
-), started AS (
-    UPDATE jobs_task
-    SET status = 'running', started_at = (SELECT at FROM moment), finished_at = NULL,
-        error = '', attempts = attempts + 1
-    WHERE id = (
-        SELECT t.id FROM jobs_task t
-        WHERE t.job_id = (SELECT id FROM claimed) AND t.status <> 'succeeded'
-        ORDER BY t.position LIMIT 1)
-      AND status IN ('pending', 'failed')
-    RETURNING id
-)
-SELECT claimed.*,
-       (SELECT id FROM started) AS started_task_id,
-       (SELECT json_agg(json_build_array(t.id, t.position, t.name, t.status, t.result)
-                        ORDER BY t.position)
-        FROM jobs_task t WHERE t.job_id = claimed.id) AS task_list
-FROM claimed;
-
-
--- name: claim_batch
--- Claim up to %(limit)s runnable jobs of %(queues)s for %(worker)s at once: claim_next's
--- rules, races and returned row, one row per job (most urgent first), each with its
--- first unfinished task started. A worker running several jobs at once in threads
--- (jobs/worker/threads.py) asks for as many as it has free threads, so each job
--- claimed starts running as soon as the statement returns: none waits as "running" in
--- a local buffer. Two jobs of one lock key are never in one batch: in the batch's one
--- snapshot the younger one has an older one of its key pending (the first-in-line
--- rule), so each key gives at most its head, and takes one slot. The candidates are
--- locked first (a MATERIALIZED CTE, run once), then updated. The CTEs' rows are
--- handed on as arrays (= ANY(ARRAY(…))): the planner cannot estimate a CTE's size and,
--- taking it for one row, would join it by walking every pending job and every task.
+-- Plans: the candidates are locked first (a MATERIALIZED CTE, run once), then updated;
+-- the CTEs' rows are handed on as arrays (= ANY(ARRAY(…))), as the planner cannot
+-- estimate a CTE's size and, taking it for one row, would join it by walking every
+-- pending job and every task. SET LOCAL lasts for this statement's implicit transaction
+-- (inside an explicit transaction, until it ends: plans change, never results). The one
+-- good plan walks job_pending_claim_idx in order and stops after the first runnable
+-- rows; with stale statistics (a burst into a table analysed while nearly empty) the
+-- planner may sort every pending row instead, on every claim. JIT is off because the
+-- disabled sort's huge cost estimate would make PostgreSQL JIT-compile this millisecond
+-- statement.
 SET LOCAL enable_sort = off; SET LOCAL jit = off;
 WITH moment AS MATERIALIZED (SELECT clock_timestamp() AS at), picked AS MATERIALIZED (
     SELECT j.id FROM jobs_job j
@@ -177,7 +118,7 @@ ORDER BY claimed.priority DESC, claimed.id;
 
 -- name: claim_job
 -- Claim job %(job_id)s (the one a wake-up names) for %(worker)s if it is runnable
--- and one of %(queues)s: the rules, races and returned row of claim_next.
+-- and one of %(queues)s: the rules, races and returned row of claim_next (one job).
 WITH moment AS MATERIALIZED (SELECT clock_timestamp() AS at), claimed AS (
     UPDATE jobs_job
     SET status = 'running',

@@ -208,7 +208,7 @@ def test_governed_claims_take_exactly_the_jobs_the_flow_rules_allow(specs, rules
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(specs=job_specs, batch=st.integers(1, 5))
 def test_batch_claims_take_the_first_runnable_jobs_in_priority_then_fifo_order(specs, batch):
-    # claim_batch: each batch is the head of runnable() as it stands, `batch` at most
+    # claim_next with a LIMIT: each batch is the head of runnable() as it stands, `batch` at most
     # (runnable() holds one job per lock key: a key gives at most its head to a batch).
     Job.objects.all().delete()
     ids = _make(specs)

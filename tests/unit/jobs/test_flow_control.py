@@ -144,7 +144,7 @@ def test_a_key_rate_limit_holds_per_key(keyed_type, monkeypatch):
 def test_the_plain_claim_refuses_while_a_rule_is_set():
     steps(1)
     set_queue(paused=True)
-    params = {"worker": "w", "queues": Q, "job_id": None}
+    params = {"worker": "w", "queues": Q, "job_id": None, "limit": 1}
     if connection.vendor == "postgresql":
         (rows,) = queries.execute_many(["claim_next"], params)
     else:

@@ -115,7 +115,7 @@ def test_a_batch_of_finished_and_claimed_jobs_costs_one_statement_on_postgresql(
         again = engine.settle_and_claim(done, worker="count:1", queues=["default"], limit=5)
     assert len(again) == 5
     assert Job.objects.filter(status=JobStatus.COMPLETED).count() == 5
-    # PostgreSQL: complete_batch, release_children_batch and claim_batch in one round trip
+    # PostgreSQL: complete_batch, release_children_batch and claim_next (LIMIT 5) in one round trip
     # and one commit, for 5 jobs settled and 5 claimed. SQLite: BEGIN IMMEDIATE, then
     # per job settled its log lines, task, job and children (4 each, 20), per job claimed
     # its claim, first task and task list (3 each, 15): one commit.

@@ -61,9 +61,7 @@ def test_the_check_refuses_a_bad_default_and_bad_queue_values_and_warns_of_unkno
 
 
 @pytest.mark.parametrize("batch", [0, -1, "32", 2.5, True])
-def test_the_check_refuses_a_claim_batch_that_is_not_a_whole_number_of_one_or_more(
-    settings, batch
-):
+def test_the_check_refuses_a_claim_batch_that_is_not_a_whole_number_of_one_or_more(settings, batch):
     settings.JOBDECK_CLAIM_BATCH = batch
     assert [m.id for m in check_worker_threads()] == ["jobdeck.E022"]
 
