@@ -151,11 +151,9 @@ def complete_and_claim(
     except IntegrityError:
         complete(completion, lines)
         return None
+    _announce([(completion.job_id, settled)])
     if settled:
-        _finished(completion.job_id)
         _runnable(released)
-    if not settled:
-        logger.warning("job #%s lost its claim before it completed", completion.job_id)
     if claimed is None:
         return _claim_governed(worker, queues, None)
     return claimed
@@ -308,8 +306,8 @@ def _settled(
 
 
 def _announce(outcomes: Sequence[tuple[int, bool]]) -> None:
-    """Each (job id, whether its completion won) of a batch: the listeners hear of the
-    completed ones at once, a lost claim is logged."""
+    """Each (job id, whether its completion won): the listeners hear of the completed
+    ones at once (one notice for a batch), a lost claim is logged."""
     for job_id, settled in outcomes:
         if not settled:
             logger.warning("job #%s lost its claim before it completed", job_id)
@@ -587,10 +585,8 @@ def complete(completion: Completion, lines: Sequence[LogLine]) -> bool:
     else:
         with transaction.atomic():
             settled, released = _complete_sqlite(completion, lines, db_datetime(timezone.now()))
-    if not settled:
-        logger.warning("job #%s lost its claim before it completed", completion.job_id)
-    else:
-        _finished(completion.job_id)
+    _announce([(completion.job_id, settled)])
+    if settled:
         _runnable(released)
     return settled
 

@@ -24,17 +24,12 @@ from .heartbeat import worker_name
 
 
 def claim(
-    *,
-    worker: str,
-    job_id: int | None = None,
-    finished: Finished | None = None,
-    served: list[str] | None = None,
+    *, worker: str, job_id: int | None = None, finished: Finished | None = None
 ) -> engine.Claim | None:
-    """Claim a runnable job of this cluster's queues (`served`: of these only) with
-    engine.claim; with `finished` (the worker's previous job, its last task done), that
-    job's completion commits in the same transaction (engine.complete_and_claim)."""
-    if served is None:
-        served = queues.served_queues()
+    """Claim a runnable job of this cluster's queues with engine.claim; with `finished`
+    (the worker's previous job, its last task done), that job's completion commits in
+    the same transaction (engine.complete_and_claim)."""
+    served = queues.served_queues()
     if finished is None:
         return engine.claim(worker=worker, queues=served, job_id=job_id)
     with finished.ctx.logs.writing() as lines:
@@ -113,13 +108,11 @@ def _wake_at_next_opening() -> None:
             broker.wake_at(queue, opening)
 
 
-def _claim_settling(
-    worker: str, finished: Finished | None, served: list[str] | None = None
-) -> engine.Claim | None:
+def _claim_settling(worker: str, finished: Finished | None) -> engine.Claim | None:
     """claim(finished=…), and if the database drops meanwhile, the finished job's
     completion written alone, outlasting the outage."""
     try:
-        return claim(worker=worker, finished=finished, served=served)
+        return claim(worker=worker, finished=finished)
     except (OperationalError, InterfaceError):
         if finished is None or connection.in_atomic_block:
             raise
